@@ -1,0 +1,132 @@
+"""The ``segcore`` command: one subcommand per stage, plus ``demo`` for the whole job."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+
+from segcore.config import Config, load_config
+from segcore.errors import SegcoreError
+
+DEFAULT_LAKE_END = dt.date(2026, 6, 30)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (default: the embedded defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key, e.g. --set kmeans.k=6 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segcore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write a sample lake with planted segments")
+    generate.add_argument("--out", required=True, help="folder of the lake")
+    generate.add_argument("--customers", type=int, default=50_000)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--end", type=_date, default=DEFAULT_LAKE_END, help="last day of data")
+
+    for name, text in (
+        ("features", "build the feature table for as_of (Spark)"),
+        ("train", "train segments and register a model version (MLflow)"),
+        ("score", "assign every customer to a segment (Spark)"),
+    ):
+        stage = commands.add_parser(name, help=text)
+        _add_config_arguments(stage)
+        if name == "score":
+            stage.add_argument("--model-version", help="registered version (default: the champion)")
+
+    demo = commands.add_parser("demo", help="generate a sample lake and run every stage on it")
+    demo.add_argument("--workdir", default="segcore-demo")
+    demo.add_argument("--customers", type=int, default=50_000)
+    demo.add_argument("--seed", type=int, default=7)
+    _add_config_arguments(demo)
+    return parser
+
+
+def run_generate(out: str, customers: int, seed: int, end: dt.date) -> None:
+    from segcore.synth import generate_lake
+
+    if customers < 1:
+        raise SegcoreError(f"--customers must be at least 1, got {customers}")
+    summary = generate_lake(out, customers, seed, end)
+    print(f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
+          f"{summary.events:,} events")
+
+
+def run_features(config: Config) -> None:
+    from segcore.features import run_features as build
+    from segcore.spark import get_spark
+
+    result = build(get_spark("segcore-features"), config)
+    print(f"features {result.path}: {result.customers:,} customers, {len(result.feature_columns)} features")
+
+
+def run_train(config: Config):
+    from segcore.train import train
+
+    result = train(config)
+    role = " (champion)" if result.model.is_champion else ""
+    print(f"run {result.run_id}: k={result.k}, registered {result.model.name} "
+          f"version {result.model.version} as challenger{role}")
+    print(", ".join(f"{name}={value:.4g}" for name, value in result.metrics.items()))
+    return result
+
+
+def run_score(config: Config, model_version: str | None = None) -> None:
+    from segcore.score import score
+    from segcore.spark import get_spark
+
+    result = score(get_spark("segcore-score"), config, model_version)
+    print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    workdir = os.path.abspath(args.workdir)
+    config = load_config(args.config, [f"workdir={workdir}", *args.overrides])
+    run_generate(config.path(os.path.dirname(config.lake.customers.path) or "lake"), args.customers,
+                 args.seed, config.as_of)
+    run_features(config)
+    result = run_train(config)
+    run_score(config, result.model.version)
+    print("\nsegments as of", config.as_of)
+    print(result.summary.to_string(index=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            run_generate(args.out, args.customers, args.seed, args.end)
+        elif args.command == "demo":
+            run_demo(args)
+        else:
+            config = load_config(args.config, args.overrides)
+            if args.command == "features":
+                run_features(config)
+            elif args.command == "train":
+                run_train(config)
+            else:
+                run_score(config, args.model_version)
+    except SegcoreError as exc:
+        print(f"segcore {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

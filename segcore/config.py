@@ -1,0 +1,254 @@
+"""Typed pipeline configuration, loaded from YAML with ``--set key=value`` overrides.
+
+The defaults here are the embedded defaults; ``conf/default.yaml`` documents every key with the
+same values (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from segcore.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CustomersTable(_Strict):
+    """Where the customers table lives and what its columns are called."""
+
+    path: str = "lake/customers"
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {
+            name: name
+            for name in (
+                "customer_id",
+                "signup_date",
+                "birth_year",
+                "gender",
+                "income_band",
+                "country",
+                "region",
+                "city",
+            )
+        }
+    )
+
+
+class OrdersTable(_Strict):
+    """Where the orders table lives and what its columns are called."""
+
+    path: str = "lake/orders"
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {
+            name: name
+            for name in (
+                "order_id",
+                "customer_id",
+                "order_ts",
+                "amount",
+                "quantity",
+                "category",
+                "channel",
+                "discount",
+                "returned",
+            )
+        }
+    )
+
+
+class EventsTable(_Strict):
+    """Where the behavioural events table lives and what its columns are called."""
+
+    path: str = "lake/events"
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {
+            name: name
+            for name in ("customer_id", "event_ts", "event_type", "device", "os", "session_id")
+        }
+    )
+
+
+class LakeConfig(_Strict):
+    customers: CustomersTable = Field(default_factory=CustomersTable)
+    orders: OrdersTable = Field(default_factory=OrdersTable)
+    events: EventsTable = Field(default_factory=EventsTable)
+
+
+FeatureGroup = Literal["rfm", "behavioural", "demographic", "geographic", "technographic"]
+
+
+class FeaturesConfig(_Strict):
+    """Which feature groups to build and the category levels that become share columns."""
+
+    groups: list[FeatureGroup] = Field(
+        default_factory=lambda: ["rfm", "behavioural", "demographic", "geographic", "technographic"]
+    )
+    output: str = "features"
+    max_order_amount: float = Field(100_000.0, gt=0)
+    categories: list[str] = Field(
+        default_factory=lambda: ["electronics", "fashion", "home", "beauty", "grocery", "sports"]
+    )
+    channels: list[str] = Field(default_factory=lambda: ["web", "app", "store"])
+    devices: list[str] = Field(default_factory=lambda: ["mobile", "desktop", "tablet"])
+    os: list[str] = Field(default_factory=lambda: ["ios", "android", "windows", "macos"])
+    income_bands: list[str] = Field(
+        default_factory=lambda: ["low", "lower_middle", "middle", "upper_middle", "high"]
+    )
+    regions: list[str] = Field(default_factory=lambda: ["north", "south", "east", "west"])
+
+
+class KMeansConfig(_Strict):
+    """The clustering core: engine, number of segments and Lloyd settings."""
+
+    engine: Literal["local"] = "local"
+    k: int = Field(5, ge=1)
+    seed: int = 42
+    max_iter: int = Field(100, ge=1)
+    tol: float = Field(1e-4, ge=0)
+    init: Literal["k-means||"] = "k-means||"
+    oversampling: float = Field(2.0, gt=0)
+    init_rounds: int = Field(5, ge=1)
+    dtype: Literal["float32", "float64"] = "float64"
+
+
+class TrainConfig(_Strict):
+    """Which features enter the clustering and how they are prepared."""
+
+    features: list[str] = Field(
+        default_factory=lambda: [
+            "recency_days",
+            "frequency",
+            "monetary_total",
+            "monetary_mean",
+            "tenure_days",
+            "discount_rate",
+            "events_per_active_month",
+            "device_mobile_share",
+        ]
+    )
+    log_features: list[str] = Field(
+        default_factory=lambda: [
+            "recency_days",
+            "frequency",
+            "monetary_total",
+            "monetary_mean",
+            "tenure_days",
+            "events_per_active_month",
+        ]
+    )
+    clip_quantile: float = Field(0.005, ge=0, lt=0.5)
+    silhouette_sample: int = Field(5000, ge=10)
+
+
+class ScoreConfig(_Strict):
+    output: str = "segments"
+    model_version: str | None = None
+    model_alias: str = "champion"
+
+
+class MlflowConfig(_Strict):
+    """Where runs and models are recorded. ``tracking_uri: null`` means MLFLOW_TRACKING_URI, or
+    the embedded SQLite store ``sqlite:///<workdir>/mlflow.db``."""
+
+    tracking_uri: str | None = None
+    experiment: str = "segcore"
+    registered_model: str = "customer_segments"
+
+
+class Config(_Strict):
+    """The whole pipeline configuration."""
+
+    workdir: str = "."
+    as_of: dt.date = dt.date(2026, 6, 30)
+    lake: LakeConfig = Field(default_factory=LakeConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+    def path(self, relative_or_absolute: str) -> str:
+        """Resolve a configured path: URIs and absolute paths as given, others under workdir."""
+        if "://" in relative_or_absolute or os.path.isabs(relative_or_absolute):
+            return relative_or_absolute
+        return str(Path(self.workdir, relative_or_absolute).resolve())
+
+    def partition(self, output: str) -> str:
+        """The ``as_of=YYYY-MM-DD`` partition of an output table."""
+        return f"{self.path(output).rstrip('/')}/as_of={self.as_of.isoformat()}"
+
+    def tracking_uri(self) -> str:
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{Path(self.workdir).resolve() / 'mlflow.db'}"
+
+    def artifact_location(self) -> str:
+        """Artifacts beside the embedded SQLite store; the server's own default otherwise."""
+        return (Path(self.workdir).resolve() / "mlartifacts").as_uri()
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set kmeans.k=6")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys (``kmeans.k=6``) in a nested dict; values are parsed as YAML scalars."""
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: config key {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"config key '{key}' does not exist: remove it or check its spelling (see conf/default.yaml)"
+    return f"config key '{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Validate a config dict (after overrides), naming every offending key."""
+    data = apply_overrides(data, overrides or [])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e) for e in exc.errors())) from None
+
+
+def load_config(path: str | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (or the embedded defaults when ``path`` is None)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {path} not found: pass --config with an existing YAML file")
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return build_config(data, overrides)
+
+
+def config_to_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,176 @@
+"""One k-means algorithm for every engine: seeded k-means|| initialisation and Lloyd iterations.
+
+An engine supplies :class:`BlockOps`, the few map/reduce operations over its blocks of rows;
+the driver-side logic here holds only O(k·d) centres and aggregates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from segcore.kmeans.kernels import Partials
+
+
+class BlockOps(Protocol):
+    """What an engine computes over all of its rows (each call is one map/reduce round)."""
+
+    n_rows: int
+    n_features: int
+
+    def partials(self, centres: np.ndarray) -> Partials: ...
+
+    def sample_by_cost(
+        self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
+    ) -> np.ndarray: ...
+
+    def row(self, index: int) -> np.ndarray: ...
+
+    def farthest_rows(self, centres: np.ndarray, m: int) -> np.ndarray: ...
+
+    def mean_variance(self) -> float: ...
+
+
+@dataclass
+class KMeansResult:
+    """What every engine returns."""
+
+    centres: np.ndarray
+    inertia: float
+    n_iter: int
+    counts: np.ndarray
+    converged: bool
+    init_seconds: float = 0.0
+    fit_seconds: float = 0.0
+    engine: str = "local"
+    iteration_seconds: list[float] = field(default_factory=list)
+
+
+def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ on a small weighted candidate set (best of 2 + log k trials per step, as
+    scikit-learn does), then weighted Lloyd to polish."""
+    trials = 2 + int(np.log(k))
+    chosen = [int(rng.choice(len(points), p=weights / weights.sum()))]
+    closest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        potential = weights * closest
+        if potential.sum() <= 0:
+            break
+        tries = rng.choice(len(points), size=trials, p=potential / potential.sum())
+        options = [np.minimum(closest, ((points - points[t]) ** 2).sum(axis=1)) for t in tries]
+        best = int(np.argmin([(weights * option).sum() for option in options]))
+        chosen.append(int(tries[best]))
+        closest = options[best]
+    centres = points[chosen].astype(np.float64)
+    for _ in range(30):
+        labels = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        updated = centres.copy()
+        for j in range(k):
+            member = labels == j
+            if weights[member].sum() > 0:
+                updated[j] = np.average(points[member], axis=0, weights=weights[member])
+        if np.allclose(updated, centres):
+            break
+        centres = updated
+    return centres
+
+
+def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, rounds: int) -> np.ndarray:
+    """Scalable k-means++ (Bahmani et al., 2012): a few rounds of independent sampling in
+    proportion to cost, then a weighted k-means++ on the sampled candidates."""
+    root = np.random.SeedSequence(seed)
+    first_seed, *round_seeds, recluster_seed = root.spawn(rounds + 2)
+    first = np.random.default_rng(first_seed).integers(ops.n_rows)
+    candidates = ops.row(int(first))[None, :].astype(np.float64)
+    expected = oversampling * k
+    for round_seed in round_seeds:
+        cost = ops.partials(candidates).inertia
+        if cost <= 0:
+            break
+        sampled = ops.sample_by_cost(candidates, expected, cost, round_seed)
+        if len(sampled):
+            candidates = np.unique(np.vstack([candidates, sampled]), axis=0)
+    weights = ops.partials(candidates).counts.astype(np.float64)
+    if len(candidates) <= k:
+        extra = ops.farthest_rows(candidates, k - len(candidates) + 1)
+        candidates = np.unique(np.vstack([candidates, extra]), axis=0)[:k]
+        if len(candidates) < k:
+            raise ValueError(f"the data has fewer than k={k} distinct rows")
+        return candidates
+    rng = np.random.default_rng(recluster_seed)
+    return _weighted_kmeanspp(candidates, np.maximum(weights, 1e-12), k, rng)
+
+
+def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
+    """Lloyd iterations until the squared centre shift is at most ``tol`` times the mean feature
+    variance (scikit-learn's rule; with tol=0, until the assignment no longer changes)."""
+    threshold = tol * ops.mean_variance() if tol > 0 else 0.0
+    centres = np.asarray(centres, dtype=np.float64)
+    iteration_seconds: list[float] = []
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        started = time.perf_counter()
+        step = ops.partials(centres)
+        updated = _update(ops, centres, step)
+        shift = float(((updated - centres) ** 2).sum())
+        centres = updated
+        iteration_seconds.append(time.perf_counter() - started)
+        if shift <= threshold:
+            converged = True
+            break
+    final = ops.partials(centres)
+    return KMeansResult(
+        centres=centres,
+        inertia=final.inertia,
+        n_iter=n_iter,
+        counts=final.counts,
+        converged=converged,
+        iteration_seconds=iteration_seconds,
+    )
+
+
+def _update(ops: BlockOps, centres: np.ndarray, step: Partials) -> np.ndarray:
+    """New centres as means of their rows; an empty cluster moves to the row farthest from its
+    centre (deterministic for the same data and centres)."""
+    updated = centres.copy()
+    filled = step.counts > 0
+    updated[filled] = step.sums[filled] / step.counts[filled, None]
+    empty = np.flatnonzero(~filled)
+    if len(empty):
+        far = ops.farthest_rows(centres, len(empty))
+        updated[empty] = far[: len(empty)]
+    return updated
+
+
+def fit(
+    ops: BlockOps,
+    k: int,
+    *,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    init: np.ndarray | None = None,
+    oversampling: float = 2.0,
+    init_rounds: int = 5,
+    engine: str = "local",
+) -> KMeansResult:
+    """Initialise (k-means|| or given centres) and run Lloyd."""
+    if k > ops.n_rows:
+        raise ValueError(f"k={k} is larger than the number of rows ({ops.n_rows})")
+    started = time.perf_counter()
+    if init is None:
+        centres = kmeans_parallel_init(ops, k, seed, oversampling, init_rounds)
+    else:
+        centres = np.asarray(init, dtype=np.float64)
+        if centres.shape != (k, ops.n_features):
+            raise ValueError(f"initial centres have shape {centres.shape}, expected ({k}, {ops.n_features})")
+    init_seconds = time.perf_counter() - started
+    result = lloyd(ops, centres, max_iter, tol)
+    result.init_seconds = init_seconds
+    result.fit_seconds = time.perf_counter() - started
+    result.engine = engine
+    return result

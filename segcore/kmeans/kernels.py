@@ -1,0 +1,62 @@
+"""The per-block arithmetic every engine maps over its blocks of rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Partials:
+    """What one block contributes to a Lloyd step; partials of several blocks add up."""
+
+    sums: np.ndarray  # (k, d) sum of the rows nearest each centre
+    counts: np.ndarray  # (k,) number of rows nearest each centre
+    inertia: float  # sum of squared distances to the nearest centre
+
+    def __add__(self, other: Partials) -> Partials:
+        return Partials(self.sums + other.sums, self.counts + other.counts, self.inertia + other.inertia)
+
+
+def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and squared distance to the nearest centre, in the GEMM form
+    ||x||² − 2x·c + ||c||² (clamped at 0 against rounding)."""
+    distances = block @ (-2.0 * centres.T)
+    distances += np.einsum("ij,ij->i", centres, centres)[None, :]
+    labels = distances.argmin(axis=1)
+    best = distances[np.arange(len(block)), labels]
+    best += np.einsum("ij,ij->i", block, block)
+    np.maximum(best, 0, out=best)
+    return labels, best
+
+
+def block_partials(block: np.ndarray, centres: np.ndarray) -> Partials:
+    """Per-centre sums and counts and the inertia of one block."""
+    k = len(centres)
+    labels, distances = nearest(block, centres)
+    membership = sp.csr_matrix(
+        (np.ones(len(block), dtype=block.dtype), (labels, np.arange(len(block)))), shape=(k, len(block))
+    )
+    sums = np.asarray(membership @ block, dtype=np.float64)
+    counts = np.bincount(labels, minlength=k).astype(np.int64)
+    return Partials(sums, counts, float(distances.sum(dtype=np.float64)))
+
+
+def sample_by_cost(
+    block: np.ndarray, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
+) -> np.ndarray:
+    """The k-means|| sampling step: keep each row with probability min(1, l·d²(x, C)/φ)."""
+    _, distances = nearest(block, centres)
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(block)) < oversampling * distances / total_cost
+    return block[keep]
+
+
+def farthest_rows(block: np.ndarray, centres: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` rows farthest from their nearest centre, with their squared distances."""
+    _, distances = nearest(block, centres)
+    m = min(m, len(block))
+    top = np.argpartition(-distances, m - 1)[:m] if m < len(block) else np.arange(len(block))
+    return block[top], distances[top]

@@ -1,0 +1,77 @@
+"""The segmentation model: fitted preparation, centres and segment names, scoring pandas frames.
+
+It is stored as an ``mlflow.pyfunc`` model whose state is one JSON artifact, so a registered
+version can be read and audited without unpickling code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from segcore.kmeans.kernels import nearest
+from segcore.prepare import Preparation
+
+STATE_ARTIFACT = "segment_model"
+OUTPUT_COLUMNS = {"segment_id": "long", "segment_name": "string", "distance": "double"}
+
+
+@dataclass(frozen=True)
+class SegmentModel:
+    """Everything needed to assign a customer to a segment."""
+
+    preparation: Preparation
+    centres: np.ndarray  # (k, d) in the prepared (scaled) space
+    segment_ids: list[int]
+    segment_names: list[str]
+
+    @property
+    def features(self) -> list[str]:
+        return self.preparation.features
+
+    def assign(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Segment id, name and distance to the segment's centre (in the scaled space)."""
+        labels, squared = nearest(self.preparation.transform(frame), self.centres)
+        return pd.DataFrame(
+            {
+                "segment_id": np.asarray(self.segment_ids, dtype=np.int64)[labels],
+                "segment_name": np.asarray(self.segment_names, dtype=object)[labels],
+                "distance": np.sqrt(squared),
+            },
+            index=frame.index,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "preparation": self.preparation.to_dict(),
+                "centres": self.centres.tolist(),
+                "segment_ids": self.segment_ids,
+                "segment_names": self.segment_names,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SegmentModel:
+        state = json.loads(text)
+        return cls(
+            Preparation(**state["preparation"]),
+            np.asarray(state["centres"], dtype=np.float64),
+            [int(i) for i in state["segment_ids"]],
+            list(state["segment_names"]),
+        )
+
+
+class SegmentPyfunc(mlflow.pyfunc.PythonModel):
+    """The MLflow wrapper: loads the JSON state and scores pandas frames."""
+
+    def load_context(self, context) -> None:
+        self.model = SegmentModel.from_json(Path(context.artifacts[STATE_ARTIFACT]).read_text())
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.model.assign(model_input)

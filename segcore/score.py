@@ -1,0 +1,52 @@
+"""Scoring (Spark): assign every customer of the feature table to a segment of a registered model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pyfunc
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from segcore.config import Config
+from segcore.errors import ModelError
+from segcore.lake import read_partition, write_partition
+from segcore.model import OUTPUT_COLUMNS
+from segcore.tracking import load_segment_model, resolve_model
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    path: str
+    model_uri: str
+    model_version: str
+    customers: int
+
+
+def score(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
+    """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
+    model_version — one row per customer of the feature table."""
+    model_uri, version = resolve_model(config, model_version)
+    features = load_segment_model(model_uri).features
+    table = config.partition(config.features.output)
+    frame = read_partition(spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first")
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise ModelError(
+            f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
+            "lacks: rebuild the features with the same feature groups, or score with another version"
+        )
+    assign = mlflow.pyfunc.spark_udf(
+        spark,
+        model_uri,
+        result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
+        env_manager="local",
+    )
+    inputs = [F.col(f).cast("double").alias(f) for f in features]
+    segments = frame.select(
+        "customer_id",
+        assign(F.struct(*inputs)).alias("segment"),
+    ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
+    target = config.partition(config.score.output)
+    write_partition(segments, target)
+    return ScoreResult(target, model_uri, version, spark.read.parquet(target).count())
