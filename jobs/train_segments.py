@@ -1,0 +1,11 @@
+"""spark-submit entry point for `segcore train`: same arguments, e.g.
+
+    spark-submit jobs/train_segments.py --config conf/default.yaml --set as_of=2026-06-30
+"""
+
+import sys
+
+from segcore.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -1,0 +1,52 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from segcore.config import Config, build_config, load_config
+from segcore.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_yaml_documents_the_embedded_defaults():
+    assert load_config(str(ROOT / "conf" / "default.yaml")) == Config()
+
+
+def test_overrides_set_nested_keys_with_yaml_types():
+    config = build_config({}, ["kmeans.k=6", "as_of=2026-05-31", "lake.orders.columns.order_ts=InvoiceDate"])
+    assert config.kmeans.k == 6
+    assert config.as_of == dt.date(2026, 5, 31)
+    assert config.lake.orders.columns["order_ts"] == "InvoiceDate"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.kk' does not exist"):
+        build_config({}, ["kmeans.kk=3"])
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.k'.*'six'"):
+        build_config({}, ["kmeans.k=six"])
+
+
+def test_invalid_value_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.k'"):
+        build_config({}, ["kmeans.k=0"])
+
+
+def test_malformed_override_is_explained():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        build_config({}, ["kmeans.k"])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_relative_paths_resolve_under_workdir(tmp_path):
+    config = build_config({"workdir": str(tmp_path)})
+    assert config.partition("features") == f"{tmp_path}/features/as_of=2026-06-30"
+    assert config.path("s3a://bucket/lake") == "s3a://bucket/lake"
+    assert config.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
