@@ -73,6 +73,8 @@ def log_and_register(model: SegmentModel, registered_name: str) -> RegisteredMod
             python_model=SegmentPyfunc(),
             artifacts={STATE_ARTIFACT: str(state)},
             signature=signature(model.features),
+            # Segment centres in original units: aggregates, never a customer's row.
+            input_example=pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
             registered_model_name=registered_name,
             pip_requirements=["segcore", "mlflow", "numpy", "pandas", "scipy"],
         )

@@ -14,6 +14,8 @@ import numpy as np
 
 from segcore.kmeans.kernels import Partials
 
+RECLUSTER_RESTARTS = 10
+
 
 class BlockOps(Protocol):
     """What an engine computes over all of its rows (each call is one map/reduce round)."""
@@ -51,31 +53,44 @@ class KMeansResult:
 
 def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy k-means++ on a small weighted candidate set (best of 2 + log k trials per step, as
-    scikit-learn does), then weighted Lloyd to polish."""
+    scikit-learn does)."""
     trials = 2 + int(np.log(k))
     chosen = [int(rng.choice(len(points), p=weights / weights.sum()))]
     closest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
     for _ in range(1, k):
         potential = weights * closest
-        if potential.sum() <= 0:
-            break
         tries = rng.choice(len(points), size=trials, p=potential / potential.sum())
         options = [np.minimum(closest, ((points - points[t]) ** 2).sum(axis=1)) for t in tries]
         best = int(np.argmin([(weights * option).sum() for option in options]))
         chosen.append(int(tries[best]))
         closest = options[best]
-    centres = points[chosen].astype(np.float64)
-    for _ in range(30):
-        labels = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    return points[chosen].astype(np.float64)
+
+
+def _weighted_lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weighted Lloyd on the candidates; returns the centres and their weighted cost."""
+    for _ in range(100):
+        distances = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        labels = distances.argmin(axis=1)
         updated = centres.copy()
-        for j in range(k):
+        for j in range(len(centres)):
             member = labels == j
             if weights[member].sum() > 0:
                 updated[j] = np.average(points[member], axis=0, weights=weights[member])
-        if np.allclose(updated, centres):
+        if np.array_equal(updated, centres):
             break
         centres = updated
-    return centres
+    cost = float((weights * ((points[:, None, :] - centres[None]) ** 2).sum(axis=2).min(axis=1)).sum())
+    return centres, cost
+
+
+def recluster_candidates(
+    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator, restarts: int
+) -> np.ndarray:
+    """The best (lowest weighted cost) of several k-means++ + Lloyd runs on the candidates: cheap,
+    since candidates are O(k · rounds), and it keeps k-means|| out of poor local optima."""
+    runs = [_weighted_lloyd(points, weights, _weighted_kmeanspp(points, weights, k, rng)) for _ in range(restarts)]
+    return min(runs, key=lambda run: run[1])[0]
 
 
 def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, rounds: int) -> np.ndarray:
@@ -101,7 +116,7 @@ def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, 
             raise ValueError(f"the data has fewer than k={k} distinct rows")
         return candidates
     rng = np.random.default_rng(recluster_seed)
-    return _weighted_kmeanspp(candidates, np.maximum(weights, 1e-12), k, rng)
+    return recluster_candidates(candidates, np.maximum(weights, 1e-12), k, rng, RECLUSTER_RESTARTS)
 
 
 def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
