@@ -1,6 +1,6 @@
 """spark-submit entry point for `segcore features`: same arguments, e.g.
 
-    spark-submit jobs/build_features.py --config conf/default.yaml --set as_of=2026-06-30
+spark-submit jobs/build_features.py --config conf/default.yaml --set as_of=2026-06-30
 """
 
 import sys

@@ -1,6 +1,6 @@
 """spark-submit entry point for `segcore score`: same arguments, e.g.
 
-    spark-submit jobs/score_segments.py --config conf/default.yaml --set as_of=2026-06-30
+spark-submit jobs/score_segments.py --config conf/default.yaml --set as_of=2026-06-30
 """
 
 import sys

@@ -24,7 +24,11 @@ def _date(text: str) -> dt.date:
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (default: the embedded defaults)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key, e.g. --set kmeans.k=6 (repeatable)",
     )
 
@@ -63,8 +67,10 @@ def run_generate(out: str, customers: int, seed: int, end: dt.date) -> None:
     if customers < 1:
         raise SegcoreError(f"--customers must be at least 1, got {customers}")
     summary = generate_lake(out, customers, seed, end)
-    print(f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
-          f"{summary.events:,} events")
+    print(
+        f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
+        f"{summary.events:,} events"
+    )
 
 
 def run_features(config: Config) -> None:
@@ -80,8 +86,10 @@ def run_train(config: Config):
 
     result = train(config)
     role = " (champion)" if result.model.is_champion else ""
-    print(f"run {result.run_id}: k={result.k}, registered {result.model.name} "
-          f"version {result.model.version} as challenger{role}")
+    print(
+        f"run {result.run_id}: k={result.k}, registered {result.model.name} "
+        f"version {result.model.version} as challenger{role}"
+    )
     print(", ".join(f"{name}={value:.4g}" for name, value in result.metrics.items()))
     return result
 
@@ -97,8 +105,12 @@ def run_score(config: Config, model_version: str | None = None) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     workdir = os.path.abspath(args.workdir)
     config = load_config(args.config, [f"workdir={workdir}", *args.overrides])
-    run_generate(config.path(os.path.dirname(config.lake.customers.path) or "lake"), args.customers,
-                 args.seed, config.as_of)
+    run_generate(
+        config.path(os.path.dirname(config.lake.customers.path) or "lake"),
+        args.customers,
+        args.seed,
+        config.as_of,
+    )
     run_features(config)
     result = run_train(config)
     run_score(config, result.model.version)

@@ -70,8 +70,7 @@ class EventsTable(_Strict):
     path: str = "lake/events"
     columns: dict[str, str] = Field(
         default_factory=lambda: {
-            name: name
-            for name in ("customer_id", "event_ts", "event_type", "device", "os", "session_id")
+            name: name for name in ("customer_id", "event_ts", "event_type", "device", "os", "session_id")
         }
     )
 

@@ -112,9 +112,9 @@ def _event_features(events: DataFrame, config: Config, groups: list[str]) -> Dat
     if "behavioural" in groups:
         aggregates += [
             (F.count(F.lit(1)) / active_months).cast("double").alias("events_per_active_month"),
-            (F.count_distinct("session_id") / active_months).cast("double").alias(
-                "sessions_per_active_month"
-            ),
+            (F.count_distinct("session_id") / active_months)
+            .cast("double")
+            .alias("sessions_per_active_month"),
         ]
     if "technographic" in groups:
         aggregates += [_share("device", d).alias(f"device_{slug(d)}_share") for d in config.features.devices]
@@ -151,7 +151,9 @@ def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict
     needed = _needed(groups)
     as_of = F.lit(config.as_of)
     customers = read_table(spark, config, "customers", needed["customers"])
-    tables = {name: read_table(spark, config, name, cols) for name, cols in needed.items() if name != "customers"}
+    tables = {
+        name: read_table(spark, config, name, cols) for name, cols in needed.items() if name != "customers"
+    }
     input_rows = {"customers": check_customers(customers)}
     if "orders" in tables:
         input_rows["orders"] = check_orders(tables["orders"], config.as_of, config.features.max_order_amount)

@@ -23,8 +23,14 @@ class Preparation:
     scale: list[float]
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, features: list[str], log_features: list[str], clip_quantile: float,
-            table: str = "features") -> Preparation:
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        features: list[str],
+        log_features: list[str],
+        clip_quantile: float,
+        table: str = "features",
+    ) -> Preparation:
         check_values(frame, features, table)
         logged = [f for f in features if f in log_features]
         values = _log(frame[features].to_numpy(dtype=np.float64), features, logged)
@@ -38,7 +44,9 @@ class Preparation:
                 f"table '{table}': feature(s) {constant} are constant over all customers (after "
                 "clipping) and cannot separate segments: remove them from train.features"
             )
-        return cls(features, logged, lower.tolist(), upper.tolist(), clipped.mean(axis=0).tolist(), scale.tolist())
+        return cls(
+            features, logged, lower.tolist(), upper.tolist(), clipped.mean(axis=0).tolist(), scale.tolist()
+        )
 
     def transform(self, frame: pd.DataFrame, table: str = "features") -> np.ndarray:
         missing = [f for f in self.features if f not in frame.columns]

@@ -104,6 +104,8 @@ def summary_table(profile: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
             "customers": profile["customers"],
             "share": profile["share"].round(3),
             "avg_spend": profile.get("mean_monetary_total", pd.Series(np.nan, index=profile.index)).round(2),
-            "avg_recency_days": profile.get("mean_recency_days", pd.Series(np.nan, index=profile.index)).round(1),
+            "avg_recency_days": profile.get(
+                "mean_recency_days", pd.Series(np.nan, index=profile.index)
+            ).round(1),
         }
     ).sort_values("customers", ascending=False, ignore_index=True)

@@ -29,7 +29,9 @@ def score(spark: SparkSession, config: Config, model_version: str | None = None)
     model_uri, version = resolve_model(config, model_version)
     features = load_segment_model(model_uri).features
     table = config.partition(config.features.output)
-    frame = read_partition(spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first")
+    frame = read_partition(
+        spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
+    )
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ModelError(

@@ -56,16 +56,81 @@ class PlantedSegment:
 
 
 PLANTED_SEGMENTS: tuple[PlantedSegment, ...] = (
-    PlantedSegment("high_value_loyal", 0.15, (420, 730), (0, 20), 55, 12, (4.7, 0.45),
-                   0.10, 0.04, 14, 0.35, 1.0, (3, 2, 2, 1, 1, 1)),
-    PlantedSegment("lapsed_big_spenders", 0.15, (450, 730), (200, 420), 30, 8, (4.8, 0.45),
-                   0.10, 0.05, 5, 0.30, 0.8, (3, 2, 2, 1, 0.5, 1)),
-    PlantedSegment("bargain_hunters", 0.25, (200, 730), (0, 45), 26, 6, (3.1, 0.45),
-                   0.75, 0.15, 10, 0.45, -0.6, (1, 3, 1, 2, 3, 1)),
-    PlantedSegment("new_customers", 0.20, (5, 75), (0, 5), 0.4, 1, (3.9, 0.55),
-                   0.30, 0.05, 6, 0.50, 0.0, (1, 1, 1, 1, 1, 1)),
-    PlantedSegment("mobile_first_browsers", 0.25, (150, 730), (0, 30), 1.0, 1, (3.5, 0.55),
-                   0.25, 0.08, 70, 0.92, -0.2, (2, 2, 1, 2, 1, 1)),
+    PlantedSegment(
+        "high_value_loyal",
+        0.15,
+        (420, 730),
+        (0, 20),
+        55,
+        12,
+        (4.7, 0.45),
+        0.10,
+        0.04,
+        14,
+        0.35,
+        1.0,
+        (3, 2, 2, 1, 1, 1),
+    ),
+    PlantedSegment(
+        "lapsed_big_spenders",
+        0.15,
+        (450, 730),
+        (200, 420),
+        30,
+        8,
+        (4.8, 0.45),
+        0.10,
+        0.05,
+        5,
+        0.30,
+        0.8,
+        (3, 2, 2, 1, 0.5, 1),
+    ),
+    PlantedSegment(
+        "bargain_hunters",
+        0.25,
+        (200, 730),
+        (0, 45),
+        26,
+        6,
+        (3.1, 0.45),
+        0.75,
+        0.15,
+        10,
+        0.45,
+        -0.6,
+        (1, 3, 1, 2, 3, 1),
+    ),
+    PlantedSegment(
+        "new_customers",
+        0.20,
+        (5, 75),
+        (0, 5),
+        0.4,
+        1,
+        (3.9, 0.55),
+        0.30,
+        0.05,
+        6,
+        0.50,
+        0.0,
+        (1, 1, 1, 1, 1, 1),
+    ),
+    PlantedSegment(
+        "mobile_first_browsers",
+        0.25,
+        (150, 730),
+        (0, 30),
+        1.0,
+        1,
+        (3.5, 0.55),
+        0.25,
+        0.08,
+        70,
+        0.92,
+        -0.2,
+        (2, 2, 1, 2, 1, 1),
+    ),
 )
 
 
@@ -220,7 +285,9 @@ def generate_lake(out: str | Path, customers: int, seed: int, end: dt.date) -> L
                 "segment": np.asarray([s.name for s in PLANTED_SEGMENTS], dtype=object)[segment_idx],
             }
         )
-        pq.write_table(pa.Table.from_pandas(planted, preserve_index=False), staging / "planted_segments.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(planted, preserve_index=False), staging / "planted_segments.parquet"
+        )
         _swap(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

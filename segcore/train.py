@@ -39,8 +39,13 @@ def read_feature_table(config: Config, columns: list[str]) -> tuple[pd.DataFrame
     path = config.partition(config.features.output)
     try:
         filesystem, location = pafs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
-        dataset = ds.dataset(location, filesystem=filesystem, format="parquet",
-                             exclude_invalid_files=True, ignore_prefixes=["_", "."])
+        dataset = ds.dataset(
+            location,
+            filesystem=filesystem,
+            format="parquet",
+            exclude_invalid_files=True,
+            ignore_prefixes=["_", "."],
+        )
     except (FileNotFoundError, OSError):
         raise LakeError(
             f"feature table {path} does not exist: run `segcore features` for as_of={config.as_of} first"
@@ -80,7 +85,9 @@ def train(config: Config) -> TrainResult:
     features = list(dict.fromkeys(settings.features))
     frame, input_rows = read_feature_table(config, ["customer_id", *features])
     if frame.empty:
-        raise TrainingError(f"table 'features' for as_of={config.as_of} is empty: there is nothing to segment")
+        raise TrainingError(
+            f"table 'features' for as_of={config.as_of} is empty: there is nothing to segment"
+        )
     k = config.kmeans.k
     if k > len(frame):
         raise TrainingError(
@@ -128,4 +135,3 @@ def train(config: Config) -> TrainResult:
         registered = log_and_register(model, config.mlflow.registered_model)
         mlflow.set_tag("model_version", registered.version)
     return TrainResult(run.info.run_id, registered, k, metrics, profile, summary)
-

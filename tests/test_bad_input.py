@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import make_config
 from pyspark.sql import functions as F
 
-from conftest import make_config
 from segcore.errors import LakeError, TrainingError
 from segcore.features import run_features
 from segcore.lake import write_partition
@@ -50,21 +50,49 @@ def _assert_untouched(previous):
 
 
 CASES = {
-    "missing column": ("orders", lambda f: f.drop(columns=["amount"]), {},
-                       r"table 'orders': column 'amount' .*not found"),
-    "wrong type": ("orders", lambda f: f.assign(amount=f.amount.astype(str)), {},
-                   r"table 'orders': column 'amount' .*type string, expected a number"),
-    "null customer ids": ("customers", lambda f: f.assign(customer_id=f.customer_id.astype("Int64").mask(f.index == 0)), {},
-                          r"table 'customers': column 'customer_id' has 1 null"),
-    "duplicate customer ids": ("customers", lambda f: pd.concat([f, f.head(3)]), {},
-                               r"table 'customers': column 'customer_id' has 3 duplicate"),
+    "missing column": (
+        "orders",
+        lambda f: f.drop(columns=["amount"]),
+        {},
+        r"table 'orders': column 'amount' .*not found",
+    ),
+    "wrong type": (
+        "orders",
+        lambda f: f.assign(amount=f.amount.astype(str)),
+        {},
+        r"table 'orders': column 'amount' .*type string, expected a number",
+    ),
+    "null customer ids": (
+        "customers",
+        lambda f: f.assign(customer_id=f.customer_id.astype("Int64").mask(f.index == 0)),
+        {},
+        r"table 'customers': column 'customer_id' has 1 null",
+    ),
+    "duplicate customer ids": (
+        "customers",
+        lambda f: pd.concat([f, f.head(3)]),
+        {},
+        r"table 'customers': column 'customer_id' has 3 duplicate",
+    ),
     "empty table": ("customers", lambda f: f.head(0), {}, r"table 'customers' is empty"),
-    "negative amounts": ("orders", lambda f: f.assign(amount=-f.amount), {},
-                         r"table 'orders': column 'amount' has \d+ negative"),
-    "mapped column absent": ("orders", lambda f: f, {"lake__orders__columns": {"order_ts": "InvoiceDate"}},
-                             r"column 'InvoiceDate' \(segcore's 'order_ts'\) not found"),
-    "as_of before all data": ("orders", lambda f: f, {"as_of": "2020-01-01"},
-                              r"as_of 2020-01-01 is on or before the first order"),
+    "negative amounts": (
+        "orders",
+        lambda f: f.assign(amount=-f.amount),
+        {},
+        r"table 'orders': column 'amount' has \d+ negative",
+    ),
+    "mapped column absent": (
+        "orders",
+        lambda f: f,
+        {"lake__orders__columns": {"order_ts": "InvoiceDate"}},
+        r"column 'InvoiceDate' \(segcore's 'order_ts'\) not found",
+    ),
+    "as_of before all data": (
+        "orders",
+        lambda f: f,
+        {"as_of": "2020-01-01"},
+        r"as_of 2020-01-01 is on or before the first order",
+    ),
 }
 
 
@@ -96,13 +124,20 @@ def test_failed_write_keeps_the_previous_partition(spark, previous):
 def test_k_larger_than_customers_is_refused(previous, lake):
     workdir, _, frame = previous
     config = make_config(workdir, lake, kmeans__k=len(frame) + 1)
-    with pytest.raises(TrainingError, match=rf"kmeans.k={len(frame) + 1} is larger than the number of customers"):
+    with pytest.raises(
+        TrainingError, match=rf"kmeans.k={len(frame) + 1} is larger than the number of customers"
+    ):
         train(config)
 
 
 def test_constant_feature_is_named(spark, lake, tmp_path):
-    config = make_config(tmp_path, lake, train__features=["frequency", "region_nowhere"],
-                         features__regions=["nowhere"], features__groups=["rfm", "geographic"])
+    config = make_config(
+        tmp_path,
+        lake,
+        train__features=["frequency", "region_nowhere"],
+        features__regions=["nowhere"],
+        features__groups=["rfm", "geographic"],
+    )
     run_features(spark, config)
     with pytest.raises(TrainingError, match=r"\['region_nowhere'\] are constant"):
         train(config)

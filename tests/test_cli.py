@@ -14,12 +14,23 @@ BIN = Path(sys.executable).parent
 
 def run(*args, cwd=None, timeout=300):
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
 
 
 def submit(job, *args):
-    return run(BIN / "spark-submit", "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2",
-               "--conf", "spark.ui.enabled=false", ROOT / "jobs" / job, *args)
+    return run(
+        BIN / "spark-submit",
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.sql.shuffle.partitions=2",
+        "--conf",
+        "spark.ui.enabled=false",
+        ROOT / "jobs" / job,
+        *args,
+    )
 
 
 def test_wrong_config_type_exits_non_zero_naming_the_key():
@@ -38,10 +49,14 @@ def test_unknown_config_key_exits_non_zero(tmp_path):
 
 def test_generate_is_deterministic(tmp_path):
     for name in ("a", "b"):
-        result = run(BIN / "segcore", "generate", "--out", tmp_path / name, "--customers", "200", "--seed", "5")
+        result = run(
+            BIN / "segcore", "generate", "--out", tmp_path / name, "--customers", "200", "--seed", "5"
+        )
         assert result.returncode == 0, result.stderr
     for table in ("customers", "orders", "events", "planted_segments.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / table), pd.read_parquet(tmp_path / "b" / table))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "a" / table), pd.read_parquet(tmp_path / "b" / table)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +68,14 @@ def small_workdir(tmp_path_factory):
 
 
 def test_spark_submit_jobs_run_every_stage(small_workdir):
-    settings = ["--config", ROOT / "conf" / "default.yaml", "--set", f"workdir={small_workdir}", "--set", "kmeans.k=4"]
+    settings = [
+        "--config",
+        ROOT / "conf" / "default.yaml",
+        "--set",
+        f"workdir={small_workdir}",
+        "--set",
+        "kmeans.k=4",
+    ]
     for job in ("build_features.py", "train_segments.py", "score_segments.py"):
         result = submit(job, *settings)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -5,8 +5,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_config
+
 from segcore.features import run_features
 
 AS_OF = dt.date(2026, 4, 30)  # inside the lake's history: later rows must be ignored
@@ -35,7 +35,9 @@ def _expected(lake, customer_ids) -> pd.DataFrame:
         tenure = (as_of - pd.Timestamp(customers.loc[cid, "signup_date"])).days
         day = o.order_ts.dt.normalize()
         recent = o.amount[day >= as_of - pd.Timedelta(days=90)].sum()
-        prior = o.amount[(day < as_of - pd.Timedelta(days=90)) & (day >= as_of - pd.Timedelta(days=180))].sum()
+        prior = o.amount[
+            (day < as_of - pd.Timedelta(days=90)) & (day >= as_of - pd.Timedelta(days=180))
+        ].sum()
         gaps = o.order_ts.diff().dt.total_seconds().dropna() / 86400
         months = e.event_ts.dt.to_period("M").nunique()
         age = AS_OF.year - customers.loc[cid, "birth_year"]
@@ -94,8 +96,9 @@ def test_rerun_replaces_the_partition(spark, built):
     config, result, table = built
     again = run_features(spark, config)
     assert again.path == result.path
-    pd.testing.assert_frame_equal(pd.read_parquet(again.path).set_index("customer_id").sort_index(),
-                                  table.sort_index())
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(again.path).set_index("customer_id").sort_index(), table.sort_index()
+    )
 
 
 def test_column_mapping_reads_a_lake_with_other_names(spark, lake, tmp_path, built):
@@ -109,7 +112,9 @@ def test_column_mapping_reads_a_lake_with_other_names(spark, lake, tmp_path, bui
         (renamed / name).mkdir(parents=True)
         pd.read_parquet(lake / name).rename(columns=renames).to_parquet(renamed / name / "part.parquet")
     config = make_config(
-        tmp_path, renamed, as_of=AS_OF.isoformat(),
+        tmp_path,
+        renamed,
+        as_of=AS_OF.isoformat(),
         lake__customers__columns={"customer_id": "cust_no"},
         lake__orders__columns={"customer_id": "cust_no", "order_ts": "InvoiceDate", "amount": "Revenue"},
         lake__events__columns={"customer_id": "cust_no"},

@@ -23,7 +23,13 @@ def test_every_customer_is_scored_exactly_once(outputs):
     _, features, segments, _ = outputs
     assert segments.customer_id.is_unique
     assert set(segments.customer_id) == set(features.customer_id)
-    assert list(segments.columns) == ["customer_id", "segment_id", "segment_name", "distance", "model_version"]
+    assert list(segments.columns) == [
+        "customer_id",
+        "segment_id",
+        "segment_name",
+        "distance",
+        "model_version",
+    ]
     assert (segments.distance >= 0).all()
 
 
@@ -49,7 +55,14 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(pipeline):
     assert run.data.params["k"] == str(config.kmeans.k)
     assert run.data.params["engine"] == "local"
     assert run.data.params["input_rows_orders"] == str(pipeline["features"].input_rows["orders"])
-    for metric in ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "fit_seconds", "iterations"):
+    for metric in (
+        "inertia",
+        "silhouette",
+        "davies_bouldin",
+        "calinski_harabasz",
+        "fit_seconds",
+        "iterations",
+    ):
         assert metric in run.data.metrics
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "profile")}
     assert "profile/segment_profile.csv" in artifacts
@@ -62,7 +75,9 @@ def test_first_version_is_champion_and_challenger(pipeline):
     client = MlflowClient()
     name = config.mlflow.registered_model
     assert str(client.get_model_version_by_alias(name, "champion").version) == pipeline["train"].model.version
-    assert str(client.get_model_version_by_alias(name, "challenger").version) == pipeline["train"].model.version
+    assert (
+        str(client.get_model_version_by_alias(name, "challenger").version) == pipeline["train"].model.version
+    )
     assert pipeline["score"].model_version == pipeline["train"].model.version
 
 

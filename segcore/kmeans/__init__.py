@@ -11,7 +11,9 @@ from segcore.kmeans.local import LocalBlocks
 __all__ = ["KMeansResult", "LocalBlocks", "fit", "fit_local"]
 
 
-def fit_local(data: np.ndarray, k: int, settings: KMeansConfig, init: np.ndarray | None = None) -> KMeansResult:
+def fit_local(
+    data: np.ndarray, k: int, settings: KMeansConfig, init: np.ndarray | None = None
+) -> KMeansResult:
     """Fit k-means on an in-memory array with the ``local`` engine and the configured settings."""
     blocks = LocalBlocks(np.ascontiguousarray(data, dtype=settings.dtype))
     return fit(

@@ -51,7 +51,9 @@ class KMeansResult:
     iteration_seconds: list[float] = field(default_factory=list)
 
 
-def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def _weighted_kmeanspp(
+    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
     """Greedy k-means++ on a small weighted candidate set (best of 2 + log k trials per step, as
     scikit-learn does)."""
     trials = 2 + int(np.log(k))
@@ -89,7 +91,9 @@ def recluster_candidates(
 ) -> np.ndarray:
     """The best (lowest weighted cost) of several k-means++ + Lloyd runs on the candidates: cheap,
     since candidates are O(k · rounds), and it keeps k-means|| out of poor local optima."""
-    runs = [_weighted_lloyd(points, weights, _weighted_kmeanspp(points, weights, k, rng)) for _ in range(restarts)]
+    runs = [
+        _weighted_lloyd(points, weights, _weighted_kmeanspp(points, weights, k, rng)) for _ in range(restarts)
+    ]
     return min(runs, key=lambda run: run[1])[0]
 
 
@@ -126,8 +130,7 @@ def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMea
     centres = np.asarray(centres, dtype=np.float64)
     iteration_seconds: list[float] = []
     converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for _ in range(max_iter):
         started = time.perf_counter()
         step = ops.partials(centres)
         updated = _update(ops, centres, step)
@@ -141,7 +144,7 @@ def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMea
     return KMeansResult(
         centres=centres,
         inertia=final.inertia,
-        n_iter=n_iter,
+        n_iter=len(iteration_seconds),
         counts=final.counts,
         converged=converged,
         iteration_seconds=iteration_seconds,

@@ -45,7 +45,11 @@ def block_partials(block: np.ndarray, centres: np.ndarray) -> Partials:
 
 
 def sample_by_cost(
-    block: np.ndarray, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
+    block: np.ndarray,
+    centres: np.ndarray,
+    oversampling: float,
+    total_cost: float,
+    seed: np.random.SeedSequence,
 ) -> np.ndarray:
     """The k-means|| sampling step: keep each row with probability min(1, l·d²(x, C)/φ)."""
     _, distances = nearest(block, centres)
