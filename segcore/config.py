@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from segcore.errors import ConfigError
+from segcore.schema import identity_mapping
 
 
 class _Strict(BaseModel):
@@ -22,57 +23,24 @@ class _Strict(BaseModel):
 
 
 class CustomersTable(_Strict):
-    """Where the customers table lives and what its columns are called."""
+    """Where the customers table lives and what its columns are called (segcore's name -> yours)."""
 
     path: str = "lake/customers"
-    columns: dict[str, str] = Field(
-        default_factory=lambda: {
-            name: name
-            for name in (
-                "customer_id",
-                "signup_date",
-                "birth_year",
-                "gender",
-                "income_band",
-                "country",
-                "region",
-                "city",
-            )
-        }
-    )
+    columns: dict[str, str] = Field(default_factory=lambda: identity_mapping("customers"))
 
 
 class OrdersTable(_Strict):
-    """Where the orders table lives and what its columns are called."""
+    """Where the orders table lives and what its columns are called (segcore's name -> yours)."""
 
     path: str = "lake/orders"
-    columns: dict[str, str] = Field(
-        default_factory=lambda: {
-            name: name
-            for name in (
-                "order_id",
-                "customer_id",
-                "order_ts",
-                "amount",
-                "quantity",
-                "category",
-                "channel",
-                "discount",
-                "returned",
-            )
-        }
-    )
+    columns: dict[str, str] = Field(default_factory=lambda: identity_mapping("orders"))
 
 
 class EventsTable(_Strict):
-    """Where the behavioural events table lives and what its columns are called."""
+    """Where the behavioural events table lives and what its columns are called (segcore's name -> yours)."""
 
     path: str = "lake/events"
-    columns: dict[str, str] = Field(
-        default_factory=lambda: {
-            name: name for name in ("customer_id", "event_ts", "event_type", "device", "os", "session_id")
-        }
-    )
+    columns: dict[str, str] = Field(default_factory=lambda: identity_mapping("events"))
 
 
 class LakeConfig(_Strict):
@@ -118,31 +86,23 @@ class KMeansConfig(_Strict):
     dtype: Literal["float32", "float64"] = "float64"
 
 
+# Money, count and duration features: skewed, so log-transformed by default.
+SKEWED_FEATURES = (
+    "recency_days",
+    "frequency",
+    "monetary_total",
+    "monetary_mean",
+    "tenure_days",
+    "events_per_active_month",
+)
+BEHAVIOUR_FEATURES = ("discount_rate", "events_per_active_month", "device_mobile_share")
+
+
 class TrainConfig(_Strict):
     """Which features enter the clustering and how they are prepared."""
 
-    features: list[str] = Field(
-        default_factory=lambda: [
-            "recency_days",
-            "frequency",
-            "monetary_total",
-            "monetary_mean",
-            "tenure_days",
-            "discount_rate",
-            "events_per_active_month",
-            "device_mobile_share",
-        ]
-    )
-    log_features: list[str] = Field(
-        default_factory=lambda: [
-            "recency_days",
-            "frequency",
-            "monetary_total",
-            "monetary_mean",
-            "tenure_days",
-            "events_per_active_month",
-        ]
-    )
+    features: list[str] = Field(default_factory=lambda: [*SKEWED_FEATURES[:5], *BEHAVIOUR_FEATURES])
+    log_features: list[str] = Field(default_factory=lambda: list(SKEWED_FEATURES))
     clip_quantile: float = Field(0.005, ge=0, lt=0.5)
     silhouette_sample: int = Field(5000, ge=10)
 

@@ -17,42 +17,9 @@ from pyspark.sql import types as T
 
 from segcore.config import Config
 from segcore.errors import LakeError
+from segcore.schema import FLAG, KEY, NUMERIC, SCHEMAS, STRING, TEMPORAL
 
 INPUT_ROWS_FILE = "_segcore_input_rows.json"
-KEY, TEMPORAL, NUMERIC, STRING, FLAG = "key", "temporal", "numeric", "string", "flag"
-
-SCHEMAS: dict[str, dict[str, str]] = {
-    "customers": {
-        "customer_id": KEY,
-        "signup_date": TEMPORAL,
-        "birth_year": NUMERIC,
-        "gender": STRING,
-        "income_band": STRING,
-        "country": STRING,
-        "region": STRING,
-        "city": STRING,
-    },
-    "orders": {
-        "order_id": KEY,
-        "customer_id": KEY,
-        "order_ts": TEMPORAL,
-        "amount": NUMERIC,
-        "quantity": NUMERIC,
-        "category": STRING,
-        "channel": STRING,
-        "discount": NUMERIC,
-        "returned": FLAG,
-    },
-    "events": {
-        "customer_id": KEY,
-        "event_ts": TEMPORAL,
-        "event_type": STRING,
-        "device": STRING,
-        "os": STRING,
-        "session_id": KEY,
-    },
-}
-
 _ACCEPTED: dict[str, tuple[type, ...]] = {
     KEY: (T.IntegralType, T.StringType),
     TEMPORAL: (T.DateType, T.TimestampType, T.TimestampNTZType),
