@@ -82,9 +82,10 @@ def run_features(config: Config) -> None:
 
 
 def run_train(config: Config):
+    from segcore.spark import get_spark
     from segcore.train import train
 
-    result = train(config)
+    result = train(get_spark("segcore-train"), config)
     role = " (champion)" if result.model.is_champion else ""
     print(
         f"run {result.run_id}: k={result.k}, registered {result.model.name} "

@@ -72,10 +72,24 @@ class FeaturesConfig(_Strict):
     regions: list[str] = Field(default_factory=lambda: ["north", "south", "east", "west"])
 
 
+class SparkEngineConfig(_Strict):
+    """The ``spark`` engine: one barrier task per worker holds its rows in memory."""
+
+    num_workers: int | None = Field(None, ge=1)  # null = the cluster's default parallelism
+    timeout_s: float = Field(300.0, gt=0)  # how long tasks wait for each other
+
+
+class DaskEngineConfig(_Strict):
+    """The ``dask`` engine: a scheduler address, or a local cluster started for the job."""
+
+    scheduler: str | None = None
+    local_workers: int = Field(2, ge=1)
+
+
 class KMeansConfig(_Strict):
     """The clustering core: engine, number of segments and Lloyd settings."""
 
-    engine: Literal["local"] = "local"
+    engine: Literal["local", "spark", "dask", "cuml", "spark-mllib"] = "local"
     k: int = Field(5, ge=1)
     seed: int = 42
     max_iter: int = Field(100, ge=1)
@@ -84,6 +98,8 @@ class KMeansConfig(_Strict):
     oversampling: float = Field(2.0, gt=0)
     init_rounds: int = Field(5, ge=1)
     dtype: Literal["float32", "float64"] = "float64"
+    spark: SparkEngineConfig = Field(default_factory=SparkEngineConfig)
+    dask: DaskEngineConfig = Field(default_factory=DaskEngineConfig)
 
 
 # Money, count and duration features: skewed, so log-transformed by default.

@@ -139,14 +139,31 @@ def check_orders(frame: DataFrame, as_of: dt.date, max_amount: float) -> int:
     return stats["rows"]
 
 
+def _filesystem(spark: SparkSession, path: str):
+    """The Hadoop FileSystem of ``path`` (local, HDFS, S3 ...) and the path as a Hadoop Path."""
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()), hadoop_path
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small text file's content, or None where it does not exist."""
+    fs, file = _filesystem(spark, path)
+    if not fs.exists(file):
+        return None
+    stream = fs.open(file)
+    try:
+        return bytes(spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode()
+    finally:
+        stream.close()
+
+
 def write_partition(frame: DataFrame, target: str, sidecar: dict[str, str] | None = None) -> None:
     """Write ``frame`` as Parquet to ``target`` atomically: readers see the old partition or the
     new one, never half of one, and a failed write leaves the old one in place. ``sidecar`` maps
     file names (starting with ``_``, which Spark readers skip) to text written beside the data."""
     spark = frame.sparkSession
     jvm = spark._jvm
-    target_path = jvm.org.apache.hadoop.fs.Path(target)
-    fs = target_path.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, target_path = _filesystem(spark, target)
     parent = target_path.getParent()
     token = uuid.uuid4().hex[:8]
     staging = jvm.org.apache.hadoop.fs.Path(parent, f"_tmp_{target_path.getName()}_{token}")

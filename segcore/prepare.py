@@ -1,5 +1,6 @@
-"""Feature preparation fitted on the training data and carried inside the model:
-log-transform skewed money and count features, clip outliers at quantiles, standard-scale."""
+"""Feature preparation fitted on the training data (with Spark, whatever the engine) and carried
+inside the model: log-transform skewed money and count features, clip outliers at quantiles,
+standard-scale."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from segcore.errors import TrainingError
 
@@ -25,36 +28,42 @@ class Preparation:
     @classmethod
     def fit(
         cls,
-        frame: pd.DataFrame,
+        frame: DataFrame,
         features: list[str],
         log_features: list[str],
         clip_quantile: float,
         table: str = "features",
     ) -> Preparation:
-        check_values(frame, features, table)
+        """Fit on a Spark DataFrame: approximate quantiles, then clipped means and deviations."""
+        check_values_spark(frame, features, table)
         logged = [f for f in features if f in log_features]
-        values = _log(frame[features].to_numpy(dtype=np.float64), features, logged)
-        lower = np.quantile(values, clip_quantile, axis=0)
-        upper = np.quantile(values, 1 - clip_quantile, axis=0)
-        clipped = np.clip(values, lower, upper)
-        scale = clipped.std(axis=0)
+        values = frame.select(*[_log_column(f) if f in logged else F.col(f).cast("double") for f in features])
+        bounds = values.approxQuantile(features, [clip_quantile, 1 - clip_quantile], QUANTILE_ERROR)
+        lower, upper = [b[0] for b in bounds], [b[1] for b in bounds]
+        clipped = [
+            F.least(F.greatest(F.col(f), F.lit(lo)), F.lit(hi))
+            for f, lo, hi in zip(features, lower, upper, strict=True)
+        ]
+        stats = values.agg(*[F.avg(c) for c in clipped], *[F.stddev_pop(c) for c in clipped]).first()
+        mean, scale = list(stats[: len(features)]), list(stats[len(features) :])
         constant = [name for name, s in zip(features, scale, strict=True) if not s > 1e-12]
         if constant:
             raise TrainingError(
                 f"table '{table}': feature(s) {constant} are constant over all customers (after "
                 "clipping) and cannot separate segments: remove them from train.features"
             )
-        return cls(
-            features, logged, lower.tolist(), upper.tolist(), clipped.mean(axis=0).tolist(), scale.tolist()
-        )
+        return cls(features, logged, lower, upper, mean, scale)
+
+    def transform_array(self, values: np.ndarray) -> np.ndarray:
+        """Rows of raw feature values (columns in ``features`` order) into the clustering space."""
+        values = np.array(values, dtype=np.float64)
+        logged = [i for i, f in enumerate(self.features) if f in self.log_features]
+        values[:, logged] = np.log1p(np.maximum(values[:, logged], 0.0))
+        return (np.clip(values, self.lower, self.upper) - self.mean) / self.scale
 
     def transform(self, frame: pd.DataFrame, table: str = "features") -> np.ndarray:
-        missing = [f for f in self.features if f not in frame.columns]
-        if missing:
-            raise TrainingError(f"table '{table}' lacks the model's feature column(s) {missing}")
         check_values(frame, self.features, table)
-        values = _log(frame[self.features].to_numpy(dtype=np.float64), self.features, self.log_features)
-        return (np.clip(values, self.lower, self.upper) - self.mean) / self.scale
+        return self.transform_array(frame[self.features].to_numpy(dtype=np.float64))
 
     def inverse(self, scaled: np.ndarray) -> np.ndarray:
         """Points of the clustering space back in original units (for centres)."""
@@ -67,25 +76,48 @@ class Preparation:
         return asdict(self)
 
 
-def _log(values: np.ndarray, features: list[str], logged: list[str]) -> np.ndarray:
-    columns = [i for i, f in enumerate(features) if f in logged]
-    values[:, columns] = np.log1p(np.maximum(values[:, columns], 0.0))
-    return values
+QUANTILE_ERROR = 1e-4
+
+
+def _log_column(feature: str):
+    return F.log1p(F.greatest(F.col(feature).cast("double"), F.lit(0.0))).alias(feature)
+
+
+def _bad_values_message(table: str, counts: dict[str, int]) -> str:
+    columns = [f for f, n in counts.items() if n]
+    return (
+        f"table '{table}': column(s) {columns} hold {sum(counts.values())} null, NaN or infinite "
+        "value(s): fix the feature table or remove those features from train.features"
+    )
+
+
+def check_values_spark(frame: DataFrame, features: list[str], table: str) -> None:
+    """Every feature must be present and finite (one Spark aggregation)."""
+    _check_present(list(frame.columns), features, table)
+    finite = [F.col(f).cast("double") for f in features]
+    bad = [
+        F.sum((c.isNull() | F.isnan(c) | (F.abs(c) == float("inf"))).cast("long")).alias(f)
+        for f, c in zip(features, finite, strict=True)
+    ]
+    counts = frame.agg(*bad).first().asDict()
+    if any(counts.values()):
+        raise TrainingError(_bad_values_message(table, counts))
+
+
+def _check_present(columns: list[str], features: list[str], table: str) -> None:
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise TrainingError(
+            f"table '{table}' has no column(s) {missing} named in train.features; "
+            f"available: {sorted(c for c in columns if c != 'customer_id')}"
+        )
 
 
 def check_values(frame: pd.DataFrame, features: list[str], table: str) -> None:
     """Every feature must be present and finite."""
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise TrainingError(
-            f"table '{table}' has no column(s) {missing} named in train.features; "
-            f"available: {sorted(c for c in frame.columns if c != 'customer_id')}"
-        )
-    values = frame[features].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
+    _check_present(list(frame.columns), features, table)
+    bad = ~np.isfinite(frame[features].to_numpy(dtype=np.float64))
     if bad.any():
-        columns = [f for f, b in zip(features, bad.any(axis=0), strict=True) if b]
         raise TrainingError(
-            f"table '{table}': column(s) {columns} hold {int(bad.sum())} null, NaN or infinite "
-            "value(s): fix the feature table or remove those features from train.features"
+            _bad_values_message(table, dict(zip(features, bad.sum(axis=0).tolist(), strict=True)))
         )

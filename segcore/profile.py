@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 QUALIFIERS: dict[str, tuple[str, str]] = {
     "discount_rate": ("discount-driven", "full-price"),
@@ -29,27 +31,37 @@ QUALIFIERS: dict[str, tuple[str, str]] = {
     "spend_trend": ("growing", "declining"),
 }
 QUALIFIER_MIN_Z = 0.5
+MEDIAN_ACCURACY = 10_000
 
 
-def profile_segments(frame: pd.DataFrame, labels: np.ndarray, features: list[str]) -> pd.DataFrame:
-    """One row per segment: size, share of customers and revenue, mean and median of every
-    feature in original units, and each feature's standardized difference from the population."""
-    grouped = frame[features].groupby(labels)
-    means = grouped.mean()
-    medians = grouped.median()
-    spread = frame[features].std(ddof=0).replace(0, np.nan)
-    z = (means - frame[features].mean()) / spread
-    sizes = grouped.size()
-    profile = pd.DataFrame({"segment_id": means.index.astype(int), "customers": sizes.to_numpy()})
-    profile["share"] = profile["customers"] / len(frame)
+def profile_segments(labelled: DataFrame, features: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
+    share of customers and revenue, mean and median of every feature in original units, and each
+    feature's standardized difference from the population. Also returns the population means."""
+    aggregates = [F.count(F.lit(1)).alias("customers")]
+    for f in features:
+        aggregates += [
+            F.avg(f).alias(f"mean_{f}"),
+            F.percentile_approx(f, 0.5, MEDIAN_ACCURACY).cast("double").alias(f"median_{f}"),
+            F.sum(F.col(f) * F.col(f)).alias(f"squares_{f}"),
+        ]
+    grouped = labelled.groupBy("label").agg(*aggregates).toPandas().sort_values("label", ignore_index=True)
+    sizes = grouped["customers"].astype(float)
+    total = sizes.sum()
+    profile = pd.DataFrame({"segment_id": grouped["label"].astype(int), "customers": grouped["customers"]})
+    profile["share"] = sizes / total
     if "monetary_total" in features:
-        revenue = grouped["monetary_total"].sum()
-        profile["revenue_share"] = (revenue / max(revenue.sum(), 1e-12)).to_numpy()
-    for feature in features:
-        profile[f"mean_{feature}"] = means[feature].to_numpy()
-        profile[f"median_{feature}"] = medians[feature].to_numpy()
-        profile[f"z_{feature}"] = z[feature].fillna(0.0).to_numpy()
-    return profile
+        revenue = grouped["mean_monetary_total"] * sizes
+        profile["revenue_share"] = revenue / max(revenue.sum(), 1e-12)
+    population = {}
+    for f in features:
+        mean = (grouped[f"mean_{f}"] * sizes).sum() / total
+        spread = np.sqrt(max(grouped[f"squares_{f}"].sum() / total - mean**2, 0.0))
+        population[f] = mean
+        profile[f"mean_{f}"] = grouped[f"mean_{f}"]
+        profile[f"median_{f}"] = grouped[f"median_{f}"]
+        profile[f"z_{f}"] = (grouped[f"mean_{f}"] - mean) / spread if spread > 0 else 0.0
+    return profile, pd.Series(population)
 
 
 def _rfm_name(row: pd.Series, population: pd.Series) -> str:

@@ -75,6 +75,6 @@ def pipeline(spark, lake, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pipeline")
     config = make_config(workdir, lake)
     features = run_features(spark, config)
-    trained = train(config)
+    trained = train(spark, config)
     scored = score(spark, config)
     return {"config": config, "features": features, "train": trained, "score": scored}

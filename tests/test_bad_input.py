@@ -121,13 +121,13 @@ def test_failed_write_keeps_the_previous_partition(spark, previous):
     _assert_untouched(previous)
 
 
-def test_k_larger_than_customers_is_refused(previous, lake):
+def test_k_larger_than_customers_is_refused(spark, previous, lake):
     workdir, _, frame = previous
     config = make_config(workdir, lake, kmeans__k=len(frame) + 1)
     with pytest.raises(
         TrainingError, match=rf"kmeans.k={len(frame) + 1} is larger than the number of customers"
     ):
-        train(config)
+        train(spark, config)
 
 
 def test_constant_feature_is_named(spark, lake, tmp_path):
@@ -140,16 +140,16 @@ def test_constant_feature_is_named(spark, lake, tmp_path):
     )
     run_features(spark, config)
     with pytest.raises(TrainingError, match=r"\['region_nowhere'\] are constant"):
-        train(config)
+        train(spark, config)
 
 
-def test_feature_not_in_table_is_named(previous, lake):
+def test_feature_not_in_table_is_named(spark, previous, lake):
     config = make_config(previous[0], lake, train__features=["frequency", "loyalty_points"])
     with pytest.raises(TrainingError, match=r"no column\(s\) \['loyalty_points'\]"):
-        train(config)
+        train(spark, config)
 
 
-def test_missing_feature_partition_is_named(lake, tmp_path):
+def test_missing_feature_partition_is_named(spark, lake, tmp_path):
     config = make_config(tmp_path, lake, as_of=dt.date(2026, 1, 31).isoformat())
     with pytest.raises(LakeError, match=r"feature table .*as_of=2026-01-31 does not exist"):
-        train(config)
+        train(spark, config)

@@ -92,9 +92,9 @@ def test_registered_model_predicts_the_scored_labels(outputs, pipeline):
     np.testing.assert_allclose(predicted.distance.to_numpy(), expected.distance.to_numpy(), rtol=1e-9)
 
 
-def test_retraining_adds_a_challenger_and_keeps_the_champion(pipeline):
+def test_retraining_adds_a_challenger_and_keeps_the_champion(spark, pipeline):
     config = pipeline["config"]
-    again = train(config)
+    again = train(spark, config)
     client = MlflowClient()
     name = config.mlflow.registered_model
     assert int(again.model.version) == int(pipeline["train"].model.version) + 1

@@ -19,6 +19,37 @@ class Partials:
     def __add__(self, other: Partials) -> Partials:
         return Partials(self.sums + other.sums, self.counts + other.counts, self.inertia + other.inertia)
 
+    @classmethod
+    def zeros(cls, k: int, d: int) -> Partials:
+        return cls(np.zeros((k, d)), np.zeros(k, dtype=np.int64), 0.0)
+
+
+@dataclass
+class Moments:
+    """Row count, column means and sums of squared deviations; blocks combine exactly (Chan et al.)."""
+
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def of(cls, block: np.ndarray) -> Moments:
+        if len(block) == 0:
+            return cls(0, np.zeros(block.shape[1]), np.zeros(block.shape[1]))
+        mean = block.mean(axis=0, dtype=np.float64)
+        return cls(len(block), mean, ((block - mean) ** 2).sum(axis=0, dtype=np.float64))
+
+    def __add__(self, other: Moments) -> Moments:
+        n = self.n + other.n
+        if n == 0:
+            return self
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.n / n
+        return Moments(n, mean, self.m2 + other.m2 + delta**2 * self.n * other.n / n)
+
+    def mean_variance(self) -> float:
+        return float(np.mean(self.m2 / max(self.n, 1)))
+
 
 def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of and squared distance to the nearest centre, in the GEMM form
@@ -61,6 +92,10 @@ def sample_by_cost(
 def farthest_rows(block: np.ndarray, centres: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``m`` rows farthest from their nearest centre, with their squared distances."""
     _, distances = nearest(block, centres)
-    m = min(m, len(block))
-    top = np.argpartition(-distances, m - 1)[:m] if m < len(block) else np.arange(len(block))
-    return block[top], distances[top]
+    return top_farthest(block, distances, m)
+
+
+def top_farthest(rows: np.ndarray, distances: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` largest distances and their rows, largest first; ties keep the earlier row."""
+    order = np.lexsort((np.arange(len(distances)), -distances))[:m]
+    return rows[order], distances[order]

@@ -1,4 +1,8 @@
-"""The ``local`` engine: NumPy arrays in one process, processed in chunks."""
+"""The ``local`` engine: NumPy arrays in one process, processed in chunks.
+
+:class:`LocalBlocks` is also the per-block worker of the distributed engines: each Spark task or
+Dask chunk holds one and answers the same questions about its own rows.
+"""
 
 from __future__ import annotations
 
@@ -24,38 +28,47 @@ class LocalBlocks:
         for start in range(0, self.n_rows, self.chunk_rows):
             yield self.data[start : start + self.chunk_rows]
 
+    def _cast(self, centres: np.ndarray) -> np.ndarray:
+        return centres.astype(self.data.dtype, copy=False)
+
     def partials(self, centres: np.ndarray) -> Partials:
-        centres = centres.astype(self.data.dtype, copy=False)
-        total = None
+        centres = self._cast(centres)
+        total = Partials.zeros(len(centres), self.n_features)
         for chunk in self._chunks():
-            part = kernels.block_partials(chunk, centres)
-            total = part if total is None else total + part
+            total += kernels.block_partials(chunk, centres)
         return total
 
     def sample_by_cost(self, centres, oversampling, total_cost, seed) -> np.ndarray:
-        centres = centres.astype(self.data.dtype, copy=False)
-        chunk_seeds = seed.spawn((self.n_rows + self.chunk_rows - 1) // self.chunk_rows)
+        centres = self._cast(centres)
+        chunk_seeds = seed.spawn(-(-self.n_rows // self.chunk_rows))
         picked = [
             kernels.sample_by_cost(chunk, centres, oversampling, total_cost, chunk_seed)
             for chunk, chunk_seed in zip(self._chunks(), chunk_seeds, strict=True)
         ]
-        return np.vstack(picked).astype(np.float64)
+        return np.vstack([np.empty((0, self.n_features)), *picked]).astype(np.float64)
 
     def row(self, index: int) -> np.ndarray:
         return self.data[index].astype(np.float64)
 
+    def farthest_candidates(self, centres: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """This block's ``m`` rows farthest from their nearest centre, with squared distances."""
+        centres = self._cast(centres)
+        found = [kernels.farthest_rows(c, centres, m) for c in self._chunks()]
+        rows = np.vstack([np.empty((0, self.n_features)), *(r for r, _ in found)])
+        return kernels.top_farthest(rows, np.concatenate([np.empty(0), *(d for _, d in found)]), m)
+
     def farthest_rows(self, centres: np.ndarray, m: int) -> np.ndarray:
-        centres = centres.astype(self.data.dtype, copy=False)
-        rows, distances = zip(*(kernels.farthest_rows(c, centres, m) for c in self._chunks()), strict=True)
-        rows, distances = np.vstack(rows), np.concatenate(distances)
-        order = np.lexsort((np.arange(len(distances)), -distances))[:m]
-        return rows[order].astype(np.float64)
+        return self.farthest_candidates(centres, m)[0]
+
+    def moments(self) -> kernels.Moments:
+        return kernels.Moments.of(self.data)
 
     def mean_variance(self) -> float:
-        return float(np.mean(np.var(self.data, axis=0, dtype=np.float64)))
+        return self.moments().mean_variance()
 
     def assign(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels and Euclidean distances to the nearest centre for every row."""
-        centres = centres.astype(self.data.dtype, copy=False)
-        labels, distances = zip(*(kernels.nearest(c, centres) for c in self._chunks()), strict=True)
-        return np.concatenate(labels), np.sqrt(np.concatenate(distances))
+        centres = self._cast(centres)
+        found = [kernels.nearest(c, centres) for c in self._chunks()]
+        labels = np.concatenate([np.empty(0, dtype=np.int64), *(lab for lab, _ in found)])
+        return labels, np.sqrt(np.concatenate([np.empty(0), *(d for _, d in found)]))

@@ -1,0 +1,140 @@
+"""The ``spark`` engine: the rows stay on the executors, and the whole fit is one barrier stage.
+
+Each barrier task loads its partition into NumPy once, the tasks exchange rank 0's address once
+through ``BarrierTaskContext.allGather``, and then every step of k-means|| and Lloyd is an
+all-gather of O(k·d) partial results over the tasks' own authenticated sockets
+(:mod:`segcore.kmeans.collective`). Every task runs the same deterministic driver logic
+(:func:`segcore.kmeans.core.fit`) on the same gathered numbers, so all agree; rank 0 returns the
+result. The driver only ever holds the result: O(k·d).
+"""
+
+from __future__ import annotations
+
+import pickle
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from segcore.kmeans import core
+from segcore.kmeans.collective import StarCollective
+from segcore.kmeans.gathered import GatheredBlocks
+from segcore.kmeans.kernels import nearest
+from segcore.kmeans.local import LocalBlocks
+
+Prepare = Callable[[np.ndarray], np.ndarray]
+
+
+class SlotsError(RuntimeError):
+    """The barrier stage needs more task slots than the cluster has."""
+
+
+def _to_numpy(batches: Iterator[pa.RecordBatch], n_features: int, dtype: str) -> np.ndarray:
+    """One (rows, features) array from Arrow batches of numeric columns."""
+    batches = [b for b in batches if b.num_rows]
+    data = np.empty((sum(b.num_rows for b in batches), n_features), dtype=dtype)
+    start = 0
+    for batch in batches:
+        for j in range(n_features):
+            data[start : start + batch.num_rows, j] = batch.column(j).to_numpy(zero_copy_only=False)
+        start += batch.num_rows
+    return data
+
+
+def _collective(context, secret: bytes, timeout: float) -> StarCollective:
+    rank, world = context.partitionId(), len(context.getTaskInfos())
+    if world == 1:
+        return StarCollective(0, 1, {})
+    if rank == 0:
+        host = context.getTaskInfos()[0].address.rsplit(":", 1)[0]
+        listener = socket.create_server((host, 0))
+        context.allGather(f"{host}:{listener.getsockname()[1]}")
+        return StarCollective.serve(listener, world, secret, timeout)
+    host, port = context.allGather("")[0].rsplit(":", 1)
+    return StarCollective.join((host, int(port)), rank, world, secret, timeout)
+
+
+def fit_spark(
+    frame: DataFrame,
+    columns: list[str],
+    k: int,
+    *,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    init: np.ndarray | None = None,
+    oversampling: float = 2.0,
+    init_rounds: int = 5,
+    dtype: str = "float64",
+    num_workers: int | None = None,
+    timeout: float = 300.0,
+    prepare: Prepare | None = None,
+) -> core.KMeansResult:
+    """k-means over ``columns`` of a Spark DataFrame, optionally mapping each partition's rows
+    through ``prepare`` (e.g. the fitted feature preparation) before clustering."""
+    context = frame.sparkSession.sparkContext
+    workers = num_workers or context.defaultParallelism
+    if workers > context.defaultParallelism:
+        raise SlotsError(
+            f"kmeans.spark.num_workers={workers} needs that many task slots at once (barrier mode), "
+            f"but the cluster has {context.defaultParallelism}: lower it or add executors"
+        )
+    data = frame.select(*[F.col(c).cast("double") for c in columns])
+    partitions = data.rdd.getNumPartitions()
+    data = data.coalesce(workers) if partitions > workers else data.repartition(workers)
+    secret = secrets.token_bytes(32)
+    n_features = len(columns)
+
+    def train(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        task = BarrierTaskContext.get()
+        rows = _to_numpy(batches, n_features, "float64")
+        block = LocalBlocks(np.ascontiguousarray(prepare(rows) if prepare else rows, dtype=dtype))
+        with _collective(task, secret, timeout) as comm:
+            ops = GatheredBlocks(lambda fn: comm.allgather(fn(block, comm.rank)))
+            result = core.fit(
+                ops,
+                k,
+                seed=seed,
+                max_iter=max_iter,
+                tol=tol,
+                init=init,
+                oversampling=oversampling,
+                init_rounds=init_rounds,
+                engine="spark",
+            )
+        if comm.rank == 0:
+            yield pa.RecordBatch.from_pydict({"result": [pickle.dumps(result)]})
+
+    rows = data.mapInArrow(train, "result binary", barrier=True).collect()
+    return pickle.loads(rows[0]["result"])
+
+
+def assign_spark(
+    frame: DataFrame, columns: list[str], centres: np.ndarray, prepare: Prepare | None = None
+) -> DataFrame:
+    """``frame`` with ``label`` and ``distance`` (to the nearest centre) columns added."""
+    schema = T.StructType(
+        [
+            *frame.schema.fields,
+            T.StructField("label", T.IntegerType()),
+            T.StructField("distance", T.DoubleType()),
+        ]
+    )
+    n_features = len(columns)
+
+    def label(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            rows = _to_numpy(iter([batch.select(columns)]), n_features, "float64")
+            labels, squared = nearest(prepare(rows) if prepare else rows, centres)
+            yield batch.append_column("label", pa.array(labels, pa.int32())).append_column(
+                "distance", pa.array(np.sqrt(squared))
+            )
+
+    return frame.mapInArrow(label, schema)
