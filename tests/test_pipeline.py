@@ -102,3 +102,14 @@ def test_retraining_adds_a_challenger_and_keeps_the_champion(spark, pipeline):
     assert str(client.get_model_version_by_alias(name, "champion").version) == pipeline["train"].model.version
     # Same data, same config, same seed: the same segments.
     np.testing.assert_array_equal(again.profile.customers, pipeline["train"].profile.customers)
+
+
+@pytest.mark.parametrize("engine", ["spark", "dask"])
+def test_distributed_engines_train_the_same_segments(spark, pipeline, engine):
+    config = pipeline["config"].model_copy(deep=True)
+    config.kmeans.engine = engine
+    result = train(spark, config)
+    local = pipeline["train"]
+    assert result.metrics["inertia"] == pytest.approx(local.metrics["inertia"], rel=1e-9)
+    assert sorted(result.profile.customers) == sorted(local.profile.customers)
+    assert MlflowClient().get_run(result.run_id).data.params["engine"] == engine

@@ -85,8 +85,9 @@ def fit_spark(
             f"but the cluster has {context.defaultParallelism}: lower it or add executors"
         )
     data = frame.select(*[F.col(c).cast("double") for c in columns])
-    partitions = data.rdd.getNumPartitions()
-    data = data.coalesce(workers) if partitions > workers else data.repartition(workers)
+    if data.rdd.getNumPartitions() != workers:
+        # A shuffle, not coalesce: a barrier stage must not narrow its input's partitions.
+        data = data.repartition(workers)
     secret = secrets.token_bytes(32)
     n_features = len(columns)
 
@@ -112,7 +113,9 @@ def fit_spark(
         if comm.rank == 0:
             yield pa.RecordBatch.from_pydict({"result": [pickle.dumps(result)]})
 
-    rows = data.mapInArrow(train, "result binary", barrier=True).collect()
+    # The shuffle after the barrier stage makes it a map stage, which Spark retries as a whole
+    # when a task fails (a failed barrier result stage is not retried).
+    rows = data.mapInArrow(train, "result binary", barrier=True).repartition(1).collect()
     return pickle.loads(rows[0]["result"])
 
 

@@ -1,0 +1,153 @@
+"""Every engine of the clustering core gives the same result as scikit-learn's Lloyd from the
+same initial centres, and seeded k-means|| is repeatable per engine."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans as SklearnKMeans
+from sklearn.datasets import make_blobs
+
+from segcore.config import KMeansConfig
+from segcore.errors import TrainingError
+from segcore.kmeans import core
+from segcore.kmeans.engines import fit_mllib
+from segcore.kmeans.local import LocalBlocks
+from segcore.kmeans.spark_engine import SlotsError, fit_spark
+
+K, ITERATIONS = 6, 25
+COLUMNS = [f"x{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    points, _ = make_blobs(12_000, n_features=len(COLUMNS), centers=K, cluster_std=2.5, random_state=8)
+    init = points[np.random.default_rng(1).choice(len(points), K, replace=False)]
+    reference = SklearnKMeans(K, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=ITERATIONS).fit(
+        points
+    )
+    return points, init, reference
+
+
+@pytest.fixture(scope="module")
+def frame(spark, data):
+    return spark.createDataFrame(pd.DataFrame(data[0], columns=COLUMNS)).repartition(3).cache()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _assert_matches(centres, data):
+    points, _, reference = data
+    np.testing.assert_allclose(centres, reference.cluster_centers_, rtol=1e-4, atol=1e-9)
+    labels, _ = LocalBlocks(points).assign(centres)
+    np.testing.assert_array_equal(labels, reference.labels_)
+
+
+def test_local_matches_scikit_learn(data):
+    points, init, _ = data
+    result = core.fit(
+        LocalBlocks(points, chunk_rows=1000), K, seed=0, max_iter=ITERATIONS, tol=0.0, init=init
+    )
+    _assert_matches(result.centres, data)
+
+
+def test_spark_matches_scikit_learn(frame, data):
+    result = fit_spark(frame, COLUMNS, K, seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1])
+    assert result.engine == "spark" and result.n_iter == ITERATIONS
+    _assert_matches(result.centres, data)
+
+
+def test_dask_matches_scikit_learn(dask_client, data):
+    import dask.array as da
+
+    from segcore.kmeans.dask_engine import fit_dask
+
+    array = da.from_array(data[0], chunks=(2_500, len(COLUMNS))).persist()
+    result = fit_dask(array, K, client=dask_client, seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1])
+    _assert_matches(result.centres, data)
+
+
+def test_mllib_reference_matches_scikit_learn(frame, data):
+    settings = KMeansConfig(k=K, max_iter=ITERATIONS, tol=0.0)
+    result = fit_mllib(frame, COLUMNS, K, settings, data[1])
+    _assert_matches(result.centres, data)
+
+
+def test_seeded_init_is_repeatable_on_spark_and_good(frame, data):
+    first = fit_spark(frame, COLUMNS, K, seed=5, max_iter=100, tol=1e-4)
+    second = fit_spark(frame, COLUMNS, K, seed=5, max_iter=100, tol=1e-4)
+    np.testing.assert_array_equal(first.centres, second.centres)
+    best = min(SklearnKMeans(K, n_init=1, random_state=s).fit(data[0]).inertia_ for s in range(10))
+    assert first.inertia <= best * 1.01
+
+
+def test_seeded_init_is_repeatable_on_dask(dask_client, data):
+    import dask.array as da
+
+    from segcore.kmeans.dask_engine import fit_dask
+
+    array = da.from_array(data[0], chunks=(3_000, len(COLUMNS))).persist()
+    runs = [fit_dask(array, K, client=dask_client, seed=5, max_iter=100, tol=1e-4) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].centres, runs[1].centres)
+
+
+def test_float32_gives_the_same_labels(frame, data):
+    result = fit_spark(frame, COLUMNS, K, seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1], dtype="float32")
+    np.testing.assert_allclose(result.centres, data[2].cluster_centers_, rtol=1e-3)
+
+
+def test_spark_refuses_more_workers_than_slots(frame, spark):
+    slots = spark.sparkContext.defaultParallelism
+    with pytest.raises(SlotsError, match=rf"num_workers={slots + 1} needs that many task slots"):
+        fit_spark(frame, COLUMNS, K, seed=0, max_iter=2, tol=0.0, num_workers=slots + 1)
+
+
+def test_a_failing_task_fails_the_fit_cleanly(frame):
+    def prepare(rows):
+        from pyspark import BarrierTaskContext
+
+        if BarrierTaskContext.get().partitionId() == 1:
+            raise RuntimeError("broken partition")
+        return rows
+
+    with pytest.raises(Exception, match="broken partition"):
+        fit_spark(frame, COLUMNS, K, seed=0, max_iter=2, tol=0.0, timeout=60, prepare=prepare)
+
+
+def test_cuml_engine_without_cuml_says_how_to_install():
+    pytest.importorskip("segcore")
+    try:
+        import cuml  # noqa: F401
+    except ImportError:
+        from segcore.kmeans.engines import fit_cuml
+
+        with pytest.raises(TrainingError, match=r"pip install 'segcore\[gpu\]'"):
+            fit_cuml(np.zeros((10, 2)), 2, KMeansConfig(), None)
+    else:
+        pytest.skip("cuML is installed here: covered by the GPU check")
+
+
+def test_a_retried_stage_gives_the_same_result(frame, data, tmp_path):
+    marker = tmp_path / "failed-once"
+
+    def fail_once(rows):
+        from pyspark import BarrierTaskContext
+
+        if BarrierTaskContext.get().partitionId() == 1 and not marker.exists():
+            marker.touch()
+            raise RuntimeError("injected failure")
+        return rows
+
+    clean = fit_spark(frame, COLUMNS, K, seed=3, max_iter=10, tol=0.0)
+    retried = fit_spark(frame, COLUMNS, K, seed=3, max_iter=10, tol=0.0, prepare=fail_once)
+    assert marker.exists()
+    np.testing.assert_array_equal(clean.centres, retried.centres)
