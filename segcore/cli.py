@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "score":
             stage.add_argument("--model-version", help="registered version (default: the champion)")
 
+    bench = commands.add_parser(
+        "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+
     demo = commands.add_parser("demo", help="generate a sample lake and run every stage on it")
     demo.add_argument("--workdir", default="segcore-demo")
     demo.add_argument("--customers", type=int, default=50_000)
@@ -122,6 +127,10 @@ def run_demo(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from segcore.bench import main as bench
+
+        return bench(args.bench_args)
     try:
         if args.command == "generate":
             run_generate(args.out, args.customers, args.seed, args.end)

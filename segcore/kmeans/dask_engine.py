@@ -32,6 +32,9 @@ def fit_dask(
     dtype: str = "float64",
 ) -> core.KMeansResult:
     """k-means over the rows of a 2-D Dask array, computed on ``client``'s cluster."""
+    threads = sum(client.nthreads().values())
+    if array.numblocks[0] < threads and not np.isnan(array.shape[0]):
+        array = array.rechunk({0: -(-array.shape[0] // threads)})  # at least one chunk per worker thread
     chunks = array.rechunk({1: -1}).to_delayed().ravel().tolist()
     futures = client.compute(chunks)
     blocks = client.map(_as_blocks, futures, dtype=dtype, pure=False)

@@ -129,6 +129,18 @@ def fit_cuml(
     )
 
 
+def _java_centres(context, centres: np.ndarray):
+    """Centres as a JVM ``org.apache.spark.mllib.linalg.Vector[]``."""
+    jvm, gateway = context._jvm, context._gateway
+    vectors = gateway.new_array(jvm.org.apache.spark.mllib.linalg.Vector, len(centres))
+    for i, centre in enumerate(centres):
+        values = gateway.new_array(jvm.double, len(centre))
+        for j, value in enumerate(centre):
+            values[j] = float(value)
+        vectors[i] = jvm.org.apache.spark.mllib.linalg.Vectors.dense(values)
+    return vectors
+
+
 def fit_mllib(
     frame: DataFrame,
     features: list[str],
@@ -137,38 +149,45 @@ def fit_mllib(
     init: np.ndarray | None,
     preparation: Preparation | None = None,
 ) -> core.KMeansResult:
-    """Spark MLlib's KMeans (RDD API, which accepts initial centres): the reference for parity
-    and speed. Rows are prepared in the executors and cached; the driver holds the centres."""
-    from pyspark.mllib.clustering import KMeans as MllibKMeans
-    from pyspark.mllib.clustering import KMeansModel
+    """Spark MLlib's KMeans, the reference for parity and speed. Its RDD API is the one that
+    accepts initial centres: the prepared rows are converted to JVM vectors and cached once, then
+    MLlib runs in the JVM alone (``fit_seconds`` excludes the conversion)."""
+    from pyspark.mllib.common import _to_java_object_rdd
+    from pyspark.mllib.linalg import _convert_to_vector
+
+    from segcore.kmeans.spark_engine import assign_spark
+
+    context = frame.sparkSession.sparkContext
+    jvm = context._jvm
+    prepare = preparation.transform_array if preparation else None
 
     def rows(partition):
         block = np.array([list(r) for r in partition], dtype=np.float64).reshape(-1, len(features))
-        yield from (preparation.transform_array(block) if preparation else block)
+        yield from (prepare(block) if prepare else block)
 
-    vectors = frame.select(*features).rdd.mapPartitions(rows).cache()
+    vectors = _to_java_object_rdd(
+        frame.select(*features).rdd.mapPartitions(rows).map(_convert_to_vector)
+    ).rdd()
+    vectors.persist(jvm.org.apache.spark.storage.StorageLevel.MEMORY_ONLY())
     vectors.count()
+    kmeans = jvm.org.apache.spark.mllib.clustering.KMeans().setK(k).setMaxIterations(settings.max_iter)
+    kmeans.setEpsilon(settings.tol).setSeed(settings.seed).setInitializationSteps(settings.init_rounds)
+    if init is not None:
+        kmeans.setInitialModel(
+            jvm.org.apache.spark.mllib.clustering.KMeansModel(_java_centres(context, init))
+        )
     started = time.perf_counter()
-    model = MllibKMeans.train(
-        vectors,
-        k,
-        maxIterations=settings.max_iter,
-        seed=settings.seed,
-        epsilon=settings.tol,
-        initializationMode="k-means||",
-        initialModel=KMeansModel(init) if init is not None else None,
-    )
+    model = kmeans.run(vectors)
     fit_seconds = time.perf_counter() - started
-    sizes = model.predict(vectors).countByValue()
-    inertia = float(model.computeCost(vectors))
-    vectors.unpersist()
-    # The RDD API does not report its iteration count: max_iter is the upper bound.
+    vectors.unpersist(False)
+    centres = np.array([list(v.toArray()) for v in model.clusterCenters()], dtype=np.float64)
+    sizes = assign_spark(frame, features, centres, prepare).groupBy("label").count().toPandas()
     return core.KMeansResult(
-        centres=np.asarray(model.clusterCenters, dtype=np.float64),
-        inertia=inertia,
-        n_iter=settings.max_iter,
-        counts=np.array([sizes.get(j, 0) for j in range(k)]),
-        converged=False,
+        centres=centres,
+        inertia=float(model.trainingCost()),
+        n_iter=int(model.numIter()),
+        counts=sizes.set_index("label")["count"].reindex(range(k), fill_value=0).to_numpy(),
+        converged=int(model.numIter()) < settings.max_iter,
         fit_seconds=fit_seconds,
         engine="spark-mllib",
     )

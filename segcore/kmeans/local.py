@@ -11,7 +11,7 @@ import numpy as np
 from segcore.kmeans import kernels
 from segcore.kmeans.kernels import Partials
 
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 8_192  # a chunk's distances stay in cache (measured fastest on 2 cores)
 
 
 class LocalBlocks:
@@ -23,6 +23,7 @@ class LocalBlocks:
         self.data = data
         self.n_rows, self.n_features = data.shape
         self.chunk_rows = chunk_rows
+        self._squared_norms: list[float] | None = None
 
     def _chunks(self):
         for start in range(0, self.n_rows, self.chunk_rows):
@@ -33,9 +34,13 @@ class LocalBlocks:
 
     def partials(self, centres: np.ndarray) -> Partials:
         centres = self._cast(centres)
+        if self._squared_norms is None:
+            self._squared_norms = [
+                float(np.einsum("ij,ij->", c, c, dtype=np.float64)) for c in self._chunks()
+            ]
         total = Partials.zeros(len(centres), self.n_features)
-        for chunk in self._chunks():
-            total += kernels.block_partials(chunk, centres)
+        for chunk, norms in zip(self._chunks(), self._squared_norms, strict=True):
+            total += kernels.block_partials(chunk, centres, norms)
         return total
 
     def sample_by_cost(self, centres, oversampling, total_cost, seed) -> np.ndarray:
