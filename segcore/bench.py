@@ -43,7 +43,8 @@ def make_data(folder: Path, rows: int, dims: int, k: int, seed: int) -> np.ndarr
     for part, start in enumerate(range(0, rows, FILE_ROWS)):
         n = min(FILE_ROWS, rows - start)
         values = (planted[rng.integers(k, size=n)] + rng.standard_normal((n, dims))).astype(np.float32)
-        pq.write_table(pa.table(dict(zip(names, values.T, strict=True))), folder / f"part-{part:04d}.parquet")
+        table = pa.table(dict(zip(names, values.T, strict=True)))
+        pq.write_table(table, folder / f"part-{part:04d}.parquet", row_group_size=131_072)
         if part == 0:
             init = values[rng.choice(n, k, replace=False)].astype(np.float64)
     return init

@@ -20,6 +20,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from threadpoolctl import threadpool_limits
 
 from segcore.kmeans import core
 from segcore.kmeans.collective import StarCollective
@@ -85,9 +86,9 @@ def fit_spark(
             f"but the cluster has {context.defaultParallelism}: lower it or add executors"
         )
     data = frame.select(*[F.col(c).cast("double") for c in columns])
-    if data.rdd.getNumPartitions() != workers:
-        # A shuffle, not coalesce: a barrier stage must not narrow its input's partitions.
-        data = data.repartition(workers)
+    # One shuffle up front: round-robin partitions hold equal numbers of rows (input splits follow
+    # Parquet row groups and can be empty), and a barrier stage must not narrow its input.
+    data = data.repartition(workers)
     secret = secrets.token_bytes(32)
     n_features = len(columns)
 
@@ -97,7 +98,8 @@ def fit_spark(
         task = BarrierTaskContext.get()
         rows = _to_numpy(batches, n_features, "float64")
         block = LocalBlocks(np.ascontiguousarray(prepare(rows) if prepare else rows, dtype=dtype))
-        with _collective(task, secret, timeout) as comm:
+        # One task per core: BLAS threads of their own would only fight the other tasks.
+        with threadpool_limits(limits=task.cpus()), _collective(task, secret, timeout) as comm:
             ops = GatheredBlocks(lambda fn: comm.allgather(fn(block, comm.rank)))
             result = core.fit(
                 ops,
