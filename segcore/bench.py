@@ -56,6 +56,14 @@ def _read_numpy(folder: Path) -> np.ndarray:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory. On Linux VmHWM, since ru_maxrss carries the parent's
+    peak across fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -126,11 +126,12 @@ def run_demo(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    args = build_parser().parse_args(argv)
-    if args.command == "bench":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
         from segcore.bench import main as bench
 
-        return bench(args.bench_args)
+        return bench(argv[1:])
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "generate":
             run_generate(args.out, args.customers, args.seed, args.end)
