@@ -97,3 +97,74 @@ def test_score_without_a_model_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert "has no alias 'champion'" in result.stderr
     assert "segcore train" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def standalone_master(tmp_path):
+    """A real Spark standalone master and worker on 127.0.0.1, started with spark-daemon.sh."""
+    import pyspark
+
+    daemon = Path(pyspark.__file__).parent / "sbin" / "spark-daemon.sh"
+    env = {
+        **os.environ,
+        "SPARK_PID_DIR": str(tmp_path / "pids"),
+        "SPARK_LOG_DIR": str(tmp_path / "logs"),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_HOME": str(daemon.parent.parent),
+    }
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    master = [
+        "org.apache.spark.deploy.master.Master",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--webui-port",
+        str(_free_port()),
+    ]
+    worker = [
+        "org.apache.spark.deploy.worker.Worker",
+        "1",
+        "--cores",
+        "2",
+        "--memory",
+        "2g",
+        "--webui-port",
+        str(_free_port()),
+        url,
+    ]
+    subprocess.run([daemon, "start", *master], env=env, check=True, capture_output=True)
+    subprocess.run([daemon, "start", *worker], env=env, check=True, capture_output=True)
+    yield url
+    subprocess.run([daemon, "stop", *worker[:2]], env=env, capture_output=True)
+    subprocess.run([daemon, "stop", *master[:2]], env=env, capture_output=True)
+
+
+def test_spark_engine_trains_on_a_standalone_cluster(small_workdir, standalone_master):
+    settings = ["--set", f"workdir={small_workdir}", "--set", "kmeans.k=4"]
+    assert submit("build_features.py", *settings).returncode == 0
+    result = run(
+        BIN / "spark-submit",
+        "--master",
+        standalone_master,
+        "--executor-memory",
+        "1g",
+        ROOT / "jobs" / "train_segments.py",
+        *settings,
+        "--set",
+        "kmeans.engine=spark",
+        "--set",
+        "kmeans.spark.num_workers=2",
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "k=4, registered customer_segments" in result.stdout
