@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from segcore.kmeans import FitSettings
+
 ENGINES = ("sklearn", "local", "spark", "spark-mllib", "dask", "dask-ml")
 FILE_ROWS = 1_000_000
 
@@ -111,8 +113,8 @@ def _measure(engine: str, data: Path, init: np.ndarray, args: argparse.Namespace
         from segcore.kmeans import LocalBlocks, fit
 
         blocks = LocalBlocks(X)
-        given = fit(blocks, k, seed=seed, max_iter=iterations, tol=0.0, init=init)
-        whole = fit(blocks, k, seed=seed, max_iter=iterations, tol=0.0)
+        given = fit(blocks, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0, init=init))
+        whole = fit(blocks, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0))
         return dict(
             per_iteration=float(np.median(given.iteration_seconds)),
             init_seconds=whole.init_seconds,
@@ -126,10 +128,16 @@ def _measure(engine: str, data: Path, init: np.ndarray, args: argparse.Namespace
             from segcore.kmeans.spark_engine import fit_spark
 
             given = fit_spark(
-                frame, columns, k, seed=seed, max_iter=iterations, tol=0.0, init=init, dtype="float32"
+                frame,
+                columns,
+                k,
+                FitSettings(seed=seed, max_iter=iterations, tol=0.0, init=init),
+                dtype="float32",
             )
             started = time.perf_counter()
-            whole = fit_spark(frame, columns, k, seed=seed, max_iter=iterations, tol=0.0, dtype="float32")
+            whole = fit_spark(
+                frame, columns, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0), dtype="float32"
+            )
             return dict(
                 per_iteration=float(np.median(given.iteration_seconds)),
                 init_seconds=whole.init_seconds,
@@ -160,10 +168,14 @@ def _measure(engine: str, data: Path, init: np.ndarray, args: argparse.Namespace
             from segcore.kmeans.dask_engine import fit_dask
 
             given = fit_dask(
-                array, k, client=client, seed=seed, max_iter=iterations, tol=0.0, init=init, dtype="float32"
+                array,
+                k,
+                FitSettings(seed=seed, max_iter=iterations, tol=0.0, init=init),
+                client=client,
+                dtype="float32",
             )
             whole = fit_dask(
-                array, k, client=client, seed=seed, max_iter=iterations, tol=0.0, dtype="float32"
+                array, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0), client=client, dtype="float32"
             )
             return dict(
                 per_iteration=float(np.median(given.iteration_seconds)),

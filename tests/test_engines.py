@@ -9,7 +9,7 @@ from sklearn.datasets import make_blobs
 
 from segcore.config import KMeansConfig
 from segcore.errors import TrainingError
-from segcore.kmeans import core
+from segcore.kmeans import FitSettings, core
 from segcore.kmeans.engines import fit_mllib
 from segcore.kmeans.local import LocalBlocks
 from segcore.kmeans.spark_engine import SlotsError, fit_spark
@@ -55,13 +55,13 @@ def _assert_matches(centres, data):
 def test_local_matches_scikit_learn(data):
     points, init, _ = data
     result = core.fit(
-        LocalBlocks(points, chunk_rows=1000), K, seed=0, max_iter=ITERATIONS, tol=0.0, init=init
+        LocalBlocks(points, chunk_rows=1000), K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=init)
     )
     _assert_matches(result.centres, data)
 
 
 def test_spark_matches_scikit_learn(frame, data):
-    result = fit_spark(frame, COLUMNS, K, seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1])
+    result = fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]))
     assert result.engine == "spark" and result.n_iter == ITERATIONS
     _assert_matches(result.centres, data)
 
@@ -72,7 +72,9 @@ def test_dask_matches_scikit_learn(dask_client, data):
     from segcore.kmeans.dask_engine import fit_dask
 
     array = da.from_array(data[0], chunks=(2_500, len(COLUMNS))).persist()
-    result = fit_dask(array, K, client=dask_client, seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1])
+    result = fit_dask(
+        array, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]), client=dask_client
+    )
     _assert_matches(result.centres, data)
 
 
@@ -83,8 +85,8 @@ def test_mllib_reference_matches_scikit_learn(frame, data):
 
 
 def test_seeded_init_is_repeatable_on_spark_and_good(frame, data):
-    first = fit_spark(frame, COLUMNS, K, seed=5, max_iter=100, tol=1e-4)
-    second = fit_spark(frame, COLUMNS, K, seed=5, max_iter=100, tol=1e-4)
+    first = fit_spark(frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
+    second = fit_spark(frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
     np.testing.assert_array_equal(first.centres, second.centres)
     best = min(SklearnKMeans(K, n_init=1, random_state=s).fit(data[0]).inertia_ for s in range(10))
     assert first.inertia <= best * 1.01
@@ -96,19 +98,23 @@ def test_seeded_init_is_repeatable_on_dask(dask_client, data):
     from segcore.kmeans.dask_engine import fit_dask
 
     array = da.from_array(data[0], chunks=(3_000, len(COLUMNS))).persist()
-    runs = [fit_dask(array, K, client=dask_client, seed=5, max_iter=100, tol=1e-4) for _ in range(2)]
+    runs = [
+        fit_dask(array, K, FitSettings(seed=5, max_iter=100, tol=1e-4), client=dask_client) for _ in range(2)
+    ]
     np.testing.assert_array_equal(runs[0].centres, runs[1].centres)
 
 
 def test_float32_gives_the_same_labels(frame, data):
-    result = fit_spark(frame, COLUMNS, K, seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1], dtype="float32")
+    result = fit_spark(
+        frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]), dtype="float32"
+    )
     np.testing.assert_allclose(result.centres, data[2].cluster_centers_, rtol=1e-3)
 
 
 def test_spark_refuses_more_workers_than_slots(frame, spark):
     slots = spark.sparkContext.defaultParallelism
     with pytest.raises(SlotsError, match=rf"num_workers={slots + 1} needs that many task slots"):
-        fit_spark(frame, COLUMNS, K, seed=0, max_iter=2, tol=0.0, num_workers=slots + 1)
+        fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), num_workers=slots + 1)
 
 
 def test_a_failing_task_fails_the_fit_cleanly(frame):
@@ -120,7 +126,7 @@ def test_a_failing_task_fails_the_fit_cleanly(frame):
         return rows
 
     with pytest.raises(Exception, match="broken partition"):
-        fit_spark(frame, COLUMNS, K, seed=0, max_iter=2, tol=0.0, timeout=60, prepare=prepare)
+        fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), timeout=60, prepare=prepare)
 
 
 def test_cuml_engine_without_cuml_says_how_to_install():
@@ -147,7 +153,7 @@ def test_a_retried_stage_gives_the_same_result(frame, data, tmp_path):
             raise RuntimeError("injected failure")
         return rows
 
-    clean = fit_spark(frame, COLUMNS, K, seed=3, max_iter=10, tol=0.0)
-    retried = fit_spark(frame, COLUMNS, K, seed=3, max_iter=10, tol=0.0, prepare=fail_once)
+    clean = fit_spark(frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0))
+    retried = fit_spark(frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0), prepare=fail_once)
     assert marker.exists()
     np.testing.assert_array_equal(clean.centres, retried.centres)

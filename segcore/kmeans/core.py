@@ -164,30 +164,31 @@ def _update(ops: BlockOps, centres: np.ndarray, step: Partials) -> np.ndarray:
     return updated
 
 
-def fit(
-    ops: BlockOps,
-    k: int,
-    *,
-    seed: int,
-    max_iter: int,
-    tol: float,
-    init: np.ndarray | None = None,
-    oversampling: float = 2.0,
-    init_rounds: int = 5,
-    engine: str = "local",
-) -> KMeansResult:
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit: the same for every engine."""
+
+    seed: int = 0
+    max_iter: int = 300
+    tol: float = 1e-4
+    init: np.ndarray | None = None  # initial centres; None = seeded k-means||
+    oversampling: float = 2.0
+    init_rounds: int = 5
+
+
+def fit(ops: BlockOps, k: int, settings: FitSettings, engine: str = "local") -> KMeansResult:
     """Initialise (k-means|| or given centres) and run Lloyd."""
     if k > ops.n_rows:
         raise ValueError(f"k={k} is larger than the number of rows ({ops.n_rows})")
     started = time.perf_counter()
-    if init is None:
-        centres = kmeans_parallel_init(ops, k, seed, oversampling, init_rounds)
+    if settings.init is None:
+        centres = kmeans_parallel_init(ops, k, settings.seed, settings.oversampling, settings.init_rounds)
     else:
-        centres = np.asarray(init, dtype=np.float64)
+        centres = np.asarray(settings.init, dtype=np.float64)
         if centres.shape != (k, ops.n_features):
             raise ValueError(f"initial centres have shape {centres.shape}, expected ({k}, {ops.n_features})")
     init_seconds = time.perf_counter() - started
-    result = lloyd(ops, centres, max_iter, tol)
+    result = lloyd(ops, centres, settings.max_iter, settings.tol)
     result.init_seconds = init_seconds
     result.fit_seconds = time.perf_counter() - started
     result.engine = engine

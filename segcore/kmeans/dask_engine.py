@@ -21,14 +21,9 @@ def _as_blocks(chunk: np.ndarray, dtype: str) -> LocalBlocks:
 def fit_dask(
     array,
     k: int,
+    settings: core.FitSettings,
     *,
     client,
-    seed: int,
-    max_iter: int,
-    tol: float,
-    init: np.ndarray | None = None,
-    oversampling: float = 2.0,
-    init_rounds: int = 5,
     dtype: str = "float64",
 ) -> core.KMeansResult:
     """k-means over the rows of a 2-D Dask array, computed on ``client``'s cluster."""
@@ -43,17 +38,7 @@ def fit_dask(
         return client.gather(client.map(fn, blocks, range(len(blocks)), pure=False))
 
     # The blocks stay in worker memory while this function holds their futures.
-    return core.fit(
-        GatheredBlocks(map_blocks),
-        k,
-        seed=seed,
-        max_iter=max_iter,
-        tol=tol,
-        init=init,
-        oversampling=oversampling,
-        init_rounds=init_rounds,
-        engine="dask",
-    )
+    return core.fit(GatheredBlocks(map_blocks), k, settings, engine="dask")
 
 
 def assign_dask(array, centres: np.ndarray):

@@ -8,11 +8,12 @@ reads the same Parquet into a Dask array on its cluster.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from pyspark.sql import DataFrame
 
-from segcore.config import KMeansConfig
+from segcore.config import DaskEngineConfig, KMeansConfig
 from segcore.errors import TrainingError
 from segcore.kmeans import core
 from segcore.kmeans.local import LocalBlocks
@@ -21,11 +22,12 @@ from segcore.prepare import Preparation
 CUML_INSTALL = "pip install 'segcore[gpu]' (cuML, on a machine with an NVIDIA GPU and CUDA 12)"
 
 
-def _common(settings: KMeansConfig) -> dict:
-    return dict(
+def fit_settings(settings: KMeansConfig, init: np.ndarray | None = None) -> core.FitSettings:
+    return core.FitSettings(
         seed=settings.seed,
         max_iter=settings.max_iter,
         tol=settings.tol,
+        init=init,
         oversampling=settings.oversampling,
         init_rounds=settings.init_rounds,
     )
@@ -49,12 +51,11 @@ def fit_features(
                 frame,
                 features,
                 k,
-                init=init,
+                fit_settings(settings, init),
                 dtype=settings.dtype,
                 num_workers=settings.spark.num_workers,
                 timeout=settings.spark.timeout_s,
                 prepare=preparation.transform_array,
-                **_common(settings),
             )
         except SlotsError as exc:
             raise TrainingError(str(exc)) from None
@@ -66,34 +67,36 @@ def fit_features(
     if settings.engine == "cuml":
         return fit_cuml(points, k, settings, init)
     blocks = LocalBlocks(np.ascontiguousarray(points, dtype=settings.dtype))
-    return core.fit(blocks, k, init=init, engine="local", **_common(settings))
+    return core.fit(blocks, k, fit_settings(settings, init), engine="local")
+
+
+@contextmanager
+def dask_client(settings: DaskEngineConfig):
+    """A client of the configured scheduler, or of a local cluster started for the job."""
+    from distributed import Client, LocalCluster
+
+    if settings.scheduler:
+        with Client(settings.scheduler) as client:
+            yield client
+        return
+    workers = dict(
+        n_workers=settings.local_workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    )
+    with LocalCluster(**workers) as cluster, Client(cluster) as client:
+        yield client
 
 
 def _fit_dask(settings: KMeansConfig, path: str, preparation: Preparation, init) -> core.KMeansResult:
     try:
         import dask.dataframe as dd
-        from distributed import Client, LocalCluster
     except ImportError:
         raise TrainingError("kmeans.engine=dask needs Dask: pip install 'segcore[dask]'") from None
     from segcore.kmeans.dask_engine import fit_dask
 
     table = dd.read_parquet(path, columns=preparation.features)
     rows = table.to_dask_array(lengths=True).map_blocks(preparation.transform_array, dtype=np.float64)
-    if settings.dask.scheduler:
-        with Client(settings.dask.scheduler) as client:
-            return fit_dask(
-                rows, settings.k, client=client, init=init, dtype=settings.dtype, **_common(settings)
-            )
-    with (
-        LocalCluster(
-            n_workers=settings.dask.local_workers,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        return fit_dask(rows, settings.k, client=client, init=init, dtype=settings.dtype, **_common(settings))
+    with dask_client(settings.dask) as client:
+        return fit_dask(rows, settings.k, fit_settings(settings, init), client=client, dtype=settings.dtype)
 
 
 def fit_cuml(

@@ -56,14 +56,14 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.num_workers = num_workers
         self.client = client
 
-    def _settings(self) -> dict[str, Any]:
+    def _settings(self) -> core.FitSettings:
         if self.engine not in ENGINES:
             raise ValueError(f"engine={self.engine!r} is not one of {ENGINES}")
         init = None if isinstance(self.init, str) and self.init == "k-means||" else np.asarray(self.init)
         if isinstance(self.init, str) and init is not None:
             raise ValueError(f"init={self.init!r}: use 'k-means||' or an array of initial centres")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        return dict(
+        return core.FitSettings(
             seed=seed,
             max_iter=self.max_iter,
             tol=self.tol,
@@ -83,7 +83,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             if X.shape[0] < self.n_clusters:
                 raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
             blocks = LocalBlocks(np.ascontiguousarray(X, dtype=self.dtype))
-            self._set_result(core.fit(blocks, self.n_clusters, engine="local", **settings))
+            self._set_result(core.fit(blocks, self.n_clusters, settings, engine="local"))
             self.labels_ = blocks.assign(self.cluster_centers_)[0]
         return self
 
@@ -114,7 +114,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         frame, columns = self._spark_columns(frame)
         result = fit_spark(
-            frame, columns, self.n_clusters, dtype=self.dtype, num_workers=self.num_workers, **settings
+            frame, columns, self.n_clusters, settings, dtype=self.dtype, num_workers=self.num_workers
         )
         self._set_result(result)
         self.n_features_in_ = len(columns)
@@ -133,7 +133,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         from segcore.kmeans.dask_engine import assign_dask, fit_dask
 
         array = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
-        result = fit_dask(array, self.n_clusters, client=self._dask_client(), dtype=self.dtype, **settings)
+        result = fit_dask(array, self.n_clusters, settings, client=self._dask_client(), dtype=self.dtype)
         self._set_result(result)
         self.n_features_in_ = array.shape[1]
         self.labels_ = assign_dask(array, result.centres)[0]

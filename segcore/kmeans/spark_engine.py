@@ -64,13 +64,8 @@ def fit_spark(
     frame: DataFrame,
     columns: list[str],
     k: int,
+    settings: core.FitSettings,
     *,
-    seed: int,
-    max_iter: int,
-    tol: float,
-    init: np.ndarray | None = None,
-    oversampling: float = 2.0,
-    init_rounds: int = 5,
     dtype: str = "float64",
     num_workers: int | None = None,
     timeout: float = 300.0,
@@ -101,17 +96,7 @@ def fit_spark(
         # One task per core: BLAS threads of their own would only fight the other tasks.
         with threadpool_limits(limits=task.cpus()), _collective(task, secret, timeout) as comm:
             ops = GatheredBlocks(lambda fn: comm.allgather(fn(block, comm.rank)))
-            result = core.fit(
-                ops,
-                k,
-                seed=seed,
-                max_iter=max_iter,
-                tol=tol,
-                init=init,
-                oversampling=oversampling,
-                init_rounds=init_rounds,
-                engine="spark",
-            )
+            result = core.fit(ops, k, settings, engine="spark")
         if comm.rank == 0:
             yield pa.RecordBatch.from_pydict({"result": [pickle.dumps(result)]})
 
