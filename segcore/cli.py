@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
 
+    report = commands.add_parser("report", help="rebuild a training run's HTML report from MLflow")
+    report.add_argument("--run-id", required=True)
+    report.add_argument("--out", help="HTML file to write (default: segments_report_<run>.html)")
+    _add_config_arguments(report)
+
     demo = commands.add_parser("demo", help="generate a sample lake and run every stage on it")
     demo.add_argument("--workdir", default="segcore-demo")
     demo.add_argument("--customers", type=int, default=50_000)
@@ -97,7 +102,25 @@ def run_train(config: Config):
         f"version {result.model.version} as challenger{role}"
     )
     print(", ".join(f"{name}={value:.4g}" for name, value in result.metrics.items()))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return result
+
+
+def run_report(config: Config, run_id: str, out: str | None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from segcore.report import report_from_run
+    from segcore.tracking import use_tracking
+
+    use_tracking(config)
+    try:
+        path = report_from_run(run_id, out)
+    except MlflowException as exc:
+        raise SegcoreError(
+            f"run {run_id} has no report inputs in {config.tracking_uri()}: {exc.message}"
+        ) from None
+    print(f"report {path}")
 
 
 def run_score(config: Config, model_version: str | None = None) -> None:
@@ -143,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_features(config)
             elif args.command == "train":
                 run_train(config)
+            elif args.command == "report":
+                run_report(config, args.run_id, args.out)
             else:
                 run_score(config, args.model_version)
     except SegcoreError as exc:

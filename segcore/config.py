@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from segcore.errors import ConfigError
 from segcore.schema import identity_mapping
@@ -86,15 +86,28 @@ class DaskEngineConfig(_Strict):
     local_workers: int = Field(2, ge=1)
 
 
+class KRange(_Strict):
+    """Try every k from ``min`` to ``max`` and choose one by ``select.rule``."""
+
+    min: int = Field(2, ge=1)
+    max: int = Field(12, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KRange:
+        if self.max < self.min:
+            raise ValueError(f"k range max={self.max} is below min={self.min}")
+        return self
+
+
 class KMeansConfig(_Strict):
     """The clustering core: engine, number of segments and Lloyd settings."""
 
     engine: Literal["local", "spark", "dask", "cuml", "spark-mllib"] = "local"
-    k: int = Field(5, ge=1)
+    k: Annotated[int, Field(ge=1)] | KRange = 5
     seed: int = 42
     max_iter: int = Field(100, ge=1)
     tol: float = Field(1e-4, ge=0)
-    init: Literal["k-means||"] = "k-means||"
+    init: Literal["k-means||", "champion"] = "k-means||"
     oversampling: float = Field(2.0, gt=0)
     init_rounds: int = Field(5, ge=1)
     dtype: Literal["float32", "float64"] = "float64"
@@ -123,8 +136,26 @@ class TrainConfig(_Strict):
     silhouette_sample: int = Field(5000, ge=10)
 
 
+class SelectConfig(_Strict):
+    """How k is chosen from a range, and how stability is measured."""
+
+    rule: Literal["davies_bouldin", "silhouette", "elbow", "calinski_harabasz", "fixed"] = "davies_bouldin"
+    fixed_k: int | None = Field(None, ge=1)  # with rule: fixed
+    stability_bootstraps: int = Field(5, ge=2)
+    stability_min_ari: float = Field(0.8, ge=0, le=1)
+
+
+class SegmentsConfig(_Strict):
+    """Stable segment ids across runs, and names set by hand."""
+
+    # New centres farther than this (scaled units) from every champion centre get a new id.
+    max_match_distance: float = Field(2.0, gt=0)
+    names: dict[int, str] = Field(default_factory=dict)
+
+
 class ScoreConfig(_Strict):
     output: str = "segments"
+    profiles_output: str = "profiles"
     model_version: str | None = None
     model_alias: str = "champion"
 
@@ -147,6 +178,8 @@ class Config(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
@@ -193,11 +226,30 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"config key '{key}' does not exist: remove it or check its spelling (see conf/default.yaml)"
-    return f"config key '{key}': {error['msg']} (got {error.get('input')!r})"
+def _key(error: dict[str, Any]) -> str:
+    # Union members appear in the location (e.g. "constrained-int"): keep the config keys only.
+    return ".".join(str(part) for part in error["loc"] if isinstance(part, int) or str(part).isidentifier())
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    """One line per offending key; of a union's errors, the one about the value rather than its type."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for error in errors:
+        key, current = _key(error), chosen.get(_key(error))
+        if current is None or (
+            current["type"].endswith(("_type", "_parsing"))
+            and not error["type"].endswith(("_type", "_parsing"))
+        ):
+            chosen[key] = error
+    lines = []
+    for key, error in chosen.items():
+        if error["type"] == "extra_forbidden":
+            lines.append(
+                f"config key '{key}' does not exist: remove it or check its spelling (see conf/default.yaml)"
+            )
+        else:
+            lines.append(f"config key '{key}': {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
 
 
 def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
@@ -206,7 +258,7 @@ def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Co
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(e) for e in exc.errors())) from None
+        raise ConfigError(_describe(exc.errors())) from None
 
 
 def load_config(path: str | None, overrides: list[str] | None = None) -> Config:

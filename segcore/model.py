@@ -27,8 +27,9 @@ class SegmentModel:
 
     preparation: Preparation
     centres: np.ndarray  # (k, d) in the prepared (scaled) space
-    segment_ids: list[int]
+    segment_ids: list[int]  # stable ids (see segcore.align), in centre order
     segment_names: list[str]
+    next_id: int  # the first id no version of the model has used
 
     @property
     def features(self) -> list[str]:
@@ -53,6 +54,7 @@ class SegmentModel:
                 "centres": self.centres.tolist(),
                 "segment_ids": self.segment_ids,
                 "segment_names": self.segment_names,
+                "next_id": self.next_id,
             }
         )
 
@@ -64,6 +66,7 @@ class SegmentModel:
             np.asarray(state["centres"], dtype=np.float64),
             [int(i) for i in state["segment_ids"]],
             list(state["segment_names"]),
+            int(state["next_id"]),
         )
 
 

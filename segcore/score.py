@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mlflow.pyfunc
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
 from segcore.lake import read_partition, write_partition
-from segcore.model import OUTPUT_COLUMNS
+from segcore.model import OUTPUT_COLUMNS, SegmentModel
+from segcore.profile import profile_segments
 from segcore.tracking import load_segment_model, resolve_model
 
 
@@ -27,7 +28,8 @@ def score(spark: SparkSession, config: Config, model_version: str | None = None)
     """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
     model_version — one row per customer of the feature table."""
     model_uri, version = resolve_model(config, model_version)
-    features = load_segment_model(model_uri).features
+    model = load_segment_model(model_uri)
+    features = model.features
     table = config.partition(config.features.output)
     frame = read_partition(
         spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
@@ -51,4 +53,22 @@ def score(spark: SparkSession, config: Config, model_version: str | None = None)
     ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
     target = config.partition(config.score.output)
     write_partition(segments, target)
-    return ScoreResult(target, model_uri, version, spark.read.parquet(target).count())
+    written = spark.read.parquet(target)
+    write_profiles(spark, config, model, frame, written)
+    return ScoreResult(target, model_uri, version, written.count())
+
+
+def write_profiles(
+    spark: SparkSession, config: Config, model: SegmentModel, features: DataFrame, segments: DataFrame
+) -> str:
+    """Per-segment profile of this scoring (Spark aggregation over every customer), written to
+    ``profiles/as_of=<as_of>`` beside the segments."""
+    labelled = segments.select("customer_id", F.col("segment_id").alias("label")).join(
+        features, "customer_id"
+    )
+    profile, _ = profile_segments(labelled.drop("customer_id"), model.features)
+    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
+    profile.insert(1, "segment_name", profile["segment_id"].map(names))
+    target = config.partition(config.score.profiles_output)
+    write_partition(spark.createDataFrame(profile).coalesce(1), target)
+    return target

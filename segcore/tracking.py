@@ -47,11 +47,16 @@ def log_config(config: Config) -> None:
     mlflow.log_text(config_to_yaml(config), "config/resolved.yaml")
 
 
-def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
+def log_bytes(data: bytes, artifact_path: str) -> None:
+    """Log ``data`` as the artifact file ``artifact_path`` of the active run."""
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp, Path(artifact_path).name)
-        frame.to_csv(file, index=False)
+        file.write_bytes(data)
         mlflow.log_artifact(str(file), str(Path(artifact_path).parent))
+
+
+def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
+    log_bytes(frame.to_csv(index=False).encode(), artifact_path)
 
 
 @dataclass(frozen=True)

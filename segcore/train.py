@@ -1,9 +1,10 @@
-"""Training: prepare features, fit k-means with the configured engine, measure, profile and name
-segments, record it all in MLflow and register the model.
+"""Training: prepare features, fit k-means for every k tried, choose k, check stability, keep
+segment ids stable against the champion, profile and name segments, draw the report, and record
+it all in MLflow (a parent run, a child run per k) with a new registered model version.
 
 The feature table is read with Spark; the preparation is fitted and the profile aggregated there
-for every engine, so only centres, aggregates and a seeded sample (for the quality metrics) reach
-the driver.
+for every engine, so only centres, aggregates and a seeded sample (for the quality metrics,
+stability and the projection plot) reach the driver.
 """
 
 from __future__ import annotations
@@ -14,19 +15,33 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from pyspark.sql import DataFrame, SparkSession
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from pyspark.sql import functions as F
 
-from segcore.config import Config
+from segcore import report
+from segcore.align import align, champion_centres
+from segcore.config import Config, KRange
 from segcore.errors import TrainingError
 from segcore.kmeans.core import KMeansResult
-from segcore.kmeans.engines import fit_features
+from segcore.kmeans.engines import fit_features, fit_settings
+from segcore.kmeans.kernels import nearest
 from segcore.kmeans.spark_engine import assign_spark
 from segcore.lake import INPUT_ROWS_FILE, read_partition, read_text
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
 from segcore.profile import name_segments, profile_segments, summary_table
-from segcore.tracking import RegisteredModel, log_and_register, log_config, log_table, use_tracking
+from segcore.select import choose_k, quality_metrics, stability
+from segcore.tracking import (
+    CHAMPION,
+    RegisteredModel,
+    load_segment_model,
+    log_and_register,
+    log_bytes,
+    log_config,
+    log_table,
+    use_tracking,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,8 @@ class TrainResult:
     metrics: dict[str, float]
     profile: pd.DataFrame
     summary: pd.DataFrame
+    k_selection: pd.DataFrame
+    warnings: list[str]
 
 
 def read_input_rows(spark: SparkSession, path: str) -> dict[str, int]:
@@ -45,25 +62,12 @@ def read_input_rows(spark: SparkSession, path: str) -> dict[str, int]:
     return json.loads(text) if text else {}
 
 
-def quality_metrics(sample: pd.DataFrame, preparation: Preparation) -> dict[str, float]:
-    """Silhouette, Davies–Bouldin and Calinski–Harabasz on a seeded sample of customers."""
-    labels = sample["label"].to_numpy()
-    if len(np.unique(labels)) < 2:
-        return {}
-    points = preparation.transform(sample)
-    return {
-        "silhouette": float(silhouette_score(points, labels)),
-        "davies_bouldin": float(davies_bouldin_score(points, labels)),
-        "calinski_harabasz": float(calinski_harabasz_score(points, labels)),
-    }
-
-
-def _sample(labelled: DataFrame, rows: int, size: int, seed: int) -> pd.DataFrame:
+def _sample(frame: DataFrame, rows: int, size: int, seed: int) -> pd.DataFrame:
     fraction = min(1.0, 1.2 * size / rows)
-    return labelled.sample(fraction=fraction, seed=seed).limit(size).toPandas()
+    return frame.sample(fraction=fraction, seed=seed).limit(size).toPandas()
 
 
-def _metrics(result: KMeansResult) -> dict[str, float]:
+def _fit_metrics(result: KMeansResult) -> dict[str, float]:
     return {
         "inertia": result.inertia,
         "fit_seconds": result.fit_seconds,
@@ -73,9 +77,34 @@ def _metrics(result: KMeansResult) -> dict[str, float]:
     }
 
 
+def _champion(config: Config) -> SegmentModel | None:
+    try:
+        return load_segment_model(f"models:/{config.mlflow.registered_model}@{CHAMPION}")
+    except MlflowException:
+        return None
+
+
+def _k_values(config: Config, rows: int) -> list[int]:
+    k = config.kmeans.k
+    ks = list(range(k.min, k.max + 1)) if isinstance(k, KRange) else [k]
+    if ks[-1] > rows:
+        raise TrainingError(
+            f"kmeans.k={ks[-1]} is larger than the number of customers ({rows}) in the feature "
+            f"table for as_of={config.as_of}: lower kmeans.k"
+        )
+    return ks
+
+
+def _warm_start(config: Config, champion: SegmentModel | None, preparation: Preparation, k: int):
+    """The champion's centres as initial centres, with kmeans.init=champion and a matching model."""
+    if config.kmeans.init != "champion" or champion is None or len(champion.centres) != k:
+        return None
+    return champion_centres(champion, preparation)
+
+
 def train(spark: SparkSession, config: Config) -> TrainResult:
     """Train on ``features/as_of=<as_of>`` and register a new model version."""
-    settings, k = config.train, config.kmeans.k
+    settings, select = config.train, config.select
     features = list(dict.fromkeys(settings.features))
     path = config.partition(config.features.output)
     frame = read_partition(
@@ -83,35 +112,70 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     )
     preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
     rows = frame.count()
-    if k > rows:
-        raise TrainingError(
-            f"kmeans.k={k} is larger than the number of customers ({rows}) in the feature "
-            f"table for as_of={config.as_of}: lower kmeans.k"
-        )
-    result = fit_features(config.kmeans, frame, path, preparation)
-
-    labelled = assign_spark(
-        frame.select("customer_id", *features), features, result.centres, preparation.transform_array
-    ).cache()
-    try:
-        profile, population = profile_segments(labelled.drop("customer_id"), features)
-        sample = _sample(
-            labelled.select(*features, "label"), rows, settings.silhouette_sample, config.kmeans.seed
-        )
-    finally:
-        labelled.unpersist()
-    names = name_segments(profile, population)
-    model = SegmentModel(preparation, result.centres, list(range(k)), [names[i] for i in range(k)])
-    metrics = {**_metrics(result), **quality_metrics(sample, preparation)}
-    profile.insert(1, "segment_name", profile["segment_id"].map(names))
-
+    ks = _k_values(config, rows)
     use_tracking(config)
-    with mlflow.start_run(run_name=f"train-{config.as_of}-k{k}") as run:
+    champion = _champion(config)
+    sample = _sample(frame.select(*features), rows, settings.silhouette_sample, config.kmeans.seed)
+    points = preparation.transform(sample)
+
+    fits: dict[int, KMeansResult] = {}
+    rows_by_k = []
+    for k in ks:
+        fits[k] = fit_features(
+            config.kmeans, k, frame, path, preparation, _warm_start(config, champion, preparation, k)
+        )
+        rows_by_k.append({"k": k, **_fit_metrics(fits[k]), **quality_metrics(points, fits[k].centres)})
+    k_table = pd.DataFrame(rows_by_k)
+    try:
+        chosen, reason = (
+            choose_k(k_table, select.rule, select.fixed_k) if len(ks) > 1 else (ks[0], "single k")
+        )
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    result = fits[chosen]
+    stability_ari = stability(points, chosen, fit_settings(config.kmeans), select.stability_bootstraps)
+    warnings = []
+    if stability_ari < select.stability_min_ari:
+        warnings.append(
+            f"unstable segments: stability_ari={stability_ari:.3f} is below select.stability_min_ari="
+            f"{select.stability_min_ari} (refits on bootstrap samples disagree); try another k"
+        )
+
+    alignment = align(result.centres, champion, preparation, config.segments.max_match_distance)
+    labelled = assign_spark(frame.select(*features), features, result.centres, preparation.transform_array)
+    ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
+    profile, population = profile_segments(labelled.withColumn("label", ids), features)
+    names = {**name_segments(profile, population), **config.segments.names}
+    model = SegmentModel(
+        preparation, result.centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
+    )
+    profile.insert(1, "segment_name", profile["segment_id"].map(names))
+    metrics = {**k_table.set_index("k").loc[chosen].to_dict(), "stability_ari": stability_ari}
+    sample_ids = np.asarray(alignment.ids)[nearest(points, result.centres)[0]]
+    images = {
+        "segment_sizes.png": report.sizes_plot(profile),
+        "profile_heatmap.png": report.heatmap_plot(profile, features),
+        "projection.png": report.projection_plot(points, sample_ids, names, config.kmeans.seed),
+    }
+    if len(ks) > 1:
+        images["k_selection.png"] = report.k_selection_plot(k_table, chosen)
+    summary = f"as_of {config.as_of}, k={chosen} ({reason}), stability_ari={stability_ari:.3f}"
+
+    with mlflow.start_run(run_name=f"train-{config.as_of}-k{chosen}") as run:
+        for k in ks:
+            with mlflow.start_run(run_name=f"k={k}", nested=True):
+                mlflow.log_params({"k": k, "engine": config.kmeans.engine, "as_of": config.as_of.isoformat()})
+                mlflow.log_metrics(k_table.set_index("k").loc[k].dropna().to_dict())
         mlflow.log_params(
             {
                 "as_of": config.as_of.isoformat(),
                 "engine": config.kmeans.engine,
-                "k": k,
+                "k": chosen,
+                "chosen_k": chosen,
+                "k_tried": ",".join(map(str, ks)),
+                "k_rule": select.rule if len(ks) > 1 else "single",
+                "k_reason": reason,
+                "init": config.kmeans.init,
                 "seed": config.kmeans.seed,
                 "max_iter": config.kmeans.max_iter,
                 "tol": config.kmeans.tol,
@@ -122,9 +186,29 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
                 **{f"input_rows_{table}": n for table, n in read_input_rows(spark, path).items()},
             }
         )
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({key: value for key, value in metrics.items() if pd.notna(value)})
+        mlflow.set_tag("summary", summary)
+        for warning in warnings:
+            mlflow.set_tag("warning", warning)
         log_config(config)
         log_table(profile, "profile/segment_profile.csv")
+        log_table(k_table, "selection/k_selection.csv")
+        log_table(alignment.matching, "alignment/matching.csv")
+        for name, data in images.items():
+            log_bytes(data, f"plots/{name}")
+        mlflow.log_text(
+            report.build_html(f"Customer segments — {config.as_of}", summary, images, profile),
+            "report/segments_report.html",
+        )
         registered = log_and_register(model, config.mlflow.registered_model)
         mlflow.set_tag("model_version", registered.version)
-    return TrainResult(run.info.run_id, registered, k, metrics, profile, summary_table(profile, names))
+    return TrainResult(
+        run.info.run_id,
+        registered,
+        chosen,
+        metrics,
+        profile,
+        summary_table(profile, names),
+        k_table,
+        warnings,
+    )

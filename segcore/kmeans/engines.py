@@ -35,14 +35,15 @@ def fit_settings(settings: KMeansConfig, init: np.ndarray | None = None) -> core
 
 def fit_features(
     settings: KMeansConfig,
+    k: int,
     frame: DataFrame,
     path: str,
     preparation: Preparation,
     init: np.ndarray | None = None,
 ) -> core.KMeansResult:
-    """Fit ``settings.k`` segments on the prepared ``preparation.features`` of the feature table
+    """Fit ``k`` segments on the prepared ``preparation.features`` of the feature table
     (``frame`` is that table in Spark, ``path`` its Parquet location)."""
-    features, k = preparation.features, settings.k
+    features = preparation.features
     if settings.engine == "spark":
         from segcore.kmeans.spark_engine import SlotsError, fit_spark
 
@@ -60,7 +61,7 @@ def fit_features(
         except SlotsError as exc:
             raise TrainingError(str(exc)) from None
     if settings.engine == "dask":
-        return _fit_dask(settings, path, preparation, init)
+        return _fit_dask(settings, k, path, preparation, init)
     if settings.engine == "spark-mllib":
         return fit_mllib(frame, features, k, settings, init, preparation)
     points = preparation.transform(frame.select(*features).toPandas())
@@ -86,7 +87,7 @@ def dask_client(settings: DaskEngineConfig):
         yield client
 
 
-def _fit_dask(settings: KMeansConfig, path: str, preparation: Preparation, init) -> core.KMeansResult:
+def _fit_dask(settings: KMeansConfig, k: int, path: str, preparation: Preparation, init) -> core.KMeansResult:
     try:
         import dask.dataframe as dd
     except ImportError:
@@ -96,7 +97,7 @@ def _fit_dask(settings: KMeansConfig, path: str, preparation: Preparation, init)
     table = dd.read_parquet(path, columns=preparation.features)
     rows = table.to_dask_array(lengths=True).map_blocks(preparation.transform_array, dtype=np.float64)
     with dask_client(settings.dask) as client:
-        return fit_dask(rows, settings.k, fit_settings(settings, init), client=client, dtype=settings.dtype)
+        return fit_dask(rows, k, fit_settings(settings, init), client=client, dtype=settings.dtype)
 
 
 def fit_cuml(

@@ -1,0 +1,193 @@
+"""Segments people can act on: choosing k, stability, stable ids across runs, names, report."""
+
+import datetime as dt
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import LAKE_CUSTOMERS, make_config
+from mlflow.tracking import MlflowClient
+from sklearn.metrics import adjusted_rand_score
+
+from segcore.align import align
+from segcore.features import run_features
+from segcore.kmeans import FitSettings
+from segcore.model import SegmentModel
+from segcore.prepare import Preparation
+from segcore.score import score
+from segcore.select import choose_k, knee, stability
+from segcore.synth import generate_lake
+from segcore.train import train
+
+PLANTED_K = 5
+K_RANGE = {"min": 3, "max": 7}
+
+
+@pytest.fixture(scope="module")
+def history(spark, lake, tmp_path_factory):
+    """Train over a k range on the lake, retrain on the same data, then on a lake generated one
+    month later with the same seed; score after each."""
+    workdir = tmp_path_factory.mktemp("segments")
+    first = make_config(workdir, lake, kmeans__k=K_RANGE)
+    run_features(spark, first)
+    runs = {"first": train(spark, first)}
+    score(spark, first)
+    first_segments = pd.read_parquet(first.partition("segments"))
+    runs["again"] = train(spark, first)
+    later_lake = tmp_path_factory.mktemp("later") / "lake"
+    later_date = dt.date(2026, 7, 31)
+    generate_lake(later_lake, LAKE_CUSTOMERS, seed=11, end=later_date)
+    later = make_config(workdir, later_lake, kmeans__k=K_RANGE, as_of=later_date.isoformat())
+    run_features(spark, later)
+    runs["later"] = train(spark, later)
+    client = MlflowClient()
+    name = first.mlflow.registered_model
+    client.set_registered_model_alias(name, "champion", runs["later"].model.version)
+    score(spark, later)
+    return {
+        "config": first,
+        "later": later,
+        "runs": runs,
+        "first_segments": first_segments,
+        "later_segments": pd.read_parquet(later.partition("segments")),
+        "planted": pd.read_parquet(lake / "planted_segments.parquet"),
+        "later_planted": pd.read_parquet(later_lake / "planted_segments.parquet"),
+    }
+
+
+def test_the_rule_picks_the_planted_k_and_records_why(history):
+    run = history["runs"]["first"]
+    assert run.k == PLANTED_K
+    data = MlflowClient().get_run(run.run_id).data
+    assert data.params["chosen_k"] == str(PLANTED_K)
+    assert data.params["k_reason"].startswith("davies_bouldin: lowest davies_bouldin")
+    assert list(run.k_selection.k) == [3, 4, 5, 6, 7]
+    assert 0.0 <= data.metrics["stability_ari"] <= 1.0
+
+
+def test_a_child_run_per_k_and_artifacts(history):
+    run_id = history["runs"]["first"].run_id
+    children = mlflow.search_runs(
+        experiment_names=["segcore"], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    assert sorted(children["params.k"].astype(int)) == [3, 4, 5, 6, 7]
+    assert children["metrics.silhouette"].notna().all()
+    client = MlflowClient()
+    artifacts = {
+        a.path
+        for folder in ("plots", "selection", "alignment", "report")
+        for a in client.list_artifacts(run_id, folder)
+    }
+    assert {
+        "plots/k_selection.png",
+        "plots/projection.png",
+        "plots/profile_heatmap.png",
+        "plots/segment_sizes.png",
+        "selection/k_selection.csv",
+        "alignment/matching.csv",
+        "report/segments_report.html",
+    } <= artifacts
+
+
+def test_planted_segments_are_recovered(history):
+    merged = history["first_segments"].merge(history["planted"], on="customer_id")
+    assert adjusted_rand_score(merged.segment, merged.segment_id) >= 0.8
+
+
+def test_retraining_on_the_same_data_keeps_every_id(history):
+    first, again = history["runs"]["first"], history["runs"]["again"]
+    pd.testing.assert_frame_equal(first.profile, again.profile)
+    matching = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=again.run_id, artifact_path="alignment/matching.csv")
+    )
+    assert matching.matched.all()
+
+
+def _id_of_planted(segments, planted):
+    merged = segments.merge(planted, on="customer_id")
+    return merged.groupby("segment").segment_id.agg(lambda ids: ids.mode()[0]).to_dict()
+
+
+def test_a_month_later_the_segments_that_still_exist_keep_their_ids(history):
+    before = _id_of_planted(history["first_segments"], history["planted"])
+    after = _id_of_planted(history["later_segments"], history["later_planted"])
+    assert after == before
+
+
+def test_names_are_unique_and_fit_the_planted_character(history):
+    names = history["runs"]["first"].profile.set_index("segment_id").segment_name
+    assert names.is_unique
+    merged = history["first_segments"].merge(history["planted"], on="customer_id")
+    named = merged.groupby("segment").segment_name.agg(lambda n: n.mode()[0])
+    assert named["lapsed_big_spenders"].startswith(("Can't lose them", "At risk"))
+    assert named["high_value_loyal"].startswith("Champions")
+    assert named["new_customers"].startswith("New customers")
+    assert "discount-driven" in named["bargain_hunters"]
+    assert "mobile-first" in named["mobile_first_browsers"]
+
+
+def test_scoring_writes_profiles_beside_the_segments(history):
+    profiles = pd.read_parquet(history["later"].partition("profiles"))
+    segments = history["later_segments"]
+    assert profiles.customers.sum() == len(segments)
+    assert set(profiles.segment_id) == set(segments.segment_id)
+    assert {"segment_name", "share", "revenue_share", "mean_recency_days", "z_frequency"} <= set(
+        profiles.columns
+    )
+
+
+def test_report_is_self_contained(history):
+    run_id = history["runs"]["first"].run_id
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="report/segments_report.html")
+    page = Path(path).read_text()
+    assert page.count('src="data:image/png;base64,') == 4
+    assert "http://" not in page and "https://" not in page
+    assert "Segment profiles" in page
+
+
+def test_names_can_be_set_by_id(spark, history):
+    config = history["config"].model_copy(deep=True)
+    config.kmeans.k = PLANTED_K
+    champion_ids = history["runs"]["first"].profile.segment_id.tolist()
+    config.segments.names = {champion_ids[0]: "VIP"}
+    result = train(spark, config)
+    assert result.profile.set_index("segment_id").segment_name[champion_ids[0]] == "VIP"
+
+
+def test_warm_start_from_the_champion_converges_at_once(spark, history):
+    config = history["later"].model_copy(deep=True)
+    config.kmeans.k = PLANTED_K
+    config.kmeans.init = "champion"
+    result = train(spark, config)
+    assert result.metrics["iterations"] <= 2
+    assert sorted(result.profile.segment_id) == sorted(history["runs"]["later"].profile.segment_id)
+
+
+def test_knee_finds_the_elbow():
+    assert knee([2, 3, 4, 5, 6, 7], [100, 60, 25, 22, 20, 19]) == 4
+
+
+def test_fixed_rule_outside_the_range_is_refused():
+    table = pd.DataFrame({"k": [3, 4], "inertia": [2.0, 1.0]})
+    with pytest.raises(ValueError, match="select.fixed_k=9 is not in the tried range 3..4"):
+        choose_k(table, "fixed", 9)
+
+
+def test_stability_is_high_for_clusters_and_low_for_noise():
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(c, 0.3, (300, 2)) for c in ((0, 0), (5, 5), (0, 5))])
+    noise = rng.uniform(0, 1, (900, 2))
+    settings = FitSettings(seed=1, max_iter=100)
+    assert stability(blobs, 3, settings, 4) > 0.95
+    assert stability(noise, 8, settings, 4) < 0.9
+
+
+def test_unmatched_segments_get_new_ids_never_recycled():
+    preparation = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
+    champion = SegmentModel(preparation, np.array([[0.0, 0.0], [10.0, 0.0]]), [4, 7], ["x", "y"], next_id=9)
+    new = np.array([[10.1, 0.0], [0.2, 0.0], [50.0, 50.0]])
+    result = align(new, champion, preparation, max_distance=2.0)
+    assert result.ids == [7, 4, 9]
+    assert result.next_id == 10
