@@ -191,3 +191,20 @@ def test_unmatched_segments_get_new_ids_never_recycled():
     result = align(new, champion, preparation, max_distance=2.0)
     assert result.ids == [7, 4, 9]
     assert result.next_id == 10
+
+
+@pytest.mark.parametrize("notebook", ["01_explore_segments.ipynb", "02_compare_runs.ipynb"])
+def test_notebooks_run_against_a_workdir(history, notebook, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SEGCORE_WORKDIR", history["config"].workdir)
+    monkeypatch.setenv("SEGCORE_AS_OF", history["later"].as_of.isoformat())
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    book = nbformat.read(folder / notebook, as_version=4)
+    NotebookClient(
+        book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
+    outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert outputs
