@@ -12,6 +12,7 @@ from segcore.config import Config, load_config
 from segcore.errors import SegcoreError
 
 DEFAULT_LAKE_END = dt.date(2026, 6, 30)
+DEMO_K_RANGE = "kmeans.k={min: 3, max: 8}"
 
 
 def _date(text: str) -> dt.date:
@@ -133,7 +134,8 @@ def run_score(config: Config, model_version: str | None = None) -> None:
 
 def run_demo(args: argparse.Namespace) -> None:
     workdir = os.path.abspath(args.workdir)
-    config = load_config(args.config, [f"workdir={workdir}", *args.overrides])
+    # The demo chooses k from a range; --set kmeans.k=... after it wins.
+    config = load_config(args.config, [f"workdir={workdir}", DEMO_K_RANGE, *args.overrides])
     run_generate(
         config.path(os.path.dirname(config.lake.customers.path) or "lake"),
         args.customers,
@@ -143,8 +145,12 @@ def run_demo(args: argparse.Namespace) -> None:
     run_features(config)
     result = run_train(config)
     run_score(config, result.model.version)
-    print("\nsegments as of", config.as_of)
+    report = os.path.join(workdir, "segments_report.html")
+    with open(report, "w") as file:
+        file.write(result.report_html)
+    print(f"\nsegments as of {config.as_of}: k={result.k} ({result.k_reason})")
     print(result.summary.to_string(index=False))
+    print(f"\nreport: {report}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
-PLOT_TITLES = {
+PLOT_TITLES = {  # in the report's order
     "k_selection.png": "Choosing k",
     "segment_sizes.png": "Segment size and revenue",
     "profile_heatmap.png": "Standardized profiles",
@@ -87,9 +87,9 @@ def build_html(title: str, summary: str, images: dict[str, bytes], profile: pd.D
     """One HTML page, images inline, no external resources."""
     sections = [
         f"<h2>{html.escape(PLOT_TITLES.get(name, name))}</h2>"
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        for name, data in images.items()
-        if name in PLOT_TITLES
+        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">'
+        for name in PLOT_TITLES
+        if name in images
     ]
     table = profile.to_html(index=False, float_format=lambda v: f"{v:,.3f}", border=0, classes="profile")
     return f"""<!DOCTYPE html>

@@ -53,7 +53,9 @@ class TrainResult:
     profile: pd.DataFrame
     summary: pd.DataFrame
     k_selection: pd.DataFrame
+    k_reason: str
     warnings: list[str]
+    report_html: str
 
 
 def read_input_rows(spark: SparkSession, path: str) -> dict[str, int]:
@@ -160,6 +162,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     if len(ks) > 1:
         images["k_selection.png"] = report.k_selection_plot(k_table, chosen)
     summary = f"as_of {config.as_of}, k={chosen} ({reason}), stability_ari={stability_ari:.3f}"
+    page = report.build_html(f"Customer segments — {config.as_of}", summary, images, profile)
 
     with mlflow.start_run(run_name=f"train-{config.as_of}-k{chosen}") as run:
         for k in ks:
@@ -196,10 +199,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         log_table(alignment.matching, "alignment/matching.csv")
         for name, data in images.items():
             log_bytes(data, f"plots/{name}")
-        mlflow.log_text(
-            report.build_html(f"Customer segments — {config.as_of}", summary, images, profile),
-            "report/segments_report.html",
-        )
+        mlflow.log_text(page, "report/segments_report.html")
         registered = log_and_register(model, config.mlflow.registered_model)
         mlflow.set_tag("model_version", registered.version)
     return TrainResult(
@@ -210,5 +210,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         profile,
         summary_table(profile, names),
         k_table,
+        reason,
         warnings,
+        page,
     )
