@@ -86,9 +86,9 @@ def projection_plot(points: np.ndarray, segment_ids: np.ndarray, names: dict[int
 def build_html(title: str, summary: str, images: dict[str, bytes], profile: pd.DataFrame) -> str:
     """One HTML page, images inline, no external resources."""
     sections = [
-        f"<h2>{html.escape(PLOT_TITLES.get(name, name))}</h2>"
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">'
-        for name in PLOT_TITLES
+        f"<h2>{html.escape(title)}</h2>"
+        f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">'
+        for name, title in PLOT_TITLES.items()
         if name in images
     ]
     table = profile.to_html(index=False, float_format=lambda v: f"{v:,.3f}", border=0, classes="profile")
