@@ -18,6 +18,11 @@ from segcore.errors import ConfigError
 from segcore.schema import identity_mapping
 
 
+# The user's MLFLOW_TRACKING_URI, read once: mlflow.set_tracking_uri() writes that variable in
+# this process, so reading it later would return whatever store the last run used.
+STARTUP_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -196,8 +201,8 @@ class Config(_Strict):
     def tracking_uri(self) -> str:
         if self.mlflow.tracking_uri:
             return self.mlflow.tracking_uri
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            return os.environ["MLFLOW_TRACKING_URI"]
+        if STARTUP_TRACKING_URI:
+            return STARTUP_TRACKING_URI
         return f"sqlite:///{Path(self.workdir).resolve() / 'mlflow.db'}"
 
     def artifact_location(self) -> str:

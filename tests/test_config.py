@@ -50,3 +50,11 @@ def test_relative_paths_resolve_under_workdir(tmp_path):
     assert config.partition("features") == f"{tmp_path}/features/as_of=2026-06-30"
     assert config.path("s3a://bucket/lake") == "s3a://bucket/lake"
     assert config.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_a_tracking_uri_set_in_process_does_not_leak_into_other_configs(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/other.db")  # also sets MLFLOW_TRACKING_URI
+    config = build_config({"workdir": str(tmp_path / "job")})
+    assert config.tracking_uri() == f"sqlite:///{tmp_path}/job/mlflow.db"
