@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from segcore.errors import ConfigError
 from segcore.schema import identity_mapping
 
-
 # The user's MLFLOW_TRACKING_URI, read once: mlflow.set_tracking_uri() writes that variable in
 # this process, so reading it later would return whatever store the last run used.
 STARTUP_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")

@@ -104,9 +104,65 @@ def _warm_start(config: Config, champion: SegmentModel | None, preparation: Prep
     return champion_centres(champion, preparation)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Every k tried, the one chosen and why, and how stable it is."""
+
+    k_table: pd.DataFrame
+    chosen: int
+    reason: str
+    result: KMeansResult
+    stability_ari: float
+    warnings: list[str]
+
+
+def select_k(config: Config, ks: list[int], fit_k, points: np.ndarray) -> Selection:
+    """Fit every k (``fit_k(k)``), measure each on the sample ``points``, choose, check stability."""
+    select = config.select
+    fits = {k: fit_k(k) for k in ks}
+    k_table = pd.DataFrame(
+        [{"k": k, **_fit_metrics(fits[k]), **quality_metrics(points, fits[k].centres)} for k in ks]
+    )
+    try:
+        chosen, reason = (
+            choose_k(k_table, select.rule, select.fixed_k) if len(ks) > 1 else (ks[0], "single k")
+        )
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    stability_ari = stability(points, chosen, fit_settings(config.kmeans), select.stability_bootstraps)
+    warnings = []
+    if stability_ari < select.stability_min_ari:
+        warnings.append(
+            f"unstable segments: stability_ari={stability_ari:.3f} is below select.stability_min_ari="
+            f"{select.stability_min_ari} (refits on bootstrap samples disagree); try another k"
+        )
+    return Selection(k_table, chosen, reason, fits[chosen], stability_ari, warnings)
+
+
+def _params(config: Config, selection: Selection, preparation: Preparation, rows: int) -> dict:
+    ks = selection.k_table["k"].tolist()
+    return {
+        "as_of": config.as_of.isoformat(),
+        "engine": config.kmeans.engine,
+        "k": selection.chosen,
+        "chosen_k": selection.chosen,
+        "k_tried": ",".join(map(str, ks)),
+        "k_rule": config.select.rule if len(ks) > 1 else "single",
+        "k_reason": selection.reason,
+        "init": config.kmeans.init,
+        "seed": config.kmeans.seed,
+        "max_iter": config.kmeans.max_iter,
+        "tol": config.kmeans.tol,
+        "dtype": config.kmeans.dtype,
+        "features": ",".join(preparation.features),
+        "log_features": ",".join(preparation.log_features),
+        "feature_rows": rows,
+    }
+
+
 def train(spark: SparkSession, config: Config) -> TrainResult:
     """Train on ``features/as_of=<as_of>`` and register a new model version."""
-    settings, select = config.train, config.select
+    settings = config.train
     features = list(dict.fromkeys(settings.features))
     path = config.partition(config.features.output)
     frame = read_partition(
@@ -120,82 +176,63 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     sample = _sample(frame.select(*features), rows, settings.silhouette_sample, config.kmeans.seed)
     points = preparation.transform(sample)
 
-    fits: dict[int, KMeansResult] = {}
-    rows_by_k = []
-    for k in ks:
-        fits[k] = fit_features(
+    def fit_k(k: int) -> KMeansResult:
+        return fit_features(
             config.kmeans, k, frame, path, preparation, _warm_start(config, champion, preparation, k)
         )
-        rows_by_k.append({"k": k, **_fit_metrics(fits[k]), **quality_metrics(points, fits[k].centres)})
-    k_table = pd.DataFrame(rows_by_k)
-    try:
-        chosen, reason = (
-            choose_k(k_table, select.rule, select.fixed_k) if len(ks) > 1 else (ks[0], "single k")
-        )
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    result = fits[chosen]
-    stability_ari = stability(points, chosen, fit_settings(config.kmeans), select.stability_bootstraps)
-    warnings = []
-    if stability_ari < select.stability_min_ari:
-        warnings.append(
-            f"unstable segments: stability_ari={stability_ari:.3f} is below select.stability_min_ari="
-            f"{select.stability_min_ari} (refits on bootstrap samples disagree); try another k"
-        )
 
-    alignment = align(result.centres, champion, preparation, config.segments.max_match_distance)
-    labelled = assign_spark(frame.select(*features), features, result.centres, preparation.transform_array)
+    selection = select_k(config, ks, fit_k, points)
+    centres = selection.result.centres
+    alignment = align(centres, champion, preparation, config.segments.max_match_distance)
+    labelled = assign_spark(frame.select(*features), features, centres, preparation.transform_array)
     ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
     profile, population = profile_segments(labelled.withColumn("label", ids), features)
     names = {**name_segments(profile, population), **config.segments.names}
     model = SegmentModel(
-        preparation, result.centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
+        preparation, centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
     )
     profile.insert(1, "segment_name", profile["segment_id"].map(names))
-    metrics = {**k_table.set_index("k").loc[chosen].to_dict(), "stability_ari": stability_ari}
-    sample_ids = np.asarray(alignment.ids)[nearest(points, result.centres)[0]]
+    metrics = {
+        **selection.k_table.set_index("k").loc[selection.chosen].to_dict(),
+        "stability_ari": selection.stability_ari,
+    }
     images = {
         "segment_sizes.png": report.sizes_plot(profile),
         "profile_heatmap.png": report.heatmap_plot(profile, features),
-        "projection.png": report.projection_plot(points, sample_ids, names, config.kmeans.seed),
+        "projection.png": report.projection_plot(
+            points, np.asarray(alignment.ids)[nearest(points, centres)[0]], names, config.kmeans.seed
+        ),
     }
     if len(ks) > 1:
-        images["k_selection.png"] = report.k_selection_plot(k_table, chosen)
-    summary = f"as_of {config.as_of}, k={chosen} ({reason}), stability_ari={stability_ari:.3f}"
+        images["k_selection.png"] = report.k_selection_plot(selection.k_table, selection.chosen)
+    summary = (
+        f"as_of {config.as_of}, k={selection.chosen} ({selection.reason}), "
+        f"stability_ari={selection.stability_ari:.3f}"
+    )
     page = report.build_html(f"Customer segments — {config.as_of}", summary, images, profile)
 
-    with mlflow.start_run(run_name=f"train-{config.as_of}-k{chosen}") as run:
-        for k in ks:
-            with mlflow.start_run(run_name=f"k={k}", nested=True):
-                mlflow.log_params({"k": k, "engine": config.kmeans.engine, "as_of": config.as_of.isoformat()})
-                mlflow.log_metrics(k_table.set_index("k").loc[k].dropna().to_dict())
+    with mlflow.start_run(run_name=f"train-{config.as_of}-k{selection.chosen}") as run:
+        for row in selection.k_table.to_dict("records"):
+            with mlflow.start_run(run_name=f"k={row['k']}", nested=True):
+                mlflow.log_params(
+                    {"k": row["k"], "engine": config.kmeans.engine, "as_of": config.as_of.isoformat()}
+                )
+                mlflow.log_metrics(
+                    {key: value for key, value in row.items() if key != "k" and pd.notna(value)}
+                )
         mlflow.log_params(
             {
-                "as_of": config.as_of.isoformat(),
-                "engine": config.kmeans.engine,
-                "k": chosen,
-                "chosen_k": chosen,
-                "k_tried": ",".join(map(str, ks)),
-                "k_rule": select.rule if len(ks) > 1 else "single",
-                "k_reason": reason,
-                "init": config.kmeans.init,
-                "seed": config.kmeans.seed,
-                "max_iter": config.kmeans.max_iter,
-                "tol": config.kmeans.tol,
-                "dtype": config.kmeans.dtype,
-                "features": ",".join(features),
-                "log_features": ",".join(preparation.log_features),
-                "feature_rows": rows,
+                **_params(config, selection, preparation, rows),
                 **{f"input_rows_{table}": n for table, n in read_input_rows(spark, path).items()},
             }
         )
         mlflow.log_metrics({key: value for key, value in metrics.items() if pd.notna(value)})
         mlflow.set_tag("summary", summary)
-        for warning in warnings:
+        for warning in selection.warnings:
             mlflow.set_tag("warning", warning)
         log_config(config)
         log_table(profile, "profile/segment_profile.csv")
-        log_table(k_table, "selection/k_selection.csv")
+        log_table(selection.k_table, "selection/k_selection.csv")
         log_table(alignment.matching, "alignment/matching.csv")
         for name, data in images.items():
             log_bytes(data, f"plots/{name}")
@@ -205,12 +242,12 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     return TrainResult(
         run.info.run_id,
         registered,
-        chosen,
+        selection.chosen,
         metrics,
         profile,
         summary_table(profile, names),
-        k_table,
-        reason,
-        warnings,
+        selection.k_table,
+        selection.reason,
+        selection.warnings,
         page,
     )
