@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +33,6 @@ import pyarrow.parquet as pq
 
 from segcore.kmeans import FitSettings
 
-ENGINES = ("sklearn", "local", "spark", "spark-mllib", "dask", "dask-ml")
 FILE_ROWS = 1_000_000
 
 
@@ -84,78 +85,84 @@ def _spark(driver_memory: str):
     return spark
 
 
-def _measure(engine: str, data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
-    """Run one engine; returns seconds per iteration, init and total seconds, inertia."""
-    k, iterations, seed = len(init), args.iterations, args.seed
-    columns = [f"x{j}" for j in range(init.shape[1])]
-    if engine in ("sklearn", "local"):
-        X = _read_numpy(data)
-        if engine == "sklearn":
-            from sklearn.cluster import KMeans, kmeans_plusplus
+def _segcore(fit_with, init: np.ndarray, args: argparse.Namespace) -> dict:
+    """A segcore engine: Lloyd from the given centres, then a whole fit from seeded k-means||."""
+    given = fit_with(FitSettings(seed=args.seed, max_iter=args.iterations, tol=0.0, init=init))
+    started = time.perf_counter()
+    whole = fit_with(FitSettings(seed=args.seed, max_iter=args.iterations, tol=0.0))
+    return dict(
+        per_iteration=float(np.median(given.iteration_seconds)),
+        init_seconds=whole.init_seconds,
+        total_seconds=time.perf_counter() - started,
+        inertia=whole.inertia,
+    )
 
-            started = time.perf_counter()
-            KMeans(k, init=init, n_init=1, max_iter=iterations, tol=0.0, algorithm="lloyd").fit(X)
-            per_iteration = (time.perf_counter() - started) / iterations
-            started = time.perf_counter()
-            kmeans_plusplus(X, k, random_state=seed)
-            init_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            whole = KMeans(k, n_init=1, max_iter=iterations, tol=0.0, random_state=seed).fit(X)
-            total_seconds = time.perf_counter() - started
-            best = KMeans(k, n_init=10, max_iter=300, random_state=seed).fit(X).inertia_
-            return dict(
-                per_iteration=per_iteration,
-                init_seconds=init_seconds,
-                total_seconds=total_seconds,
-                inertia=whole.inertia_,
-                best_inertia=best,
-            )
-        from segcore.kmeans import LocalBlocks, fit
 
-        blocks = LocalBlocks(X)
-        given = fit(blocks, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0, init=init))
-        whole = fit(blocks, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0))
-        return dict(
-            per_iteration=float(np.median(given.iteration_seconds)),
-            init_seconds=whole.init_seconds,
-            total_seconds=whole.fit_seconds,
-            inertia=whole.inertia,
-        )
-    if engine in ("spark", "spark-mllib"):
-        spark = _spark(args.spark_driver_memory)
-        frame = spark.read.parquet(str(data))
-        if engine == "spark":
-            from segcore.kmeans.spark_engine import fit_spark
+def _timed(fn) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return fn(), time.perf_counter() - started
 
-            given = fit_spark(
-                frame,
-                columns,
-                k,
-                FitSettings(seed=seed, max_iter=iterations, tol=0.0, init=init),
-                dtype="float32",
-            )
-            started = time.perf_counter()
-            whole = fit_spark(
-                frame, columns, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0), dtype="float32"
-            )
-            return dict(
-                per_iteration=float(np.median(given.iteration_seconds)),
-                init_seconds=whole.init_seconds,
-                total_seconds=time.perf_counter() - started,
-                inertia=whole.inertia,
-            )
-        from segcore.config import KMeansConfig
-        from segcore.kmeans.engines import fit_mllib
 
-        settings = KMeansConfig(k=k, max_iter=iterations, tol=0.0, seed=seed)
-        given = fit_mllib(frame, columns, k, settings, init)
-        whole = fit_mllib(frame, columns, k, settings, None)
-        return dict(
-            per_iteration=given.fit_seconds / max(given.n_iter, 1),
-            init_seconds=None,
-            total_seconds=whole.fit_seconds,
-            inertia=whole.inertia,
-        )
+def _sklearn(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
+    X, k = _read_numpy(data), len(init)
+    _, lloyd_seconds = _timed(
+        lambda: KMeans(k, init=init, n_init=1, max_iter=args.iterations, tol=0.0, algorithm="lloyd").fit(X)
+    )
+    _, init_seconds = _timed(lambda: kmeans_plusplus(X, k, random_state=args.seed))
+    whole, total_seconds = _timed(
+        lambda: KMeans(k, n_init=1, max_iter=args.iterations, tol=0.0, random_state=args.seed).fit(X)
+    )
+    best = KMeans(k, n_init=10, max_iter=300, random_state=args.seed).fit(X).inertia_
+    return dict(
+        per_iteration=lloyd_seconds / args.iterations,
+        init_seconds=init_seconds,
+        total_seconds=total_seconds,
+        inertia=whole.inertia_,
+        best_inertia=best,
+    )
+
+
+def _local(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from segcore.kmeans import LocalBlocks, fit
+
+    blocks = LocalBlocks(_read_numpy(data))
+    return _segcore(lambda settings: fit(blocks, len(init), settings), init, args)
+
+
+def _spark_frame(data: Path, args: argparse.Namespace):
+    return _spark(args.spark_driver_memory).read.parquet(str(data))
+
+
+def _spark_engine(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from segcore.kmeans.spark_engine import fit_spark
+
+    frame, columns = _spark_frame(data, args), _columns(init)
+    return _segcore(
+        lambda settings: fit_spark(frame, columns, len(init), settings, dtype="float32"), init, args
+    )
+
+
+def _mllib(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from segcore.config import KMeansConfig
+    from segcore.kmeans.engines import fit_mllib
+
+    frame, columns, k = _spark_frame(data, args), _columns(init), len(init)
+    settings = KMeansConfig(k=k, max_iter=args.iterations, tol=0.0, seed=args.seed)
+    given = fit_mllib(frame, columns, k, settings, init)
+    whole = fit_mllib(frame, columns, k, settings, None)
+    return dict(
+        per_iteration=given.fit_seconds / max(given.n_iter, 1),
+        init_seconds=None,
+        total_seconds=whole.fit_seconds,
+        inertia=whole.inertia,
+    )
+
+
+@contextmanager
+def _dask_rows(data: Path):
+    """A local Dask cluster (2 single-threaded workers) and the data persisted on it."""
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -163,41 +170,52 @@ def _measure(engine: str, data: Path, init: np.ndarray, args: argparse.Namespace
         LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        array = dd.read_parquet(str(data)).to_dask_array(lengths=True).persist()
-        if engine == "dask":
-            from segcore.kmeans.dask_engine import fit_dask
+        yield client, dd.read_parquet(str(data)).to_dask_array(lengths=True).persist()
 
-            given = fit_dask(
-                array,
-                k,
-                FitSettings(seed=seed, max_iter=iterations, tol=0.0, init=init),
-                client=client,
-                dtype="float32",
-            )
-            whole = fit_dask(
-                array, k, FitSettings(seed=seed, max_iter=iterations, tol=0.0), client=client, dtype="float32"
-            )
-            return dict(
-                per_iteration=float(np.median(given.iteration_seconds)),
-                init_seconds=whole.init_seconds,
-                total_seconds=whole.fit_seconds,
-                inertia=whole.inertia,
-            )
-        from dask_ml.cluster import KMeans as DaskMLKMeans
 
-        started = time.perf_counter()
-        given = DaskMLKMeans(n_clusters=k, init=init, max_iter=iterations, tol=0.0).fit(array)
-        per_iteration = (time.perf_counter() - started) / max(given.n_iter_, 1)
-        started = time.perf_counter()
-        whole = DaskMLKMeans(
-            n_clusters=k, init="k-means||", max_iter=iterations, tol=0.0, random_state=seed
-        ).fit(array)
-        return dict(
-            per_iteration=per_iteration,
-            init_seconds=None,
-            total_seconds=time.perf_counter() - started,
-            inertia=float(whole.inertia_),
+def _dask_engine(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from segcore.kmeans.dask_engine import fit_dask
+
+    with _dask_rows(data) as (client, rows):
+        return _segcore(
+            lambda settings: fit_dask(rows, len(init), settings, client=client, dtype="float32"), init, args
         )
+
+
+def _dask_ml(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from dask_ml.cluster import KMeans
+
+    k = len(init)
+    with _dask_rows(data) as (_, rows):
+        given, lloyd_seconds = _timed(
+            lambda: KMeans(n_clusters=k, init=init, max_iter=args.iterations, tol=0.0).fit(rows)
+        )
+        whole, total_seconds = _timed(
+            lambda: KMeans(
+                n_clusters=k, init="k-means||", max_iter=args.iterations, tol=0.0, random_state=args.seed
+            ).fit(rows)
+        )
+    return dict(
+        per_iteration=lloyd_seconds / max(given.n_iter_, 1),
+        init_seconds=None,
+        total_seconds=total_seconds,
+        inertia=float(whole.inertia_),
+    )
+
+
+def _columns(init: np.ndarray) -> list[str]:
+    return [f"x{j}" for j in range(init.shape[1])]
+
+
+MEASURES = {
+    "sklearn": _sklearn,
+    "local": _local,
+    "spark": _spark_engine,
+    "spark-mllib": _mllib,
+    "dask": _dask_engine,
+    "dask-ml": _dask_ml,
+}
+ENGINES = tuple(MEASURES)
 
 
 def _available(engine: str) -> bool:
@@ -285,7 +303,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if args.worker:  # child: one engine, result as JSON on the last line
         folder = Path(args.workdir)
-        result = _measure(args.worker, folder / "data", np.load(folder / "init.npy"), args)
+        result = MEASURES[args.worker](folder / "data", np.load(folder / "init.npy"), args)
         print(json.dumps({**result, "peak_rss_mb": _peak_rss_mb()}))
         return 0
     with tempfile.TemporaryDirectory(prefix="segcore-bench-") as tmp:
