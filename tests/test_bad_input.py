@@ -153,3 +153,23 @@ def test_missing_feature_partition_is_named(spark, lake, tmp_path):
     config = make_config(tmp_path, lake, as_of=dt.date(2026, 1, 31).isoformat())
     with pytest.raises(LakeError, match=r"feature table .*as_of=2026-01-31 does not exist"):
         train(spark, config)
+
+
+def test_mapping_an_unknown_column_name_is_refused(spark, lake, previous):
+    config = make_config(previous[0], lake, lake__orders__columns={"invoice_date": "InvoiceDate"})
+    with pytest.raises(LakeError, match=r"lake.orders.columns maps unknown name\(s\) \['invoice_date'\]"):
+        run_features(spark, config)
+    _assert_untouched(previous)
+
+
+def test_scoring_with_a_model_whose_features_are_missing_is_refused(spark, lake, tmp_path):
+    from segcore.errors import ModelError
+    from segcore.score import score
+
+    config = make_config(tmp_path, lake, train__features=["frequency", "monetary_total", "age"])
+    run_features(spark, config)
+    train(spark, config)
+    narrow = make_config(tmp_path, lake, features__groups=["rfm"])
+    run_features(spark, narrow)
+    with pytest.raises(ModelError, match=r"needs feature column\(s\) \['age'\] that table 'features'"):
+        score(spark, narrow)

@@ -168,3 +168,9 @@ def test_spark_engine_trains_on_a_standalone_cluster(small_workdir, standalone_m
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "k=4, registered customer_segments" in result.stdout
+
+
+def test_report_of_an_unknown_run_says_so(tmp_path):
+    result = run(BIN / "segcore", "report", "--run-id", "no-such-run", "--set", f"workdir={tmp_path}")
+    assert result.returncode == 2
+    assert "run no-such-run has no report inputs" in result.stderr

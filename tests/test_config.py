@@ -58,3 +58,9 @@ def test_a_tracking_uri_set_in_process_does_not_leak_into_other_configs(tmp_path
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/other.db")  # also sets MLFLOW_TRACKING_URI
     config = build_config({"workdir": str(tmp_path / "job")})
     assert config.tracking_uri() == f"sqlite:///{tmp_path}/job/mlflow.db"
+
+
+def test_a_k_range_is_validated():
+    assert build_config({}, ["kmeans.k={min: 3, max: 6}"]).kmeans.k.max == 6
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.k': .*k range max=3 is below min=6"):
+        build_config({}, ["kmeans.k={min: 6, max: 3}"])
