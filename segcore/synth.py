@@ -21,7 +21,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 DAY = np.timedelta64(1, "D")
-HISTORY_DAYS = 760
 CATEGORIES = ["electronics", "fashion", "home", "beauty", "grocery", "sports"]
 CHANNELS = ["web", "app", "store"]
 REGIONS = {
