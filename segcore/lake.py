@@ -36,14 +36,10 @@ _EXPECTED_TEXT = {
 }
 
 
-def table_config(config: Config, table: str):
-    return getattr(config.lake, table)
-
-
 def read_table(spark: SparkSession, config: Config, table: str, columns: Iterable[str]) -> DataFrame:
     """Read one input table, check the mapped columns exist with usable types, and return them
     under segcore's canonical names."""
-    settings = table_config(config, table)
+    settings = getattr(config.lake, table)
     unknown = set(settings.columns) - set(SCHEMAS[table])
     if unknown:
         raise LakeError(
