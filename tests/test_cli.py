@@ -14,6 +14,8 @@ BIN = Path(sys.executable).parent
 
 def run(*args, cwd=None, timeout=300):
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    # mlflow.set_tracking_uri() in this test process exports MLFLOW_TRACKING_URI: a user's shell has none.
+    env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
