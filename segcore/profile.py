@@ -34,10 +34,15 @@ QUALIFIER_MIN_Z = 0.5
 MEDIAN_ACCURACY = 10_000
 
 
+def feature_columns(frame: DataFrame) -> list[str]:
+    """Every feature of a feature table (all its columns but the customer id)."""
+    return [c for c in frame.columns if c != "customer_id"]
+
+
 def profile_segments(labelled: DataFrame, features: list[str]) -> tuple[pd.DataFrame, pd.Series]:
     """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
-    share of customers and revenue, mean and median of every feature in original units, and each
-    feature's standardized difference from the population. Also returns the population means."""
+    share of customers and revenue, mean and median of each of ``features`` in original units, and
+    its standardized difference from the population. Also returns the population means."""
     aggregates = [F.count(F.lit(1)).alias("customers")]
     for f in features:
         aggregates += [
@@ -48,19 +53,23 @@ def profile_segments(labelled: DataFrame, features: list[str]) -> tuple[pd.DataF
     grouped = labelled.groupBy("label").agg(*aggregates).toPandas().sort_values("label", ignore_index=True)
     sizes = grouped["customers"].astype(float)
     total = sizes.sum()
-    profile = pd.DataFrame({"segment_id": grouped["label"].astype(int), "customers": grouped["customers"]})
-    profile["share"] = sizes / total
+    columns = {
+        "segment_id": grouped["label"].astype(int),
+        "customers": grouped["customers"],
+        "share": sizes / total,
+    }
     if "monetary_total" in features:
         revenue = grouped["mean_monetary_total"] * sizes
-        profile["revenue_share"] = revenue / max(revenue.sum(), 1e-12)
+        columns["revenue_share"] = revenue / max(revenue.sum(), 1e-12)
     population = {}
     for f in features:
         mean = (grouped[f"mean_{f}"] * sizes).sum() / total
         spread = np.sqrt(max(grouped[f"squares_{f}"].sum() / total - mean**2, 0.0))
         population[f] = mean
-        profile[f"mean_{f}"] = grouped[f"mean_{f}"]
-        profile[f"median_{f}"] = grouped[f"median_{f}"]
-        profile[f"z_{f}"] = (grouped[f"mean_{f}"] - mean) / spread if spread > 0 else 0.0
+        columns[f"mean_{f}"] = grouped[f"mean_{f}"]
+        columns[f"median_{f}"] = grouped[f"median_{f}"]
+        columns[f"z_{f}"] = (grouped[f"mean_{f}"] - mean) / spread if spread > 0 else 0.0
+    profile = pd.DataFrame(columns)
     return profile, pd.Series(population)
 
 

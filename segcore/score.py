@@ -12,7 +12,7 @@ from segcore.config import Config
 from segcore.errors import ModelError
 from segcore.lake import read_partition, write_partition
 from segcore.model import OUTPUT_COLUMNS, SegmentModel
-from segcore.profile import profile_segments
+from segcore.profile import feature_columns, profile_segments
 from segcore.tracking import load_segment_model, resolve_model
 
 
@@ -66,7 +66,7 @@ def write_profiles(
     labelled = segments.select("customer_id", F.col("segment_id").alias("label")).join(
         features, "customer_id"
     )
-    profile, _ = profile_segments(labelled.drop("customer_id"), model.features)
+    profile, _ = profile_segments(labelled.drop("customer_id"), feature_columns(features))
     names = dict(zip(model.segment_ids, model.segment_names, strict=True))
     profile.insert(1, "segment_name", profile["segment_id"].map(names))
     target = config.partition(config.score.profiles_output)

@@ -30,7 +30,7 @@ from segcore.kmeans.spark_engine import assign_spark
 from segcore.lake import INPUT_ROWS_FILE, read_partition, read_text
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
-from segcore.profile import name_segments, profile_segments, summary_table
+from segcore.profile import feature_columns, name_segments, profile_segments, summary_table
 from segcore.select import choose_k, quality_metrics, stability
 from segcore.tracking import (
     CHAMPION,
@@ -184,9 +184,9 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     selection = select_k(config, ks, fit_k, points)
     centres = selection.result.centres
     alignment = align(centres, champion, preparation, config.segments.max_match_distance)
-    labelled = assign_spark(frame.select(*features), features, centres, preparation.transform_array)
+    labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
     ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
-    profile, population = profile_segments(labelled.withColumn("label", ids), features)
+    profile, population = profile_segments(labelled.withColumn("label", ids), feature_columns(frame))
     names = {**name_segments(profile, population), **config.segments.names}
     model = SegmentModel(
         preparation, centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
