@@ -50,13 +50,19 @@ class Moments:
         return float(np.mean(self.m2 / max(self.n, 1)))
 
 
+def _closest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of each row and its ||c||² − 2x·c (the squared distance less ||x||²).
+    The (k, n) layout makes the minimum over k run along contiguous rows: much faster than per row."""
+    distances = (-2.0 * centres) @ block.T
+    distances += np.einsum("ij,ij->i", centres, centres)[:, None]
+    labels = distances.argmin(axis=0)
+    return labels, np.take_along_axis(distances, labels[None, :], axis=0)[0]
+
+
 def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of and squared distance to the nearest centre, in the GEMM form
     ||x||² − 2x·c + ||c||² (clamped at 0 against rounding)."""
-    distances = block @ (-2.0 * centres.T)
-    distances += np.einsum("ij,ij->i", centres, centres)[None, :]
-    labels = distances.argmin(axis=1)
-    best = distances[np.arange(len(block)), labels]
+    labels, best = _closest(block, centres)
     best += np.einsum("ij,ij->i", block, block)
     np.maximum(best, 0, out=best)
     return labels, best
@@ -66,17 +72,13 @@ def block_partials(block: np.ndarray, centres: np.ndarray, squared_norms: float 
     """Per-centre sums and counts and the inertia of one block. ``squared_norms`` (the block's
     sum of ||x||², constant across iterations) saves a pass over the rows when given."""
     k = len(centres)
-    # (k, n) layout: the minimum over k runs along contiguous rows, much faster than per row.
-    distances = (-2.0 * centres) @ block.T
-    distances += np.einsum("ij,ij->i", centres, centres)[:, None]
-    labels = distances.argmin(axis=0)
-    closest = distances.min(axis=0).sum(dtype=np.float64)
+    labels, shifted = _closest(block, centres)
     if squared_norms is None:
         squared_norms = float(np.einsum("ij,ij->", block, block, dtype=np.float64))
     membership = (labels == np.arange(k)[:, None]).astype(block.dtype)
     sums = (membership @ block).astype(np.float64)
     counts = np.bincount(labels, minlength=k).astype(np.int64)
-    return Partials(sums, counts, max(float(closest) + squared_norms, 0.0))
+    return Partials(sums, counts, max(float(shifted.sum(dtype=np.float64)) + squared_norms, 0.0))
 
 
 def sample_by_cost(
