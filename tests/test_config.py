@@ -64,3 +64,17 @@ def test_a_k_range_is_validated():
     assert build_config({}, ["kmeans.k={min: 3, max: 6}"]).kmeans.k.max == 6
     with pytest.raises(ConfigError, match=r"config key 'kmeans.k': .*k range max=3 is below min=6"):
         build_config({}, ["kmeans.k={min: 6, max: 3}"])
+
+
+def test_local_profile_is_the_embedded_default():
+    assert load_config(str(ROOT / "conf" / "local.yaml")) == Config()
+
+
+def test_cluster_profile_uses_uris_a_tracking_server_and_the_spark_engine():
+    config = load_config(str(ROOT / "conf" / "cluster.yaml"))
+    tables = (config.lake.customers, config.lake.orders, config.lake.events)
+    outputs = (config.features.output, config.score.output, config.score.profiles_output)
+    assert all(config.path(table.path).startswith("s3a://") for table in tables)
+    assert all(config.partition(output).startswith("s3a://segcore/") for output in outputs)
+    assert config.tracking_uri().startswith("http://")
+    assert config.kmeans.engine == "spark"
