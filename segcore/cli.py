@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from segcore.config import Config, load_config
 from segcore.errors import SegcoreError
+from segcore.logs import log, quiet_spark, setup_logging, step
 
 DEFAULT_LAKE_END = dt.date(2026, 6, 30)
 DEMO_K_RANGE = "kmeans.k={min: 3, max: 8}"
@@ -32,6 +33,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set kmeans.k=6 (repeatable)",
     )
+    parser.add_argument("--verbose", action="store_true", help="keep Spark's and MLflow's warnings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_arguments(stage)
         if name == "score":
             stage.add_argument("--model-version", help="registered version (default: the champion)")
+        if name == "train":
+            stage.add_argument(
+                "--force",
+                action="store_true",
+                help="train even if this partition and config already have a version",
+            )
 
     bench = commands.add_parser(
         "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
@@ -84,19 +92,40 @@ def run_generate(out: str, customers: int, seed: int, end: dt.date) -> None:
     )
 
 
-def run_features(config: Config) -> None:
-    from segcore.features import run_features as build
+def _spark(app_name: str, verbose: bool):
     from segcore.spark import get_spark
 
-    result = build(get_spark("segcore-features"), config)
+    spark = get_spark(app_name)
+    quiet_spark(spark, verbose)
+    context = spark.sparkContext
+    log.info("spark application %s on %s", context.applicationId, context.master)
+    return spark
+
+
+def run_features(config: Config, verbose: bool = False) -> None:
+    from segcore.features import run_features as build
+
+    spark = _spark("segcore-features", verbose)
+    with step("features", f"build and write as_of={config.as_of}") as figures:
+        result = build(spark, config)
+        figures.update(customers=result.customers, **{f"rows_{t}": n for t, n in result.input_rows.items()})
     print(f"features {result.path}: {result.customers:,} customers, {len(result.feature_columns)} features")
 
 
-def run_train(config: Config):
-    from segcore.spark import get_spark
-    from segcore.train import train
+def run_train(config: Config, verbose: bool = False, force: bool = False):
+    from segcore.tracking import check_tracking
+    from segcore.train import train, unchanged_version
 
-    result = train(get_spark("segcore-train"), config)
+    check_tracking(config)
+    spark = _spark("segcore-train", verbose)
+    existing = None if force else unchanged_version(spark, config)
+    if existing is not None:
+        print(
+            f"unchanged: version {existing.version} of {existing.name} was trained on this feature "
+            f"partition with this config; not registering a duplicate (--force trains again)"
+        )
+        return None
+    result = train(spark, config)
     role = " (champion)" if result.model.is_champion else ""
     print(
         f"run {result.run_id}: k={result.k}, registered {result.model.name} "
@@ -112,8 +141,9 @@ def run_report(config: Config, run_id: str, out: str | None) -> None:
     from mlflow.exceptions import MlflowException
 
     from segcore.report import report_from_run
-    from segcore.tracking import use_tracking
+    from segcore.tracking import check_tracking, use_tracking
 
+    check_tracking(config)
     use_tracking(config)
     try:
         path = report_from_run(run_id, out)
@@ -124,11 +154,12 @@ def run_report(config: Config, run_id: str, out: str | None) -> None:
     print(f"report {path}")
 
 
-def run_score(config: Config, model_version: str | None = None) -> None:
+def run_score(config: Config, model_version: str | None = None, verbose: bool = False) -> None:
     from segcore.score import score
-    from segcore.spark import get_spark
+    from segcore.tracking import check_tracking
 
-    result = score(get_spark("segcore-score"), config, model_version)
+    check_tracking(config)
+    result = score(_spark("segcore-score", verbose), config, model_version)
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
 
 
@@ -142,9 +173,9 @@ def run_demo(args: argparse.Namespace) -> None:
         args.seed,
         config.as_of,
     )
-    run_features(config)
-    result = run_train(config)
-    run_score(config, result.model.version)
+    run_features(config, args.verbose)
+    result = run_train(config, args.verbose, force=True)
+    run_score(config, result.model.version, args.verbose)
     report = os.path.join(workdir, "segments_report.html")
     with open(report, "w") as file:
         file.write(result.report_html)
@@ -161,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench(argv[1:])
     args = build_parser().parse_args(argv)
+    setup_logging(getattr(args, "verbose", False))
     try:
         if args.command == "generate":
             run_generate(args.out, args.customers, args.seed, args.end)
@@ -169,13 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             config = load_config(args.config, args.overrides)
             if args.command == "features":
-                run_features(config)
+                run_features(config, args.verbose)
             elif args.command == "train":
-                run_train(config)
+                run_train(config, args.verbose, args.force)
             elif args.command == "report":
                 run_report(config, args.run_id, args.out)
             else:
-                run_score(config, args.model_version)
+                run_score(config, args.model_version, args.verbose)
     except SegcoreError as exc:
         print(f"segcore {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

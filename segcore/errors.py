@@ -1,4 +1,5 @@
-"""The errors segcore raises for bad input: each one says what is wrong and what to do."""
+"""The errors segcore raises: each one says what is wrong and what to do, and carries the exit code
+(0 ok, 2 bad input or config, 3 environment, 4 alert; 1 is left to bugs)."""
 
 
 class SegcoreError(Exception):
@@ -21,3 +22,15 @@ class TrainingError(SegcoreError):
 
 class ModelError(SegcoreError):
     """A registered model cannot be found or does not fit the feature table."""
+
+
+class EnvironmentProblem(SegcoreError):
+    """The environment cannot run the stage: Java, an unreachable service, an unwritable output."""
+
+    exit_code = 3
+
+
+class Alert(SegcoreError):
+    """A quality gate refused or a monitored figure crossed its threshold."""
+
+    exit_code = 4

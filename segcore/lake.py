@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segcore.config import Config
-from segcore.errors import LakeError
+from segcore.errors import EnvironmentProblem, LakeError
 from segcore.schema import FLAG, KEY, NUMERIC, SCHEMAS, STRING, TEMPORAL
 
 INPUT_ROWS_FILE = "_segcore_input_rows.json"
@@ -153,6 +153,20 @@ def read_text(spark: SparkSession, path: str) -> str | None:
         stream.close()
 
 
+def _ensure_writable(fs, folder, target: str) -> None:
+    """The output's folder exists (created if need be) and takes a new file: else exit code 3."""
+    probe = folder.suffix(f"/_segcore_probe_{uuid.uuid4().hex[:8]}")
+    try:
+        fs.mkdirs(folder)
+        fs.create(probe, True).close()
+        fs.delete(probe, False)
+    except Exception as exc:  # py4j wraps the Hadoop IOException
+        reason = str(exc).split("\n")[0][-300:]
+        raise EnvironmentProblem(
+            f"cannot write output {target}: {reason}. Point the output at a writable folder or URI"
+        ) from None
+
+
 def write_partition(frame: DataFrame, target: str, sidecar: dict[str, str] | None = None) -> None:
     """Write ``frame`` as Parquet to ``target`` atomically: readers see the old partition or the
     new one, never half of one, and a failed write leaves the old one in place. ``sidecar`` maps
@@ -161,6 +175,7 @@ def write_partition(frame: DataFrame, target: str, sidecar: dict[str, str] | Non
     jvm = spark._jvm
     fs, target_path = _filesystem(spark, target)
     parent = target_path.getParent()
+    _ensure_writable(fs, parent, target)
     token = uuid.uuid4().hex[:8]
     staging = jvm.org.apache.hadoop.fs.Path(parent, f"_tmp_{target_path.getName()}_{token}")
     retired = jvm.org.apache.hadoop.fs.Path(parent, f"_old_{target_path.getName()}_{token}")

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from segcore.config import Config
 from segcore.errors import ModelError
 from segcore.lake import read_partition, write_partition
+from segcore.logs import step
 from segcore.model import OUTPUT_COLUMNS, SegmentModel
 from segcore.profile import feature_columns, profile_segments
 from segcore.tracking import load_segment_model, resolve_model
@@ -27,8 +28,10 @@ class ScoreResult:
 def score(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
     """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
     model_version — one row per customer of the feature table."""
-    model_uri, version = resolve_model(config, model_version)
-    model = load_segment_model(model_uri)
+    with step("score", "load the model") as figures:
+        model_uri, version = resolve_model(config, model_version)
+        model = load_segment_model(model_uri)
+        figures["version"] = version
     features = model.features
     table = config.partition(config.features.output)
     frame = read_partition(
@@ -52,10 +55,13 @@ def score(spark: SparkSession, config: Config, model_version: str | None = None)
         assign(F.struct(*inputs)).alias("segment"),
     ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
     target = config.partition(config.score.output)
-    write_partition(segments, target)
-    written = spark.read.parquet(target)
-    write_profiles(spark, config, model, frame, written)
-    return ScoreResult(target, model_uri, version, written.count())
+    with step("score", "assign and write segments") as figures:
+        write_partition(segments, target)
+        written = spark.read.parquet(target)
+        figures["customers"] = customers = written.count()
+    with step("score", "write profiles"):
+        write_profiles(spark, config, model, frame, written)
+    return ScoreResult(target, model_uri, version, customers)
 
 
 def write_profiles(

@@ -1,13 +1,23 @@
-"""The SparkSession every Spark stage uses: the cluster's when run under spark-submit, a local
-one with the embedded defaults otherwise."""
+"""The SparkSession every Spark stage uses.
+
+Whatever ``spark-submit``, ``PYSPARK_SUBMIT_ARGS`` or ``spark-defaults.conf`` set wins; segcore's
+embedded local defaults fill in only what none of them set, and the local master only where nothing
+set a master.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+from pathlib import Path
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
+from pyspark.errors import PySparkRuntimeError
+from pyspark.find_spark_home import _find_spark_home
 from pyspark.sql import SparkSession
+
+from segcore.errors import EnvironmentProblem
 
 LOCAL_DEFAULTS = {
     "spark.master": "local[*]",
@@ -15,17 +25,89 @@ LOCAL_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.memory": "2g",
 }
+# Always wanted, unless set elsewhere: feature dates are computed in UTC.
+SESSION_DEFAULTS = {"spark.sql.session.timeZone": "UTC"}
+# spark-submit options that are Spark settings under another name.
+_SUBMIT_OPTIONS = {
+    "--master": "spark.master",
+    "--driver-memory": "spark.driver.memory",
+    "--executor-memory": "spark.executor.memory",
+    "--executor-cores": "spark.executor.cores",
+    "--total-executor-cores": "spark.cores.max",
+    "--num-executors": "spark.executor.instances",
+    "--deploy-mode": "spark.submit.deployMode",
+    "--name": "spark.app.name",
+}
+
+
+def _defaults_file() -> Path:
+    conf_dir = os.environ.get("SPARK_CONF_DIR") or os.path.join(_find_spark_home(), "conf")
+    return Path(conf_dir, "spark-defaults.conf")
+
+
+def _read_defaults_file(path: Path) -> dict[str, str]:
+    settings = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            parts = line.strip().split(None, 1)
+            if parts and not parts[0].startswith("#"):
+                settings[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
+    return settings
+
+
+def _parse_submit_args(text: str) -> dict[str, str]:
+    settings, words = {}, shlex.split(text)
+    for option, value in zip(words, words[1:], strict=False):
+        if option == "--conf" and "=" in value:
+            key, _, setting = value.partition("=")
+            settings[key] = setting
+        elif option in _SUBMIT_OPTIONS:
+            settings[_SUBMIT_OPTIONS[option]] = value
+    return settings
+
+
+def configured_settings() -> dict[str, str]:
+    """The Spark settings the environment already chose, before segcore adds any.
+
+    Under ``spark-submit`` the JVM exists and holds them as system properties; otherwise they are
+    what ``PYSPARK_SUBMIT_ARGS`` and ``spark-defaults.conf`` would give the JVM segcore launches.
+    """
+    if os.environ.get("PYSPARK_GATEWAY_PORT") or SparkContext._gateway is not None:
+        SparkContext._ensure_initialized()  # connects to spark-submit's JVM
+        return dict(SparkConf().getAll())
+    return {
+        **_read_defaults_file(_defaults_file()),
+        **_parse_submit_args(os.environ.get("PYSPARK_SUBMIT_ARGS", "")),
+    }
+
+
+def session_settings(configured: dict[str, str]) -> dict[str, str]:
+    """What segcore adds: the local defaults where no master is set, UTC where no time zone is."""
+    added = dict(SESSION_DEFAULTS)
+    if "spark.master" not in configured:
+        added.update(LOCAL_DEFAULTS)
+    return {key: value for key, value in added.items() if key not in configured}
 
 
 def get_spark(app_name: str = "segcore") -> SparkSession:
-    """Return the active session, or build one; UTC session time zone either way."""
-    configured = SparkConf()
-    builder = SparkSession.builder.appName(app_name)
-    if not configured.contains("spark.master"):
+    """The active session, or a new one that keeps every setting the environment chose."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    configured = configured_settings()
+    added = session_settings(configured)
+    if "spark.master" in added:
         # Local mode: the Python workers are this interpreter, with segcore's dependencies.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        for key, value in LOCAL_DEFAULTS.items():
-            builder = builder.config(key, value)
-    spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
+    builder = SparkSession.builder
+    if "spark.app.name" not in configured:
+        builder = builder.appName(app_name)
+    for key, value in added.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except PySparkRuntimeError as exc:
+        raise EnvironmentProblem(
+            f"Spark could not start its Java process ({exc.getCondition()}): install Java 17 or newer "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or point JAVA_HOME at one"
+        ) from None

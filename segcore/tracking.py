@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +17,52 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from segcore.config import Config, config_to_yaml
-from segcore.errors import ModelError
+from segcore.errors import EnvironmentProblem, ModelError
 from segcore.model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel, SegmentPyfunc
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# The start-of-stage probe: one attempt, answered within this many seconds, not MLflow's minutes of retries.
+PROBE_TIMEOUT_S = 10
+
+
+@contextmanager
+def _one_quick_attempt() -> Iterator[None]:
+    overrides = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S)}
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def check_tracking(config: Config) -> None:
+    """Make sure the tracking store answers before any expensive work, within about
+    ``PROBE_TIMEOUT_S``: an unreachable, misconfigured or refusing store is exit code 3."""
+    uri = config.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"MLflow tracking store {uri}: cannot create its folder ({exc.strerror}): "
+                "set mlflow.tracking_uri or MLFLOW_TRACKING_URI to a writable location"
+            ) from None
+    with _one_quick_attempt():
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as exc:  # requests, SQLAlchemy and MLflow errors alike mean "not usable"
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise EnvironmentProblem(
+                f"MLflow tracking server {uri} is not usable: {reason}. Start it, or set "
+                "mlflow.tracking_uri (or MLFLOW_TRACKING_URI) to a reachable MLflow server"
+            ) from None
 
 
 def use_tracking(config: Config) -> MlflowClient:
@@ -67,9 +110,11 @@ class RegisteredModel:
     is_champion: bool
 
 
-def log_and_register(model: SegmentModel, registered_name: str) -> RegisteredModel:
-    """Log the model in the active run, register a new version with alias ``challenger``, and
-    make it ``champion`` too when the model has none yet."""
+def log_and_register(
+    model: SegmentModel, registered_name: str, version_tags: dict[str, str]
+) -> RegisteredModel:
+    """Log the model in the active run, register a new version (tagged ``version_tags``) with alias
+    ``challenger``, and make it ``champion`` too when the model has none yet."""
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp, "segment_model.json")
         state.write_text(model.to_json())
@@ -85,11 +130,29 @@ def log_and_register(model: SegmentModel, registered_name: str) -> RegisteredMod
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
+    for key, value in version_tags.items():
+        client.set_model_version_tag(registered_name, version, key, value)
     client.set_registered_model_alias(registered_name, CHALLENGER, version)
     champion = _alias_version(client, registered_name, CHAMPION)
     if champion is None:
         client.set_registered_model_alias(registered_name, CHAMPION, version)
     return RegisteredModel(registered_name, version, f"models:/{registered_name}/{version}", champion is None)
+
+
+def find_version(name: str, tag: str, value: str) -> RegisteredModel | None:
+    """The newest version of model ``name`` tagged ``tag=value``, if any."""
+    client = MlflowClient()
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.{tag} = '{value}'")
+    except MlflowException:
+        return None  # no such registered model yet
+    if not found:
+        return None
+    newest = max(found, key=lambda v: int(v.version))
+    champion = _alias_version(client, name, CHAMPION)
+    return RegisteredModel(
+        name, str(newest.version), f"models:/{name}/{newest.version}", champion == str(newest.version)
+    )
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -28,6 +28,8 @@ from segcore.kmeans.engines import fit_features, fit_settings
 from segcore.kmeans.kernels import nearest
 from segcore.kmeans.spark_engine import assign_spark
 from segcore.lake import INPUT_ROWS_FILE, read_partition, read_text
+from segcore.lineage import FINGERPRINT_TAG, fingerprint, run_tags
+from segcore.logs import step
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
 from segcore.profile import feature_columns, name_segments, profile_segments, summary_table
@@ -35,6 +37,7 @@ from segcore.select import choose_k, quality_metrics, stability
 from segcore.tracking import (
     CHAMPION,
     RegisteredModel,
+    find_version,
     load_segment_model,
     log_and_register,
     log_bytes,
@@ -116,10 +119,17 @@ class Selection:
     warnings: list[str]
 
 
+def _fit_logged(config: Config, fit_k, k: int) -> KMeansResult:
+    with step("train", f"fit k={k} ({config.kmeans.engine})") as figures:
+        result = fit_k(k)
+        figures.update(iterations=result.n_iter, inertia=f"{result.inertia:.6g}")
+    return result
+
+
 def select_k(config: Config, ks: list[int], fit_k, points: np.ndarray) -> Selection:
     """Fit every k (``fit_k(k)``), measure each on the sample ``points``, choose, check stability."""
     select = config.select
-    fits = {k: fit_k(k) for k in ks}
+    fits = {k: _fit_logged(config, fit_k, k) for k in ks}
     k_table = pd.DataFrame(
         [{"k": k, **_fit_metrics(fits[k]), **quality_metrics(points, fits[k].centres)} for k in ks]
     )
@@ -129,7 +139,9 @@ def select_k(config: Config, ks: list[int], fit_k, points: np.ndarray) -> Select
         )
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
-    stability_ari = stability(points, chosen, fit_settings(config.kmeans), select.stability_bootstraps)
+    with step("train", f"stability of k={chosen}") as figures:
+        stability_ari = stability(points, chosen, fit_settings(config.kmeans), select.stability_bootstraps)
+        figures["stability_ari"] = f"{stability_ari:.3f}"
     warnings = []
     if stability_ari < select.stability_min_ari:
         warnings.append(
@@ -160,21 +172,36 @@ def _params(config: Config, selection: Selection, preparation: Preparation, rows
     }
 
 
-def train(spark: SparkSession, config: Config) -> TrainResult:
-    """Train on ``features/as_of=<as_of>`` and register a new model version."""
-    settings = config.train
-    features = list(dict.fromkeys(settings.features))
+def _read_features(spark: SparkSession, config: Config) -> tuple[DataFrame, str]:
     path = config.partition(config.features.output)
     frame = read_partition(
         spark, path, "feature table", f"run `segcore features` for as_of={config.as_of} first"
     )
-    preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
-    rows = frame.count()
+    return frame, path
+
+
+def unchanged_version(spark: SparkSession, config: Config) -> RegisteredModel | None:
+    """The registered version already trained on this very feature partition with this config."""
+    _, path = _read_features(spark, config)
+    use_tracking(config)
+    return find_version(config.mlflow.registered_model, FINGERPRINT_TAG, fingerprint(spark, config, path))
+
+
+def train(spark: SparkSession, config: Config) -> TrainResult:
+    """Train on ``features/as_of=<as_of>`` and register a new model version."""
+    settings = config.train
+    features = list(dict.fromkeys(settings.features))
+    frame, path = _read_features(spark, config)
+    with step("train", "prepare features") as figures:
+        preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
+        rows = figures["customers"] = frame.count()
     ks = _k_values(config, rows)
     use_tracking(config)
     champion = _champion(config)
-    sample = _sample(frame.select(*features), rows, settings.silhouette_sample, config.kmeans.seed)
-    points = preparation.transform(sample)
+    with step("train", "draw the metrics sample") as figures:
+        sample = _sample(frame.select(*features), rows, settings.silhouette_sample, config.kmeans.seed)
+        points = preparation.transform(sample)
+        figures["rows"] = len(points)
 
     def fit_k(k: int) -> KMeansResult:
         return fit_features(
@@ -184,9 +211,10 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     selection = select_k(config, ks, fit_k, points)
     centres = selection.result.centres
     alignment = align(centres, champion, preparation, config.segments.max_match_distance)
-    labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
-    ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
-    profile, population = profile_segments(labelled.withColumn("label", ids), feature_columns(frame))
+    with step("train", "profile segments"):
+        labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
+        ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
+        profile, population = profile_segments(labelled.withColumn("label", ids), feature_columns(frame))
     names = {**name_segments(profile, population), **config.segments.names}
     model = SegmentModel(
         preparation, centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
@@ -211,7 +239,12 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     )
     page = report.build_html(f"Customer segments — {config.as_of}", summary, images, profile)
 
-    with mlflow.start_run(run_name=f"train-{config.as_of}-k{selection.chosen}") as run:
+    version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
+    with (
+        step("train", "record the run and register the model"),
+        mlflow.start_run(run_name=f"train-{config.as_of}-k{selection.chosen}") as run,
+    ):
+        mlflow.set_tags(run_tags(spark, config))
         for row in selection.k_table.to_dict("records"):
             with mlflow.start_run(run_name=f"k={row['k']}", nested=True):
                 mlflow.log_params(
@@ -237,7 +270,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         for name, data in images.items():
             log_bytes(data, f"plots/{name}")
         mlflow.log_text(page, "report/segments_report.html")
-        registered = log_and_register(model, config.mlflow.registered_model)
+        registered = log_and_register(model, config.mlflow.registered_model, version_tags)
         mlflow.set_tag("model_version", registered.version)
     return TrainResult(
         run.info.run_id,
