@@ -22,7 +22,8 @@ from segcore.synth import generate_lake
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGCORE = Path(sys.executable).parent / "segcore"
-STEP_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO segcore: train: fit k=4 \(local\) done in ")
+TIMESTAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+STEP_LINE = re.compile(TIMESTAMP + r" INFO segcore: train: fit k=4 \(local\) done in ")
 
 
 def segcore(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
