@@ -193,13 +193,11 @@ def test_unmatched_segments_get_new_ids_never_recycled():
     assert result.next_id == 10
 
 
-@pytest.mark.parametrize("notebook", ["01_explore_segments.ipynb", "02_compare_runs.ipynb"])
-def test_notebooks_run_against_a_workdir(history, notebook, monkeypatch):
+def _execute_notebook(notebook: str) -> str:
+    """Run a notebook of notebooks/ in a fresh kernel; return the text of all its outputs."""
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("SEGCORE_WORKDIR", history["config"].workdir)
-    monkeypatch.setenv("SEGCORE_AS_OF", history["later"].as_of.isoformat())
     folder = Path(__file__).resolve().parents[1] / "notebooks"
     book = nbformat.read(folder / notebook, as_version=4)
     NotebookClient(
@@ -207,4 +205,27 @@ def test_notebooks_run_against_a_workdir(history, notebook, monkeypatch):
     ).execute()
     outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert outputs
+    return "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+
+
+@pytest.mark.parametrize("notebook", ["01_explore_segments.ipynb", "02_compare_runs.ipynb"])
+def test_notebooks_run_against_a_workdir(history, notebook, monkeypatch):
+    # A user's shell: no MLFLOW_TRACKING_URI (MLflow exported one into this test process).
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("SEGCORE_WORKDIR", history["config"].workdir)
+    monkeypatch.setenv("SEGCORE_AS_OF", history["later"].as_of.isoformat())
+    text = _execute_notebook(notebook)
+    champion = history["runs"]["later"].model.version
+    if notebook.startswith("01"):
+        scored = len(history["later_segments"])
+        assert f"{scored:,} customers scored with model version(s) ['{champion}']" in text
+    else:
+        assert f"champion (v{champion})" in text
+        assert history["runs"]["later"].run_id in text
+
+
+def test_compare_notebook_reads_the_tracking_uri_from_the_environment(history, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGCORE_WORKDIR", str(tmp_path))  # no store here: the URI must come from the variable
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", history["config"].tracking_uri())
+    text = _execute_notebook("02_compare_runs.ipynb")
+    assert history["runs"]["first"].run_id in text
