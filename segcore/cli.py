@@ -95,7 +95,7 @@ def run_generate(out: str, customers: int, seed: int, end: dt.date) -> None:
 def _spark(app_name: str, verbose: bool):
     from segcore.spark import get_spark
 
-    spark = get_spark(app_name)
+    spark = get_spark(app_name, verbose)
     quiet_spark(spark, verbose)
     context = spark.sparkContext
     log.info("spark application %s on %s", context.applicationId, context.master)

@@ -25,6 +25,7 @@ LOCAL_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.memory": "2g",
 }
+QUIET_LOG_CONFIG = Path(__file__).with_name("log4j2-quiet.properties")
 # Always wanted, unless set elsewhere: feature dates are computed in UTC.
 SESSION_DEFAULTS = {"spark.sql.session.timeZone": "UTC"}
 # spark-submit options that are Spark settings under another name.
@@ -81,21 +82,24 @@ def configured_settings() -> dict[str, str]:
     }
 
 
-def session_settings(configured: dict[str, str]) -> dict[str, str]:
-    """What segcore adds: the local defaults where no master is set, UTC where no time zone is."""
+def session_settings(configured: dict[str, str], verbose: bool = False) -> dict[str, str]:
+    """What segcore adds: the local defaults where no master is set (with Spark's log at ERROR
+    unless ``verbose``), UTC where no time zone is."""
     added = dict(SESSION_DEFAULTS)
     if "spark.master" not in configured:
         added.update(LOCAL_DEFAULTS)
+        if not verbose:
+            added["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={QUIET_LOG_CONFIG.as_uri()}"
     return {key: value for key, value in added.items() if key not in configured}
 
 
-def get_spark(app_name: str = "segcore") -> SparkSession:
+def get_spark(app_name: str = "segcore", verbose: bool = False) -> SparkSession:
     """The active session, or a new one that keeps every setting the environment chose."""
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     configured = configured_settings()
-    added = session_settings(configured)
+    added = session_settings(configured, verbose)
     if "spark.master" in added:
         # Local mode: the Python workers are this interpreter, with segcore's dependencies.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
