@@ -10,9 +10,10 @@ from sklearn.datasets import make_blobs
 from segcore.config import KMeansConfig
 from segcore.errors import TrainingError
 from segcore.kmeans import FitSettings, core
-from segcore.kmeans.engines import fit_mllib
+from segcore.kmeans.engines import fit_features, fit_mllib
 from segcore.kmeans.local import LocalBlocks
 from segcore.kmeans.spark_engine import SlotsError, fit_spark
+from segcore.prepare import Preparation
 
 K, ITERATIONS = 6, 25
 COLUMNS = [f"x{i}" for i in range(5)]
@@ -76,6 +77,28 @@ def test_dask_matches_scikit_learn(dask_client, data):
         array, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]), client=dask_client
     )
     _assert_matches(result.centres, data)
+
+
+def test_dask_engine_reads_a_feature_table_of_several_files(spark, data, tmp_path):
+    """The pipeline's dask path (a local cluster) over five unequal Parquet files, one empty, wider
+    than the clustered columns: the same centres and counts as the local engine from the same start."""
+    points, init, _ = data
+    table = pd.DataFrame(points, columns=COLUMNS)
+    for j in range(20):
+        table[f"other_{j}"] = np.random.default_rng(j).normal(size=len(points))
+    bounds = [0, 4_000, 4_000, 5_500, 9_000, len(points)]
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        table.iloc[start:stop].to_parquet(tmp_path / f"part-{i}.parquet", index=False)
+    frame = spark.read.parquet(str(tmp_path))
+    preparation = Preparation.fit(frame, COLUMNS, [], 0.0)
+    start = preparation.transform_array(init)
+    settings = KMeansConfig(engine="dask", k=K, max_iter=ITERATIONS, tol=0.0)
+    result = fit_features(settings, K, frame, str(tmp_path), preparation, start)
+    settings_local = FitSettings(max_iter=ITERATIONS, tol=0.0, init=start)
+    local = core.fit(LocalBlocks(preparation.transform_array(points)), K, settings_local)
+    assert result.engine == "dask" and result.n_iter == local.n_iter
+    np.testing.assert_allclose(result.centres, local.centres, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(result.counts, local.counts)
 
 
 def test_mllib_reference_matches_scikit_learn(frame, data):

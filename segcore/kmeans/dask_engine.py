@@ -7,7 +7,10 @@ client (:class:`~segcore.kmeans.gathered.GatheredBlocks`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 
 from segcore.kmeans import core
 from segcore.kmeans.gathered import GatheredBlocks
@@ -16,6 +19,34 @@ from segcore.kmeans.local import LocalBlocks
 
 def _as_blocks(chunk: np.ndarray, dtype: str) -> LocalBlocks:
     return LocalBlocks(np.ascontiguousarray(chunk, dtype=dtype))
+
+
+def _rows(partition: pd.DataFrame, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    return prepare(partition.to_numpy(dtype=np.float64))
+
+
+def partition_rows(frame, prepare: Callable[[np.ndarray], np.ndarray], client):
+    """The rows of a Dask DataFrame as a 2-D Dask array: ``prepare`` applied to each partition,
+    computed and held on ``client``'s workers, one block per non-empty partition, with known sizes.
+
+    Built from the partitions themselves: ``to_dask_array(lengths=True)`` counts rows over the
+    partitions of an optimised graph whose small files are fused, and fails on tables of several
+    files ("The number of items in 'lengths' does not match the number of partitions").
+    """
+    import dask
+    import dask.array as da
+
+    parts = client.compute([dask.delayed(_rows)(part, prepare) for part in frame.to_delayed()])
+    lengths = client.gather(client.map(len, parts))
+    width = len(frame.columns)
+    blocks = [
+        da.from_delayed(part, (rows, width), dtype=np.float64)
+        for part, rows in zip(parts, lengths, strict=True)
+        if rows
+    ]
+    if not blocks:
+        raise ValueError("the table has no rows")
+    return da.concatenate(blocks)
 
 
 def fit_dask(
@@ -51,3 +82,23 @@ def assign_dask(array, centres: np.ndarray):
 
     pairs = array.rechunk({1: -1}).map_blocks(label, chunks=(array.chunks[0], (2,)), dtype=np.float64)
     return pairs[:, 0].astype(np.int64), pairs[:, 1]
+
+
+DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error it wraps
+
+
+def _open_table(path: str, columns: list[str]) -> str | None:
+    """Open the table as the fit will (list its files, read a footer); the error, if any."""
+    import dask.dataframe as dd
+
+    try:
+        dd.read_parquet(path, columns=columns)
+    except Exception as exc:  # any failure to read is the answer, reported by the caller
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1].removeprefix(DASK_PREFIX)}"
+    return None
+
+
+def workers_failing_to_read(client, path: str, columns: list[str]) -> dict[str, str]:
+    """The workers of ``client`` that cannot open the Parquet table at ``path``, with their error."""
+    answers = client.run(_open_table, path, columns)
+    return {worker: error for worker, error in sorted(answers.items()) if error}

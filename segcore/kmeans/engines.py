@@ -14,7 +14,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 
 from segcore.config import DaskEngineConfig, KMeansConfig
-from segcore.errors import TrainingError
+from segcore.errors import EnvironmentProblem, TrainingError
 from segcore.kmeans import core
 from segcore.kmeans.local import LocalBlocks
 from segcore.prepare import Preparation
@@ -73,18 +73,51 @@ def fit_features(
 
 @contextmanager
 def dask_client(settings: DaskEngineConfig):
-    """A client of the configured scheduler, or of a local cluster started for the job."""
+    """A client of the configured scheduler with at least one worker, or of a local cluster started
+    for the job. Both waits (scheduler, first worker) last ``distributed.comm.timeouts.connect``."""
+    import dask
     from distributed import Client, LocalCluster
 
-    if settings.scheduler:
-        with Client(settings.scheduler) as client:
+    if not settings.scheduler:
+        workers = dict(
+            n_workers=settings.local_workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        )
+        with LocalCluster(**workers) as cluster, Client(cluster) as client:
             yield client
         return
-    workers = dict(
-        n_workers=settings.local_workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    )
-    with LocalCluster(**workers) as cluster, Client(cluster) as client:
+    address = settings.scheduler
+    start = f"start one with `dask scheduler` and workers with `dask worker {address}`"
+    try:
+        client = Client(address)
+    except (OSError, ValueError) as exc:
+        raise EnvironmentProblem(
+            f"cannot reach the Dask scheduler {address} (kmeans.dask.scheduler): {exc}; {start}, "
+            "or set kmeans.dask.scheduler=null to start a local cluster for the job"
+        ) from None
+    with client:
+        wait = dask.config.get("distributed.comm.timeouts.connect")
+        try:
+            client.wait_for_workers(1, timeout=wait)
+        except TimeoutError:
+            raise EnvironmentProblem(
+                f"the Dask scheduler {address} (kmeans.dask.scheduler) has no workers after {wait}: "
+                f"start them with `dask worker {address}`"
+            ) from None
         yield client
+
+
+def _check_workers_read(client, path: str, columns: list[str]) -> None:
+    from segcore.kmeans.dask_engine import workers_failing_to_read
+
+    failing = workers_failing_to_read(client, path, columns)
+    if failing:
+        errors = "; ".join(f"{worker}: {error}" for worker, error in failing.items())
+        raise EnvironmentProblem(
+            f"Dask workers of the scheduler {client.scheduler.address} cannot read the feature table "
+            f"{path} ({errors}). Every worker must read the path the driver reads: put the feature "
+            "table on a file system mounted at the same path on every worker, or set features.output "
+            "to an object-store URI (s3://, gs://, abfs://) the workers can read"
+        )
 
 
 def _fit_dask(settings: KMeansConfig, k: int, path: str, preparation: Preparation, init) -> core.KMeansResult:
@@ -92,11 +125,12 @@ def _fit_dask(settings: KMeansConfig, k: int, path: str, preparation: Preparatio
         import dask.dataframe as dd
     except ImportError:
         raise TrainingError("kmeans.engine=dask needs Dask: pip install 'segcore[dask]'") from None
-    from segcore.kmeans.dask_engine import fit_dask
+    from segcore.kmeans.dask_engine import fit_dask, partition_rows
 
-    table = dd.read_parquet(path, columns=preparation.features)
-    rows = table.to_dask_array(lengths=True).map_blocks(preparation.transform_array, dtype=np.float64)
     with dask_client(settings.dask) as client:
+        _check_workers_read(client, path, preparation.features)
+        table = dd.read_parquet(path, columns=preparation.features)
+        rows = partition_rows(table, preparation.transform_array, client)
         return fit_dask(rows, k, fit_settings(settings, init), client=client, dtype=settings.dtype)
 
 
