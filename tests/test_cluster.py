@@ -4,10 +4,12 @@ settings come from."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -146,6 +148,7 @@ def standalone(tmp_path_factory):
     finally:
         subprocess.run([daemon, "stop", *worker], env=env, capture_output=True)
         subprocess.run([daemon, "stop", *master], env=env, capture_output=True)
+        shutil.rmtree(root / "work", ignore_errors=True)  # 850 MB of unpacked environment per application
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +162,23 @@ def package(tmp_path_factory) -> Path:
     return dist
 
 
-def readme_submit(cluster: Standalone, dist: Path) -> list[str]:
-    """The README's client-mode spark-submit line, up to the job file (excluded), for this
-    cluster and package: its master URL, dist/ and .venv/bin/ put where this test has them."""
+def readme_lines() -> list[str]:
+    """The command lines of the first bash block of the README's "Running on a cluster"."""
     section = (ROOT / "README.md").read_text().split("## Running on a cluster", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1).replace("\\\n", " ")
-    line = next(text for text in block.splitlines() if text.startswith(".venv/bin/spark-submit"))
-    words = shlex.split(line)
-    words = words[: next(i for i, word in enumerate(words) if word.startswith("jobs/"))]
-    replaced = " ".join(words).replace(README_MASTER, cluster.url)
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+    return block.replace("\\\n", " ").splitlines()
+
+
+def readme_submit_words() -> list[str]:
+    """The README's client-mode spark-submit line, up to the job file (excluded)."""
+    words = shlex.split(next(line for line in readme_lines() if line.startswith(".venv/bin/spark-submit")))
+    return words[: next(i for i, word in enumerate(words) if word.startswith("jobs/"))]
+
+
+def readme_submit(cluster: Standalone, dist: Path) -> list[str]:
+    """The README's spark-submit line for this cluster and package: its master URL, dist/ and
+    .venv/bin/ put where this test has them."""
+    replaced = " ".join(readme_submit_words()).replace(README_MASTER, cluster.url)
     replaced = replaced.replace("dist/", f"{dist}/").replace(".venv/bin/", f"{BIN}/")
     return shlex.split(replaced)
 
@@ -297,3 +308,51 @@ def test_spark_defaults_conf_wins_outside_spark_submit(probe, tmp_path):
 def test_local_defaults_apply_when_nothing_sets_a_master(probe):
     report = probe_report(run([BIN / "python", probe], env=activated_env()))
     assert (report["master"], report["driver_memory"]) == ("local[*]", "2g")
+
+
+DAG_FILE = ROOT / "scripts" / "airflow_segcore_dag.py"
+
+
+def dag_constants() -> dict:
+    """The DAG file's constants, read without Airflow (parsing it also checks its syntax)."""
+    tree = ast.parse(DAG_FILE.read_text(), str(DAG_FILE))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and node.targets[0].id in ("JOBS", "CONFIG", "SUBMIT")
+    }
+
+
+def test_airflow_dag_runs_the_readme_commands_on_existing_jobs():
+    constants = dag_constants()
+    assert list(constants["JOBS"]) == ["features", "train", "score"]
+    assert all((ROOT / job).is_file() for job in constants["JOBS"].values())
+    assert (ROOT / constants["CONFIG"]).is_file()
+    command = constants["SUBMIT"].format(
+        home=ROOT, master=README_MASTER, job="jobs/build_features.py", config=constants["CONFIG"]
+    )
+    # Airflow renders the run's date into the template before bash runs the line.
+    command = command.replace("{{ data_interval_end | ds }}", "2026-06-30")
+    export_spark_home = next(line for line in readme_lines() if line.startswith("export SPARK_HOME="))
+    assert f"&& {export_spark_home} &&" in command
+    words = shlex.split(command.rsplit("&& ", 1)[1])
+    assert words[: len(readme_submit_words())] == readme_submit_words()
+    assert words[len(readme_submit_words()) :] == [
+        "jobs/build_features.py",
+        "--config",
+        "conf/cluster.yaml",
+        "--set",
+        "as_of=2026-06-30",
+    ]
+
+
+def test_airflow_loads_the_dag_with_its_three_stages_in_order():
+    pytest.importorskip("airflow")
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE), include_examples=False)
+    assert bag.import_errors == {}
+    dag = bag.get_dag("segcore")
+    assert dag.get_task("features").downstream_task_ids == {"train"}
+    assert dag.get_task("train").downstream_task_ids == {"score"}
+    assert "jobs/score_segments.py" in dag.get_task("score").bash_command
