@@ -346,13 +346,15 @@ def test_airflow_dag_runs_the_readme_commands_on_existing_jobs():
     ]
 
 
-def test_airflow_loads_the_dag_with_its_three_stages_in_order():
+def test_airflow_loads_the_dag_with_its_three_stages_in_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     pytest.importorskip("airflow")
     from airflow.models import DagBag
 
-    bag = DagBag(dag_folder=str(DAG_FILE), include_examples=False)
+    bag = DagBag(dag_folder=str(DAG_FILE))
     assert bag.import_errors == {}
-    dag = bag.get_dag("segcore")
+    dag = bag.dags["segcore"]
     assert dag.get_task("features").downstream_task_ids == {"train"}
     assert dag.get_task("train").downstream_task_ids == {"score"}
-    assert "jobs/score_segments.py" in dag.get_task("score").bash_command
+    assert "jobs/score_segments.py --config conf/cluster.yaml" in dag.get_task("score").bash_command
