@@ -192,6 +192,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     settings = config.train
     features = list(dict.fromkeys(settings.features))
     frame, path = _read_features(spark, config)
+    tags = run_tags(spark, config)  # before the work: an unreachable Dask scheduler stops it here
     with step("train", "prepare features") as figures:
         preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
         rows = figures["customers"] = frame.count()
@@ -244,7 +245,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         step("train", "record the run and register the model"),
         mlflow.start_run(run_name=f"train-{config.as_of}-k{selection.chosen}") as run,
     ):
-        mlflow.set_tags(run_tags(spark, config))
+        mlflow.set_tags(tags)
         for row in selection.k_table.to_dict("records"):
             with mlflow.start_run(run_name=f"k={row['k']}", nested=True):
                 mlflow.log_params(
