@@ -43,6 +43,7 @@ from segcore.tracking import (
     log_bytes,
     log_config,
     log_table,
+    next_free_id,
     use_tracking,
 )
 
@@ -211,7 +212,8 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
 
     selection = select_k(config, ks, fit_k, points)
     centres = selection.result.centres
-    alignment = align(centres, champion, preparation, config.segments.max_match_distance)
+    next_free = next_free_id(config.mlflow.registered_model)
+    alignment = align(centres, champion, preparation, config.segments.max_match_distance, next_free)
     with step("train", "profile segments"):
         labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
         ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
