@@ -26,7 +26,9 @@ class BlockOps(Protocol):
     n_rows: int
     n_features: int
 
-    def partials(self, centres: np.ndarray) -> Partials: ...
+    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
+        """Sums, counts and (when ``inertia``) the inertia of the rows nearest each centre."""
+        ...
 
     def sample_by_cost(
         self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
@@ -143,7 +145,7 @@ def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMea
     converged = False
     for _ in range(max_iter):
         started = time.perf_counter()
-        step = ops.partials(centres)
+        step = ops.partials(centres, inertia=False)  # as scikit-learn, inertia only at the end
         updated = _update(ops, centres, step)
         shift = float(((updated - centres) ** 2).sum())
         centres = updated

@@ -117,23 +117,32 @@ def uniform(keys: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
     return (draws(keys, seed) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of and squared distance to the nearest centre. The nearest is found in the GEMM form
-    ||c||² − 2x·c (the (k, n) layout makes the minimum over k run along contiguous rows); the
-    distance is then computed directly as ||x − c||², accumulated in float64, which keeps it exact
-    where ||x||² and ||c||² are large and nearly cancel."""
+def nearest_labels(block: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre, by the GEMM form ||c||² − 2x·c (||x||² is the same for every
+    centre; the (k, n) layout makes the minimum over k run along contiguous rows)."""
     scores = (-2.0 * centres) @ block.T
     scores += np.einsum("ij,ij->i", centres, centres)[:, None]
-    labels = scores.argmin(axis=0)
+    return scores.argmin(axis=0)
+
+
+def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and squared distance to the nearest centre. The distance is computed directly as
+    ||x − c||², accumulated in float64: exact where ||x||² and ||c||² are large and the expanded
+    form ||x||² − 2x·c + ||c||² would cancel."""
+    labels = nearest_labels(block, centres)
     difference = block - centres[labels]
     return labels, np.einsum("ij,ij->i", difference, difference, dtype=np.float64)
 
 
-def block_partials(block: np.ndarray, centres: np.ndarray) -> Partials:
-    """Per-centre sums and counts and the inertia of one block."""
+def block_partials(block: np.ndarray, centres: np.ndarray, inertia: bool = True) -> Partials:
+    """Per-centre sums and counts and (unless ``inertia`` is false: NaN) the inertia of one block."""
     k = len(centres)
-    labels, distances = nearest(block, centres)
+    if inertia:
+        labels, distances = nearest(block, centres)
+        total = float(distances.sum())
+    else:
+        labels, total = nearest_labels(block, centres), float("nan")
     membership = (labels == np.arange(k)[:, None]).astype(block.dtype)
     sums = (membership @ block).astype(np.float64)
     counts = np.bincount(labels, minlength=k).astype(np.int64)
-    return Partials(sums, counts, float(distances.sum()))
+    return Partials(sums, counts, total)

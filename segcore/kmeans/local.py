@@ -50,11 +50,11 @@ class LocalBlocks:
     def _original(self, rows: np.ndarray) -> np.ndarray:
         return rows.astype(np.float64) + self.shift
 
-    def partials(self, centres: np.ndarray) -> Partials:
+    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
         centred = self._centred(centres)
         total = Partials.zeros(len(centres), self.n_features)
         for _, chunk in self._chunks():
-            total += kernels.block_partials(chunk, centred)
+            total += kernels.block_partials(chunk, centred, inertia)
         total.sums += total.counts[:, None] * self.shift
         return total
 
