@@ -78,7 +78,7 @@ def apply_policy(
     if table in _REQUIRED_ROWS:
         if stats["rows"] == 0:
             raise LakeError(f"table '{table}' is empty: point lake.{table} at a table with rows")
-        if considered == 0:
+        if stats.get("first_day") is not None and stats["first_day"] >= as_of:
             raise LakeError(
                 f"as_of {as_of} is on or before the first {_NOUN[table]} ({stats['first_day']}) in table "
                 f"'{table}': there is no history to build features from; choose a later as_of"
