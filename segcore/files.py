@@ -22,6 +22,7 @@ from segcore.errors import LakeError
 _MAGIC = b"PAR1"
 _COMPRESSED = (".gz", ".bz2", ".deflate", ".lz4", ".snappy", ".zst", ".zstd")
 _IDENTIFIER = re.compile(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)")
+_SELECT_ALL = re.compile(r"(?:^|[\s,(.])\*\s*(?:,|\)|from\b|$)", re.IGNORECASE)  # *, t.*, count(*)
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,13 @@ class Folder:
 
 
 def referenced(texts: Iterable[str]) -> set[str]:
-    """Lower-cased names a set of column names, expressions or queries may refer to (a ``*``
-    refers to every column)."""
+    """Lower-cased names a set of column names, expressions or queries may refer to (``*`` when
+    one selects every column)."""
     names: set[str] = set()
     for text in texts:
         names.add(text.lower())
         names.update((quoted or bare).lower() for quoted, bare in _IDENTIFIER.findall(text))
-        if "*" in text:
+        if _SELECT_ALL.search(text):
             names.add("*")
     return names
 
