@@ -32,6 +32,7 @@ from segcore.lake import INPUT_ROWS_FILE, load_table, write_partition
 AGE_BANDS = (25, 35, 45, 55, 65)  # upper bounds: <25 is band 0, ..., >=65 is band 5
 UNKNOWN = -1.0  # age, age_band and income_band_index of a customer whose value is missing
 TREND_DAYS = 90
+WINDOW_DECIMALS = 6
 SECONDS_PER_DAY = 86_400.0
 ORDER_KEY = "_order"
 
@@ -136,6 +137,12 @@ def _orders_of_lines(lines: DataFrame) -> DataFrame:
     )
 
 
+def _window_spend(net: Column) -> Column:
+    """Net spend of a trend window, at least 0; rounded to 6 decimals so that purchases and their
+    cancellations, summed in any order, leave exactly 0."""
+    return F.greatest(F.round(F.sum(net), WINDOW_DECIMALS), F.lit(0.0))
+
+
 def _rfm_features(lines: DataFrame, config: Config) -> DataFrame:
     """Per customer: frequency, net monetary, last purchase and first order day, interval CV, trend."""
     as_of = F.lit(config.as_of)
@@ -166,8 +173,8 @@ def _rfm_features(lines: DataFrame, config: Config) -> DataFrame:
         F.sum("net").cast("double").alias("monetary_total"),
         F.max(F.when(F.col("purchase"), F.col("day"))).alias("_last_purchase_day"),
         F.min("day").alias("_first_order_day"),
-        F.greatest(F.sum(recent), F.lit(0.0)).alias("_recent"),
-        F.greatest(F.sum(prior), F.lit(0.0)).alias("_prior"),
+        _window_spend(recent).alias("_recent"),
+        _window_spend(prior).alias("_prior"),
     )
     trend = F.try_divide(F.col("_recent") - F.col("_prior"), F.col("_recent") + F.col("_prior"))
     mean = F.try_divide(F.col("monetary_total"), F.col("frequency"))
