@@ -3,7 +3,8 @@
 Both sets of centres are compared in the new model's scaled feature space (the champion's are
 taken back to original units, then through the new preparation). A Hungarian assignment on centre
 distance pairs them; a pair farther apart than ``max_match_distance``, or a new segment left over,
-gets a new id — counted up from the highest id any earlier version used, so ids are never
+gets a new id — counted up from the first id no registered version has used (champion or not:
+``next_free``, kept in the registry, see :func:`segcore.tracking.next_free_id`), so ids are never
 recycled.
 """
 
@@ -34,14 +35,20 @@ def champion_centres(champion: SegmentModel, preparation: Preparation) -> np.nda
 
 
 def align(
-    centres: np.ndarray, champion: SegmentModel | None, preparation: Preparation, max_distance: float
+    centres: np.ndarray,
+    champion: SegmentModel | None,
+    preparation: Preparation,
+    max_distance: float,
+    next_free: int = 0,
 ) -> Alignment:
-    """Stable ids for ``centres``: the champion's where they match, new ones otherwise."""
+    """Stable ids for ``centres``: the champion's where they match, new ones from ``next_free``
+    (or the champion's next id, if higher) otherwise."""
     k = len(centres)
     if champion is None:
-        return Alignment(list(range(k)), k, pd.DataFrame({"new_centre": range(k), "segment_id": range(k)}))
+        ids = list(range(next_free, next_free + k))
+        return Alignment(ids, next_free + k, pd.DataFrame({"new_centre": range(k), "segment_id": ids}))
     previous = champion_centres(champion, preparation)
-    next_id = champion.next_id
+    next_id = max(champion.next_id, next_free)
     ids: list[int | None] = [None] * k
     champion_ids: list[int | None] = [None] * k
     distances = [np.nan] * k

@@ -42,16 +42,16 @@ def git_commit() -> str | None:
 
 
 def engine_workers(spark: SparkSession, config: Config) -> int:
-    """How many workers the configured engine fits with."""
+    """How many workers (Dask: worker processes) the configured engine fits with."""
     engine = config.kmeans.engine
     if engine in ("spark", "spark-mllib"):
         return config.kmeans.spark.num_workers or spark.sparkContext.defaultParallelism
     if engine == "dask":
         if config.kmeans.dask.scheduler is None:
             return config.kmeans.dask.local_workers
-        from distributed import Client
+        from segcore.kmeans.engines import dask_client
 
-        with Client(config.kmeans.dask.scheduler, timeout=30) as client:
+        with dask_client(config.kmeans.dask) as client:  # exit code 3 when unreachable or without workers
             return len(client.scheduler_info()["workers"])
     return 1
 

@@ -21,6 +21,9 @@ def setup_logging(verbose: bool = False) -> None:
     quiet = "WARNING" if verbose else "ERROR"
     logging.basicConfig(level=quiet, format=FORMAT, force=True)
     log.setLevel(logging.INFO)
+    # Dask sets its loggers' levels from its config when distributed is imported.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", quiet.lower())
+    logging.getLogger("distributed").setLevel(quiet)
     # MLflow sets its own loggers' level from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", quiet)
     if not verbose:

@@ -1,7 +1,8 @@
 """The segmentation model: fitted preparation, centres and segment names, scoring pandas frames.
 
-It is stored as an ``mlflow.pyfunc`` model whose state is one JSON artifact, so a registered
-version can be read and audited without unpickling code.
+It is stored as an ``mlflow.pyfunc`` model from code (:mod:`segcore.pyfunc_model`, nothing is
+pickled) whose state is one versioned JSON artifact, so a registered version can be read and
+audited without running or unpickling anything.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from segcore.kmeans.kernels import nearest
 from segcore.prepare import Preparation
 
 STATE_ARTIFACT = "segment_model"
+# The state's format: 1 had no format_version key; 2 adds it. A loader reads every format up to its own.
+STATE_FORMAT = 2
 OUTPUT_COLUMNS = {"segment_id": "long", "segment_name": "string", "distance": "double"}
 
 
@@ -50,6 +53,7 @@ class SegmentModel:
     def to_json(self) -> str:
         return json.dumps(
             {
+                "format_version": STATE_FORMAT,
                 "preparation": self.preparation.to_dict(),
                 "centres": self.centres.tolist(),
                 "segment_ids": self.segment_ids,
@@ -60,7 +64,14 @@ class SegmentModel:
 
     @classmethod
     def from_json(cls, text: str) -> SegmentModel:
+        """The model from its state in any format up to ``STATE_FORMAT``."""
         state = json.loads(text)
+        version = state.get("format_version", 1)
+        if not isinstance(version, int) or not 1 <= version <= STATE_FORMAT:
+            raise ValueError(
+                f"segment model state format_version={version!r} is not one this segcore reads "
+                f"(1..{STATE_FORMAT}): score it with the segcore version that trained it, or upgrade segcore"
+            )
         return cls(
             Preparation(**state["preparation"]),
             np.asarray(state["centres"], dtype=np.float64),
@@ -71,7 +82,8 @@ class SegmentModel:
 
 
 class SegmentPyfunc(mlflow.pyfunc.PythonModel):
-    """The MLflow wrapper: loads the JSON state and scores pandas frames."""
+    """The MLflow wrapper: loads the JSON state and scores pandas frames (built from code by
+    :mod:`segcore.pyfunc_model`)."""
 
     def load_context(self, context) -> None:
         self.model = SegmentModel.from_json(Path(context.artifacts[STATE_ARTIFACT]).read_text())

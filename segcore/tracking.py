@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -16,11 +17,19 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+import segcore
 from segcore.config import Config, config_to_yaml
 from segcore.errors import EnvironmentProblem, ModelError
-from segcore.model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel, SegmentPyfunc
+from segcore.model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel
 
 CHALLENGER, CHAMPION = "challenger", "champion"
+# What the model's code imports (segcore.model and segcore.prepare), pinned at the training
+# environment's versions; segcore itself travels with the model as code.
+MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pyspark")
+SEGCORE_SOURCE = Path(segcore.__file__).parent
+MODEL_CODE = SEGCORE_SOURCE / "pyfunc_model.py"
+# Registered-model tag: the first segment id no version of the model has used (see segcore.align).
+NEXT_ID_TAG = "next_segment_id"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # The start-of-stage probe: one attempt, answered within this many seconds, not MLflow's minutes of retries.
 PROBE_TIMEOUT_S = 10
@@ -102,6 +111,11 @@ def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
     log_bytes(frame.to_csv(index=False).encode(), artifact_path)
 
 
+def pinned_requirements() -> list[str]:
+    """The model's requirements at the versions installed here, where it is trained."""
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+
+
 @dataclass(frozen=True)
 class RegisteredModel:
     name: str
@@ -114,22 +128,26 @@ def log_and_register(
     model: SegmentModel, registered_name: str, version_tags: dict[str, str]
 ) -> RegisteredModel:
     """Log the model in the active run, register a new version (tagged ``version_tags``) with alias
-    ``challenger``, and make it ``champion`` too when the model has none yet."""
+    ``challenger``, make it ``champion`` too when the model has none yet, and raise the registered
+    model's ``next_segment_id`` tag past the ids this version uses."""
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp, "segment_model.json")
         state.write_text(model.to_json())
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=SegmentPyfunc(),
+            python_model=str(MODEL_CODE),
+            code_paths=[str(SEGCORE_SOURCE)],
             artifacts={STATE_ARTIFACT: str(state)},
             signature=signature(model.features),
             # Segment centres in original units: aggregates, never a customer's row.
             input_example=pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
             registered_model_name=registered_name,
-            pip_requirements=["segcore", "mlflow", "numpy", "pandas", "scipy"],
+            pip_requirements=pinned_requirements(),
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
+    next_id = max(next_free_id(registered_name), model.next_id)
+    client.set_registered_model_tag(registered_name, NEXT_ID_TAG, str(next_id))
     for key, value in version_tags.items():
         client.set_model_version_tag(registered_name, version, key, value)
     client.set_registered_model_alias(registered_name, CHALLENGER, version)
@@ -137,6 +155,16 @@ def log_and_register(
     if champion is None:
         client.set_registered_model_alias(registered_name, CHAMPION, version)
     return RegisteredModel(registered_name, version, f"models:/{registered_name}/{version}", champion is None)
+
+
+def next_free_id(name: str) -> int:
+    """The first segment id that no registered version of model ``name`` has used, champion or
+    not (0 when the model is not registered yet)."""
+    try:
+        tags = MlflowClient().get_registered_model(name).tags
+    except MlflowException:
+        return 0
+    return int(tags.get(NEXT_ID_TAG, 0))
 
 
 def find_version(name: str, tag: str, value: str) -> RegisteredModel | None:

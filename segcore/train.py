@@ -43,6 +43,7 @@ from segcore.tracking import (
     log_bytes,
     log_config,
     log_table,
+    next_free_id,
     use_tracking,
 )
 
@@ -194,6 +195,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     settings = config.train
     features = list(dict.fromkeys(settings.features))
     frame, path = _read_features(spark, config)
+    tags = run_tags(spark, config)  # before the work: an unreachable Dask scheduler stops it here
     with step("train", "prepare features") as figures:
         preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
         rows = figures["customers"] = frame.count()
@@ -212,7 +214,8 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
 
     selection = select_k(config, ks, fit_k, points)
     centres = selection.result.centres
-    alignment = align(centres, champion, preparation, config.segments.max_match_distance)
+    next_free = next_free_id(config.mlflow.registered_model)
+    alignment = align(centres, champion, preparation, config.segments.max_match_distance, next_free)
     with step("train", "profile segments"):
         labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
         ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
@@ -248,7 +251,7 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         step("train", "record the run and register the model"),
         mlflow.start_run(run_name=f"train-{config.as_of}-k{selection.chosen}") as run,
     ):
-        mlflow.set_tags(run_tags(spark, config))
+        mlflow.set_tags(tags)
         for row in selection.k_table.to_dict("records"):
             with mlflow.start_run(run_name=f"k={row['k']}", nested=True):
                 mlflow.log_params(

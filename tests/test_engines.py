@@ -1,6 +1,9 @@
 """Every engine of the clustering core gives the same result as scikit-learn's Lloyd from the
 same initial centres, and seeded k-means|| is repeatable per engine."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +128,59 @@ def test_seeded_init_is_repeatable_on_dask(dask_client, data):
         fit_dask(array, K, FitSettings(seed=5, max_iter=100, tol=1e-4), client=dask_client) for _ in range(2)
     ]
     np.testing.assert_array_equal(runs[0].centres, runs[1].centres)
+
+
+SEEDED = FitSettings(seed=11, max_iter=100, tol=1e-4)
+# Three barrier tasks need three task slots: the tests' session has two, so a session of its own.
+SPARK_WORKERS_JOB = """
+import sys
+import numpy as np, pandas as pd
+from pyspark.sql import SparkSession
+from segcore.kmeans import FitSettings
+from segcore.kmeans.spark_engine import fit_spark
+points, out = np.load(sys.argv[1]), sys.argv[2]
+spark = SparkSession.builder.master("local[3]").config("spark.ui.enabled", "false").getOrCreate()
+spark.sparkContext.setLogLevel("ERROR")
+columns = [f"x{i}" for i in range(points.shape[1])]
+frame = spark.createDataFrame(pd.DataFrame(points, columns=columns)).cache()
+settings = FitSettings(seed=11, max_iter=100, tol=1e-4)
+found = {}
+for workers in (1, 2, 3):
+    result = fit_spark(frame, columns, int(sys.argv[3]), settings, num_workers=workers)
+    found[f"centres_{workers}"], found[f"counts_{workers}"] = result.centres, result.counts
+np.savez(out, **found)
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded_local(data):
+    """The local engine's seeded k-means|| fit: the answer every engine and split must give."""
+    return core.fit(LocalBlocks(data[0]), K, SEEDED)
+
+
+def _assert_same_fit(centres, counts, reference):
+    np.testing.assert_allclose(centres, reference.centres, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(counts, reference.counts)
+
+
+def test_the_same_seed_gives_the_same_centres_on_spark_with_1_2_3_workers(data, seeded_local, tmp_path):
+    np.save(tmp_path / "points.npy", data[0])
+    arguments = [str(tmp_path / "points.npy"), str(tmp_path / "out.npz"), str(K)]
+    subprocess.run([sys.executable, "-c", SPARK_WORKERS_JOB, *arguments], check=True, timeout=600)
+    found = np.load(tmp_path / "out.npz")
+    for workers in (1, 2, 3):
+        _assert_same_fit(found[f"centres_{workers}"], found[f"counts_{workers}"], seeded_local)
+
+
+def test_the_same_seed_gives_the_same_centres_on_dask_with_any_chunks(dask_client, data, seeded_local):
+    import dask.array as da
+
+    from segcore.kmeans.dask_engine import fit_dask
+
+    for chunks in (12_000, 2_500, 1_001, (5_000, 4_000, 3_000)):
+        array = da.from_array(data[0], chunks=(chunks, len(COLUMNS)))
+        result = fit_dask(array, K, SEEDED, client=dask_client)
+        _assert_same_fit(result.centres, result.counts, seeded_local)
 
 
 def test_float32_gives_the_same_labels(frame, data):

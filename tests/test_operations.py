@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -44,10 +45,21 @@ def not_mlflow():
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def silent():
+    """A port on 127.0.0.1 that accepts connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
 @pytest.mark.parametrize("stage", ["train", "score", "report"])
-def test_unusable_tracking_server_fails_within_30_s_before_any_spark_work(tmp_path, not_mlflow, stage):
+def test_unusable_tracking_server_fails_within_30_s_before_any_spark_work(
+    tmp_path, not_mlflow, silent, stage
+):
     extra = ["--run-id", "any"] if stage == "report" else []
-    for uri in ("http://127.0.0.1:9", not_mlflow):
+    for uri in ("http://127.0.0.1:9", not_mlflow, silent):
         # timeout=30: the stage must give up by itself well before MLflow's minutes of retries.
         result = segcore(
             stage, *extra, "--set", f"workdir={tmp_path}", "--set", f"mlflow.tracking_uri={uri}", timeout=30

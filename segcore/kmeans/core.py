@@ -7,31 +7,36 @@ the driver-side logic here holds only O(k·d) centres and aggregates.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
-from segcore.kmeans.kernels import Partials
+from segcore.kmeans.kernels import Farthest, Partials
 
 RECLUSTER_RESTARTS = 10
 
 
 class BlockOps(Protocol):
-    """What an engine computes over all of its rows (each call is one map/reduce round)."""
+    """What an engine computes over all of its rows (each call is one map/reduce round). Random
+    draws are keyed by each row's value and the seed, never by where the row is stored."""
 
     n_rows: int
     n_features: int
 
-    def partials(self, centres: np.ndarray) -> Partials: ...
+    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
+        """Sums, counts and (when ``inertia``) the inertia of the rows nearest each centre."""
+        ...
 
     def sample_by_cost(
         self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
     ) -> np.ndarray: ...
 
-    def row(self, index: int) -> np.ndarray: ...
+    def draw_row(self, seed: np.random.SeedSequence) -> tuple[int, np.ndarray | None]: ...
 
-    def farthest_rows(self, centres: np.ndarray, m: int) -> np.ndarray: ...
+    def farthest(self, centres: np.ndarray, m: int) -> Farthest: ...
 
     def mean_variance(self) -> float: ...
 
@@ -61,6 +66,8 @@ def _weighted_kmeanspp(
     closest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
     for _ in range(1, k):
         potential = weights * closest
+        if potential.sum() <= 0:  # every candidate sits on a chosen centre
+            potential = weights
         tries = rng.choice(len(points), size=trials, p=potential / potential.sum())
         options = [np.minimum(closest, ((points - points[t]) ** 2).sum(axis=1)) for t in tries]
         best = int(np.argmin([(weights * option).sum() for option in options]))
@@ -102,8 +109,7 @@ def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, 
     proportion to cost, then a weighted k-means++ on the sampled candidates."""
     root = np.random.SeedSequence(seed)
     first_seed, *round_seeds, recluster_seed = root.spawn(rounds + 2)
-    first = np.random.default_rng(first_seed).integers(ops.n_rows)
-    candidates = ops.row(int(first))[None, :].astype(np.float64)
+    candidates = ops.draw_row(first_seed)[1][None, :]
     expected = oversampling * k
     for round_seed in round_seeds:
         cost = ops.partials(candidates).inertia
@@ -114,10 +120,17 @@ def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, 
             candidates = np.unique(np.vstack([candidates, sampled]), axis=0)
     weights = ops.partials(candidates).counts.astype(np.float64)
     if len(candidates) <= k:
-        extra = ops.farthest_rows(candidates, k - len(candidates) + 1)
+        extra = ops.farthest(candidates, k - len(candidates) + 1).rows
         candidates = np.unique(np.vstack([candidates, extra]), axis=0)[:k]
         if len(candidates) < k:
-            raise ValueError(f"the data has fewer than k={k} distinct rows")
+            # As scikit-learn: duplicate centres, and a warning (Lloyd relocates their empty clusters).
+            warnings.warn(
+                f"Number of distinct clusters ({len(candidates)}) found smaller than n_clusters ({k}). "
+                "Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+            candidates = candidates[np.arange(k) % len(candidates)]
         return candidates
     rng = np.random.default_rng(recluster_seed)
     return recluster_candidates(candidates, np.maximum(weights, 1e-12), k, rng, RECLUSTER_RESTARTS)
@@ -132,7 +145,7 @@ def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMea
     converged = False
     for _ in range(max_iter):
         started = time.perf_counter()
-        step = ops.partials(centres)
+        step = ops.partials(centres, inertia=False)  # as scikit-learn, inertia only at the end
         updated = _update(ops, centres, step)
         shift = float(((updated - centres) ** 2).sum())
         centres = updated
@@ -152,15 +165,20 @@ def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMea
 
 
 def _update(ops: BlockOps, centres: np.ndarray, step: Partials) -> np.ndarray:
-    """New centres as means of their rows; an empty cluster moves to the row farthest from its
-    centre (deterministic for the same data and centres)."""
-    updated = centres.copy()
-    filled = step.counts > 0
-    updated[filled] = step.sums[filled] / step.counts[filled, None]
-    empty = np.flatnonzero(~filled)
+    """New centres as means of their rows. As scikit-learn does, each empty cluster takes one of
+    the rows farthest from their (old) nearest centre, farthest first, and that row leaves its old
+    cluster's sum and count; a cluster left with no row keeps its centre."""
+    sums, counts = step.sums.copy(), step.counts.copy()
+    empty = np.flatnonzero(counts == 0)
     if len(empty):
-        far = ops.farthest_rows(centres, len(empty))
-        updated[empty] = far[: len(empty)]
+        far = ops.farthest(centres, len(empty))
+        for cluster, row, old in zip(empty, far.rows, far.labels, strict=True):
+            sums[old] -= row
+            counts[old] -= 1
+            sums[cluster], counts[cluster] = row, 1
+    updated = centres.copy()
+    filled = counts > 0
+    updated[filled] = sums[filled] / counts[filled, None]
     return updated
 
 

@@ -2,7 +2,8 @@
 
 Each chunk becomes a :class:`LocalBlocks` held in worker memory for the whole fit; every step of
 k-means|| and Lloyd maps one small task over the chunks and combines their O(k·d) answers on the
-client (:class:`~segcore.kmeans.gathered.GatheredBlocks`).
+client (:class:`~segcore.kmeans.gathered.GatheredBlocks`). A Parquet table enters as one block per
+partition, read and prepared on the workers (:func:`partition_rows`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pandas as pd
 from segcore.kmeans import core
 from segcore.kmeans.gathered import GatheredBlocks
 from segcore.kmeans.local import LocalBlocks
+
+DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error it wraps
 
 
 def _as_blocks(chunk: np.ndarray, dtype: str) -> LocalBlocks:
@@ -82,9 +85,6 @@ def assign_dask(array, centres: np.ndarray):
 
     pairs = array.rechunk({1: -1}).map_blocks(label, chunks=(array.chunks[0], (2,)), dtype=np.float64)
     return pairs[:, 0].astype(np.int64), pairs[:, 1]
-
-
-DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error it wraps
 
 
 def _open_table(path: str, columns: list[str]) -> str | None:

@@ -82,7 +82,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             X = validate_data(self, X, dtype=[np.float64, np.float32])
             if X.shape[0] < self.n_clusters:
                 raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
-            blocks = LocalBlocks(np.ascontiguousarray(X, dtype=self.dtype))
+            blocks = LocalBlocks(X, dtype=self.dtype)
             self._set_result(core.fit(blocks, self.n_clusters, settings, engine="local"))
             self.labels_ = blocks.assign(self.cluster_centers_)[0]
         return self

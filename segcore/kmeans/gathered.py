@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from segcore.kmeans.kernels import Partials, top_farthest
+from segcore.kmeans.kernels import Farthest, Partials
 from segcore.kmeans.local import LocalBlocks
 
 # Runs fn(block, block_index) on every block; returns the answers in block order.
@@ -23,36 +23,30 @@ def _shape(block: LocalBlocks, _: int) -> tuple[int, int]:
 
 
 class GatheredBlocks:
-    """:class:`~segcore.kmeans.core.BlockOps` whose blocks live elsewhere."""
+    """:class:`~segcore.kmeans.core.BlockOps` whose blocks live elsewhere. Random draws are keyed
+    by the rows themselves, so every block gets the same seed and the answers do not depend on
+    how the rows are split into blocks."""
 
     def __init__(self, map_blocks: MapBlocks):
         self._map = map_blocks
         shapes = self._map(_shape)
-        self.n_blocks = len(shapes)
-        self.offsets = np.cumsum([0, *(rows for rows, _ in shapes)])
-        self.n_rows = int(self.offsets[-1])
+        self.n_rows = sum(rows for rows, _ in shapes)
         self.n_features = shapes[0][1]
 
-    def partials(self, centres: np.ndarray) -> Partials:
-        return reduce(add, self._map(lambda block, _: block.partials(centres)))
+    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
+        return reduce(add, self._map(lambda block, _: block.partials(centres, inertia)))
 
-    def sample_by_cost(self, centres, oversampling, total_cost, seed) -> np.ndarray:
-        block_seeds = seed.spawn(self.n_blocks)
-        picked = self._map(
-            lambda block, i: block.sample_by_cost(centres, oversampling, total_cost, block_seeds[i])
-        )
+    def sample_by_cost(
+        self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
+    ) -> np.ndarray:
+        picked = self._map(lambda block, _: block.sample_by_cost(centres, oversampling, total_cost, seed))
         return np.vstack(picked)
 
-    def row(self, index: int) -> np.ndarray:
-        owner = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        local = index - int(self.offsets[owner])
-        found = self._map(lambda block, i: block.row(local) if i == owner else None)
-        return found[owner]
+    def draw_row(self, seed: np.random.SeedSequence) -> tuple[int, np.ndarray | None]:
+        return min(self._map(lambda block, _: block.draw_row(seed)), key=lambda drawn: drawn[0])
 
-    def farthest_rows(self, centres: np.ndarray, m: int) -> np.ndarray:
-        found = self._map(lambda block, _: block.farthest_candidates(centres, m))
-        rows = np.vstack([r for r, _ in found])
-        return top_farthest(rows, np.concatenate([d for _, d in found]), m)[0]
+    def farthest(self, centres: np.ndarray, m: int) -> Farthest:
+        return Farthest.merge(self._map(lambda block, _: block.farthest(centres, m)), m)
 
     def mean_variance(self) -> float:
         return reduce(add, self._map(lambda block, _: block.moments())).mean_variance()

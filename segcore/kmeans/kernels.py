@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
 
 @dataclass
 class Partials:
@@ -50,58 +52,97 @@ class Moments:
         return float(np.mean(self.m2 / max(self.n, 1)))
 
 
-def _closest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre of each row and its ||c||² − 2x·c (the squared distance less ||x||²).
-    The (k, n) layout makes the minimum over k run along contiguous rows: much faster than per row."""
-    distances = (-2.0 * centres) @ block.T
-    distances += np.einsum("ij,ij->i", centres, centres)[:, None]
-    labels = distances.argmin(axis=0)
-    return labels, np.take_along_axis(distances, labels[None, :], axis=0)[0]
+@dataclass
+class Farthest:
+    """Rows farthest from their nearest centre, farthest first: the rows (float64, original
+    coordinates), their squared distances, nearest centres and row keys. Ties go to the smaller
+    key, so the choice does not depend on where a row is stored."""
+
+    rows: np.ndarray
+    distances: np.ndarray
+    labels: np.ndarray
+    keys: np.ndarray
+
+    @classmethod
+    def none(cls, n_features: int) -> Farthest:
+        return cls(np.empty((0, n_features)), np.empty(0), np.empty(0, np.int64), np.empty(0, np.uint64))
+
+    @classmethod
+    def top(cls, rows, distances, labels, keys, m: int) -> Farthest:
+        """The ``m`` farthest of the given candidates."""
+        order = np.lexsort((keys, -distances))[:m]
+        return cls(rows[order], distances[order], labels[order], keys[order])
+
+    @classmethod
+    def merge(cls, parts: list[Farthest], m: int) -> Farthest:
+        """The ``m`` farthest among the candidates of several blocks."""
+        return cls.top(
+            np.vstack([p.rows for p in parts]),
+            np.concatenate([p.distances for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.keys for p in parts]),
+            m,
+        )
+
+
+def mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit over the output."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def row_keys(block: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bytes: the row's identity wherever it is stored, so random draws
+    keyed by it do not depend on partitioning, chunking or row order."""
+    words = np.ascontiguousarray(block + 0.0)  # + 0.0: -0.0 and 0.0 are the same value
+    words = words.view(np.uint64 if words.dtype.itemsize == 8 else np.uint32).astype(np.uint64)
+    keys = np.full(len(block), _GOLDEN, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in words.T:
+            keys = mix(keys ^ column) + _GOLDEN
+    return keys
+
+
+def draws(keys: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
+    """A random 64-bit draw per key (counter-based: the same key and seed always give the same
+    draw, distinct keys distinct draws)."""
+    salt = seed.generate_state(1, dtype=np.uint64)[0]
+    with np.errstate(over="ignore"):
+        return mix(keys ^ salt)
+
+
+def uniform(keys: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
+    """A uniform number in [0, 1) per key, from :func:`draws`."""
+    return (draws(keys, seed) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def nearest_labels(block: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre, by the GEMM form ||c||² − 2x·c (||x||² is the same for every
+    centre; the (k, n) layout makes the minimum over k run along contiguous rows)."""
+    scores = (-2.0 * centres) @ block.T
+    scores += np.einsum("ij,ij->i", centres, centres)[:, None]
+    return scores.argmin(axis=0)
 
 
 def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of and squared distance to the nearest centre, in the GEMM form
-    ||x||² − 2x·c + ||c||² (clamped at 0 against rounding)."""
-    labels, best = _closest(block, centres)
-    best += np.einsum("ij,ij->i", block, block)
-    np.maximum(best, 0, out=best)
-    return labels, best
+    """Index of and squared distance to the nearest centre. The distance is computed directly as
+    ||x − c||², accumulated in float64: exact where ||x||² and ||c||² are large and the expanded
+    form ||x||² − 2x·c + ||c||² would cancel."""
+    labels = nearest_labels(block, centres)
+    difference = block - centres[labels]
+    return labels, np.einsum("ij,ij->i", difference, difference, dtype=np.float64)
 
 
-def block_partials(block: np.ndarray, centres: np.ndarray, squared_norms: float | None = None) -> Partials:
-    """Per-centre sums and counts and the inertia of one block. ``squared_norms`` (the block's
-    sum of ||x||², constant across iterations) saves a pass over the rows when given."""
+def block_partials(block: np.ndarray, centres: np.ndarray, inertia: bool = True) -> Partials:
+    """Per-centre sums and counts and (unless ``inertia`` is false: NaN) the inertia of one block."""
     k = len(centres)
-    labels, shifted = _closest(block, centres)
-    if squared_norms is None:
-        squared_norms = float(np.einsum("ij,ij->", block, block, dtype=np.float64))
+    if inertia:
+        labels, distances = nearest(block, centres)
+        total = float(distances.sum())
+    else:
+        labels, total = nearest_labels(block, centres), float("nan")
     membership = (labels == np.arange(k)[:, None]).astype(block.dtype)
     sums = (membership @ block).astype(np.float64)
     counts = np.bincount(labels, minlength=k).astype(np.int64)
-    return Partials(sums, counts, max(float(shifted.sum(dtype=np.float64)) + squared_norms, 0.0))
-
-
-def sample_by_cost(
-    block: np.ndarray,
-    centres: np.ndarray,
-    oversampling: float,
-    total_cost: float,
-    seed: np.random.SeedSequence,
-) -> np.ndarray:
-    """The k-means|| sampling step: keep each row with probability min(1, l·d²(x, C)/φ)."""
-    _, distances = nearest(block, centres)
-    rng = np.random.default_rng(seed)
-    keep = rng.random(len(block)) < oversampling * distances / total_cost
-    return block[keep]
-
-
-def farthest_rows(block: np.ndarray, centres: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m`` rows farthest from their nearest centre, with their squared distances."""
-    _, distances = nearest(block, centres)
-    return top_farthest(block, distances, m)
-
-
-def top_farthest(rows: np.ndarray, distances: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m`` largest distances and their rows, largest first; ties keep the earlier row."""
-    order = np.lexsort((np.arange(len(distances)), -distances))[:m]
-    return rows[order], distances[order]
+    return Partials(sums, counts, total)

@@ -6,74 +6,100 @@ Dask chunk holds one and answers the same questions about its own rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from segcore.kmeans import kernels
-from segcore.kmeans.kernels import Partials
+from segcore.kmeans.kernels import Farthest, Partials
 
 CHUNK_ROWS = 8_192  # a chunk's distances stay in cache (measured fastest on 2 cores)
 
 
 class LocalBlocks:
-    """:class:`~segcore.kmeans.core.BlockOps` over an in-memory array, chunk by chunk."""
+    """:class:`~segcore.kmeans.core.BlockOps` over an in-memory array, chunk by chunk.
 
-    def __init__(self, data: np.ndarray, chunk_rows: int = CHUNK_ROWS):
+    The rows are stored in ``dtype`` (default: the array's) centred on their mean, which is
+    computed in float64 before the cast: float32 then keeps its precision on data far from the
+    origin. Every answer (sums, rows, moments) is given back in the original coordinates. Each
+    row also gets a key, a hash of its value (:func:`~segcore.kmeans.kernels.row_keys`), that
+    seeds its random draws, so they do not depend on how the rows are split or ordered.
+    """
+
+    def __init__(self, data: np.ndarray, chunk_rows: int = CHUNK_ROWS, dtype: str | np.dtype | None = None):
         if data.ndim != 2:
             raise ValueError(f"expected a 2-D array of rows, got shape {data.shape}")
-        self.data = data
         self.n_rows, self.n_features = data.shape
         self.chunk_rows = chunk_rows
-        self._squared_norms: list[float] | None = None
+        dtype = np.dtype(dtype or data.dtype)
+        self.shift = data.mean(axis=0, dtype=np.float64) if self.n_rows else np.zeros(self.n_features)
+        self.data = np.empty(data.shape, dtype=dtype)
+        self.keys = np.empty(self.n_rows, dtype=np.uint64)
+        for start in range(0, self.n_rows, chunk_rows):
+            rows = data[start : start + chunk_rows]
+            self.keys[start : start + len(rows)] = kernels.row_keys(rows.astype(dtype, copy=False))
+            self.data[start : start + len(rows)] = rows - self.shift
 
-    def _chunks(self):
+    def _chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n_rows, self.chunk_rows):
-            yield self.data[start : start + self.chunk_rows]
+            yield start, self.data[start : start + self.chunk_rows]
 
-    def _cast(self, centres: np.ndarray) -> np.ndarray:
-        return centres.astype(self.data.dtype, copy=False)
+    def _centred(self, centres: np.ndarray) -> np.ndarray:
+        return (np.asarray(centres, dtype=np.float64) - self.shift).astype(self.data.dtype)
 
-    def partials(self, centres: np.ndarray) -> Partials:
-        centres = self._cast(centres)
-        if self._squared_norms is None:
-            self._squared_norms = [
-                float(np.einsum("ij,ij->", c, c, dtype=np.float64)) for c in self._chunks()
-            ]
+    def _original(self, rows: np.ndarray) -> np.ndarray:
+        return rows.astype(np.float64) + self.shift
+
+    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
+        centred = self._centred(centres)
         total = Partials.zeros(len(centres), self.n_features)
-        for chunk, norms in zip(self._chunks(), self._squared_norms, strict=True):
-            total += kernels.block_partials(chunk, centres, norms)
+        for _, chunk in self._chunks():
+            total += kernels.block_partials(chunk, centred, inertia)
+        total.sums += total.counts[:, None] * self.shift
         return total
 
-    def sample_by_cost(self, centres, oversampling, total_cost, seed) -> np.ndarray:
-        centres = self._cast(centres)
-        chunk_seeds = seed.spawn(-(-self.n_rows // self.chunk_rows))
-        picked = [
-            kernels.sample_by_cost(chunk, centres, oversampling, total_cost, chunk_seed)
-            for chunk, chunk_seed in zip(self._chunks(), chunk_seeds, strict=True)
-        ]
-        return np.vstack([np.empty((0, self.n_features)), *picked]).astype(np.float64)
+    def sample_by_cost(
+        self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
+    ) -> np.ndarray:
+        """The k-means|| sampling step: keep each row with probability min(1, l·d²(x, C)/φ), by a
+        uniform draw keyed by the row and ``seed``."""
+        centred = self._centred(centres)
+        picked = [np.empty((0, self.n_features))]
+        for start, chunk in self._chunks():
+            _, distances = kernels.nearest(chunk, centred)
+            draws = kernels.uniform(self.keys[start : start + len(chunk)], seed)
+            picked.append(self._original(chunk[draws < oversampling * distances / total_cost]))
+        return np.vstack(picked)
 
-    def row(self, index: int) -> np.ndarray:
-        return self.data[index].astype(np.float64)
+    def draw_row(self, seed: np.random.SeedSequence) -> tuple[int, np.ndarray | None]:
+        """The row with the smallest draw keyed by its value and ``seed`` (a uniformly random
+        distinct row), with that draw; ``None`` for an empty block."""
+        if not self.n_rows:
+            return np.iinfo(np.uint64).max, None
+        draws = kernels.draws(self.keys, seed)
+        first = int(np.argmin(draws))
+        return int(draws[first]), self._original(self.data[first])
 
-    def farthest_candidates(self, centres: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """This block's ``m`` rows farthest from their nearest centre, with squared distances."""
-        centres = self._cast(centres)
-        found = [kernels.farthest_rows(c, centres, m) for c in self._chunks()]
-        rows = np.vstack([np.empty((0, self.n_features)), *(r for r, _ in found)])
-        return kernels.top_farthest(rows, np.concatenate([np.empty(0), *(d for _, d in found)]), m)
-
-    def farthest_rows(self, centres: np.ndarray, m: int) -> np.ndarray:
-        return self.farthest_candidates(centres, m)[0]
+    def farthest(self, centres: np.ndarray, m: int) -> Farthest:
+        """This block's ``m`` rows farthest from their nearest centre."""
+        centred = self._centred(centres)
+        parts = [Farthest.none(self.n_features)]
+        for start, chunk in self._chunks():
+            labels, distances = kernels.nearest(chunk, centred)
+            top = Farthest.top(chunk, distances, labels, self.keys[start : start + len(chunk)], m)
+            parts.append(Farthest(self._original(top.rows), top.distances, top.labels, top.keys))
+        return Farthest.merge(parts, m)
 
     def moments(self) -> kernels.Moments:
-        return kernels.Moments.of(self.data)
+        centred = kernels.Moments.of(self.data)
+        return kernels.Moments(centred.n, centred.mean + self.shift, centred.m2)
 
     def mean_variance(self) -> float:
         return self.moments().mean_variance()
 
     def assign(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels and Euclidean distances to the nearest centre for every row."""
-        centres = self._cast(centres)
-        found = [kernels.nearest(c, centres) for c in self._chunks()]
+        centred = self._centred(centres)
+        found = [kernels.nearest(chunk, centred) for _, chunk in self._chunks()]
         labels = np.concatenate([np.empty(0, dtype=np.int64), *(lab for lab, _ in found)])
         return labels, np.sqrt(np.concatenate([np.empty(0), *(d for _, d in found)]))

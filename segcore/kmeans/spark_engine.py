@@ -92,7 +92,7 @@ def fit_spark(
 
         task = BarrierTaskContext.get()
         rows = _to_numpy(batches, n_features, "float64")
-        block = LocalBlocks(np.ascontiguousarray(prepare(rows) if prepare else rows, dtype=dtype))
+        block = LocalBlocks(prepare(rows) if prepare else rows, dtype=dtype)
         # One task per core: BLAS threads of their own would only fight the other tasks.
         with threadpool_limits(limits=task.cpus()), _collective(task, secret, timeout) as comm:
             ops = GatheredBlocks(lambda fn: comm.allgather(fn(block, comm.rank)))

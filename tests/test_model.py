@@ -1,0 +1,127 @@
+"""The registered model: a versioned state, rebuilt from its own code and pinned requirements,
+and segment ids that no registered version has used handed out only once."""
+
+import json
+import logging
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from segcore.align import align
+from segcore.model import STATE_FORMAT, SegmentModel
+from segcore.prepare import Preparation
+from segcore.tracking import (
+    CHAMPION,
+    MODEL_REQUIREMENTS,
+    NEXT_ID_TAG,
+    load_segment_model,
+    log_and_register,
+    next_free_id,
+)
+
+PREPARATION = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
+NAME = "segments-test"
+# A state as the first format wrote it (no format_version): kept verbatim, never regenerated.
+FORMAT_1_STATE = (
+    '{"preparation": {"features": ["a", "b"], "log_features": [], "lower": [-1000000000.0, '
+    '-1000000000.0], "upper": [1000000000.0, 1000000000.0], "mean": [0.0, 0.0], "scale": [1.0, 1.0]}, '
+    '"centres": [[0.0, 0.0], [10.0, 0.0]], "segment_ids": [4, 7], "segment_names": ["x", "y"], "next_id": 9}'
+)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A real MLflow SQLite store, the process's tracking URI restored afterwards."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("model-tests")
+    yield MlflowClient()
+    mlflow.set_tracking_uri(previous)
+
+
+def _register(centres, champion: SegmentModel | None) -> tuple[SegmentModel, str]:
+    """Align ``centres`` as training does and register the model as a new version."""
+    centres = np.asarray(centres, dtype=np.float64)
+    alignment = align(centres, champion, PREPARATION, 2.0, next_free_id(NAME))
+    names = [f"segment {i}" for i in alignment.ids]
+    model = SegmentModel(PREPARATION, centres, alignment.ids, names, alignment.next_id)
+    with mlflow.start_run():
+        registered = log_and_register(model, NAME, {})
+    return model, registered.version
+
+
+def test_a_state_in_the_previous_format_loads():
+    model = SegmentModel.from_json(FORMAT_1_STATE)
+    assert model.segment_ids == [4, 7] and model.next_id == 9 and model.features == ["a", "b"]
+    scored = model.assign(pd.DataFrame({"a": [9.0, 1.0], "b": [0.0, 0.0]}))
+    assert scored.segment_id.tolist() == [7, 4] and scored.segment_name.tolist() == ["y", "x"]
+    assert json.loads(model.to_json())["format_version"] == STATE_FORMAT
+    assert SegmentModel.from_json(model.to_json()).segment_ids == [4, 7]
+
+
+def test_a_state_from_a_newer_format_is_refused_with_what_to_do():
+    state = json.loads(FORMAT_1_STATE) | {"format_version": STATE_FORMAT + 1}
+    with pytest.raises(ValueError, match=rf"format_version={STATE_FORMAT + 1} is not one this segcore reads"):
+        SegmentModel.from_json(json.dumps(state))
+
+
+def test_ids_come_from_every_registered_version_never_reused(registry):
+    champion, first = _register([[0, 0], [10, 0], [0, 10]], None)
+    assert champion.segment_ids == [0, 1, 2]
+    # A challenger, never promoted: segment 2 disappears, a new one at (50, 50) takes id 3.
+    challenger, second = _register([[0, 0], [10, 0], [50, 50]], champion)
+    assert challenger.segment_ids == [0, 1, 3]
+    # The next version still starts from the champion: segment 1 disappears and a new one appears
+    # at (-50, -50). Id 3 meant (50, 50) in the challenger: the new segment gets 4.
+    later, third = _register([[0, 0], [0, 10], [-50, -50]], champion)
+    assert later.segment_ids == [0, 2, 4]
+    assert registry.get_registered_model(NAME).tags[NEXT_ID_TAG] == "5"
+    assert str(registry.get_model_version_by_alias(NAME, CHAMPION).version) == first
+    stored = {v: load_segment_model(f"models:/{NAME}/{v}") for v in (second, third)}
+    np.testing.assert_array_equal(stored[second].centres[stored[second].segment_ids.index(3)], [50, 50])
+    np.testing.assert_array_equal(stored[third].centres[stored[third].segment_ids.index(4)], [-50, -50])
+
+
+# Loads the model where segcore is not installed: the editable install's finder is dropped, so
+# segcore can only come from the model's own code.
+LOAD_ELSEWHERE = """
+import sys
+sys.meta_path = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+sys.path = [p for p in sys.path if "__editable__" not in p and p not in ("", sys.argv[2])]
+try:
+    import segcore
+except ImportError:
+    pass
+else:
+    raise SystemExit("segcore is still importable: the test would prove nothing")
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+import segcore
+print(segcore.__file__)
+print(model.predict(pd.DataFrame({"a": [9.0, 0.0], "b": [0.0, 11.0]})).segment_id.tolist())
+"""
+
+
+def test_a_registered_version_rebuilds_from_its_own_code_and_pinned_requirements(registry, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlflow"):
+        _, version = _register([[0, 0], [10, 0], [0, 10]], None)
+    assert not [r for r in caplog.records if "pickle" in r.getMessage().lower()]
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(tmp_path)))
+    assert not list(folder.rglob("*.pkl"))
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert {f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS} <= set(requirements)
+    assert not [r for r in requirements if r.startswith("segcore")]
+    repo = str(Path(__file__).resolve().parents[1])
+    shown = subprocess.run(
+        [sys.executable, "-c", LOAD_ELSEWHERE, str(folder), repo],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    assert Path(shown[0]).is_relative_to(folder)
+    assert shown[1] == "[1, 2]"
