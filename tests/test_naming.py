@@ -1,6 +1,6 @@
-"""Segment names and profiles a marketer can trust on skewed data: robust naming rules, z-scores in
-the prepared space, distinct qualifiers instead of numbers, and a preparation that takes net spend
-at or below zero."""
+"""Segments a marketer can trust on skewed data: robust naming rules, z-scores in the prepared
+space, distinct qualifiers instead of numbers, a preparation that takes net spend at or below zero,
+and a low-stability warning that says what to try."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segcore.config import build_config
+from segcore.kmeans import LocalBlocks, fit
+from segcore.kmeans.engines import fit_settings
 from segcore.prepare import Preparation
 from segcore.profile import Population, name_segments, profile_segments
+from segcore.train import select_k
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
 
@@ -112,3 +116,16 @@ def test_preparation_takes_net_spend_at_or_below_zero(spark):
     order = np.argsort(prepared[:, 0])
     assert order.tolist() == list(range(7))  # the signed log keeps the order of refunds and spend
     np.testing.assert_allclose(preparation.inverse(prepared)[:, 0], values.monetary_total, rtol=1e-9)
+
+
+def test_low_stability_says_what_to_try():
+    points = np.random.default_rng(0).uniform(0, 1, (600, 2))
+    config = build_config({"kmeans": {"k": 8}, "select": {"stability_min_ari": 0.99}})
+    selection = select_k(
+        config, [8], lambda k: fit(LocalBlocks(points), k, fit_settings(config.kmeans)), points
+    )
+    assert selection.stability_ari < 0.99
+    (warning,) = selection.warnings
+    assert f"stability_ari={selection.stability_ari:.3f} is below select.stability_min_ari=0.99" in warning
+    assert "another k (kmeans.k" in warning and "select.fixed_k" in warning
+    assert "fewer or other features (train.features)" in warning and "another select.rule" in warning
