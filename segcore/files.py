@@ -37,6 +37,12 @@ class Folder:
     options: dict[str, str]
 
 
+def filesystem(spark: SparkSession, path: str):
+    """The Hadoop FileSystem of ``path`` (local, HDFS, S3 ...) and the path as a Hadoop Path."""
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()), hadoop_path
+
+
 def referenced(texts: Iterable[str]) -> set[str]:
     """Lower-cased names a set of column names, expressions or queries may refer to (``*`` when
     one selects every column)."""
@@ -51,8 +57,7 @@ def referenced(texts: Iterable[str]) -> set[str]:
 
 def data_files(spark: SparkSession, folder: Folder) -> list[str]:
     """The data files under a folder (recursively), skipping names Spark skips (``_*``, ``.*``)."""
-    root = spark._jvm.org.apache.hadoop.fs.Path(folder.path)
-    fs = root.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, root = filesystem(spark, folder.path)
     matches = fs.globStatus(root)  # a plain path, or a glob such as lake/orders/month=2026-*
     if not matches:
         raise LakeError(
@@ -75,11 +80,9 @@ def data_files(spark: SparkSession, folder: Folder) -> list[str]:
 
 def _parquet_columns(spark: SparkSession, file: str) -> dict[str, str]:
     """Column name -> "of type <arrow type>", from the file's footer alone."""
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(file)
-    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, path = filesystem(spark, file)
     size = fs.getFileStatus(path).getLen()
-    io = jvm.org.apache.commons.io.IOUtils
+    io = spark._jvm.org.apache.commons.io.IOUtils
     stream = fs.open(path)
     try:
         if size < 2 * len(_MAGIC) + 4:
@@ -110,8 +113,8 @@ def _csv_columns(spark: SparkSession, file: str, options: dict[str, str]) -> dic
     if str(options.get("header", "true")).lower() != "true" or file.lower().endswith(_COMPRESSED):
         return None
     jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(file)
-    stream = path.getFileSystem(spark._jsc.hadoopConfiguration()).open(path)
+    fs, path = filesystem(spark, file)
+    stream = fs.open(path)
     encoding = str(options.get("encoding", options.get("charset", "UTF-8")))
     try:
         line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, encoding)).readLine()
