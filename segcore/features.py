@@ -251,7 +251,9 @@ def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict
     groups = list(dict.fromkeys(config.features.groups))
     _refuse_missing_tables(config, groups)
     needed = _needed(groups)
-    customers = load_table(spark, config, "customers", needed["customers"])
+    # Without rfm the signup date is still used, where the master has one, to keep only customers
+    # who signed up before as_of.
+    customers = load_table(spark, config, "customers", needed["customers"], optional=["signup_date"])
     optional = [c for c in OPTIONAL_ORDER_COLUMNS if c not in needed["orders"]]
     orders = load_table(
         spark, config, "orders", needed["orders"], optional, customers=customers.frame if customers else None

@@ -267,3 +267,18 @@ def test_missing_customer_attributes_are_unknown_never_a_real_value(spark, tmp_p
         1.0,
     ]
     assert table.tenure_days.tolist() == [484.0] * 4  # from the master's signup date
+
+
+def test_without_rfm_customers_are_still_those_who_signed_up_before_as_of(spark, lake, tmp_path):
+    config = make_config(tmp_path, lake, as_of=AS_OF.isoformat(), features__groups=["geographic"])
+    table = pd.read_parquet(run_features(spark, config).path)
+    customers = pd.read_parquet(lake / "customers")
+    expected = customers[pd.to_datetime(customers.signup_date) < pd.Timestamp(AS_OF)]
+    assert len(expected) < len(customers)
+    assert sorted(table.customer_id) == sorted(expected.customer_id)
+    assert [c for c in table.columns if c != "customer_id"] == [
+        "region_north",
+        "region_south",
+        "region_east",
+        "region_west",
+    ]
