@@ -41,7 +41,7 @@ class SourceConfig(_Strict):
     options: dict[str, OptionValue] = Field(default_factory=dict)
 
 
-class _InputTable(_Strict):
+class TableConfig(_Strict):
     """An input table: a folder of files (``path``) or a Spark SQL ``query`` over ``lake.sources``;
     an optional ``filter`` predicate over its columns; ``columns`` maps segcore's names to a column
     or a Spark SQL expression (null: the lake has no such column)."""
@@ -54,7 +54,7 @@ class _InputTable(_Strict):
     columns: dict[str, str | None] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _path_or_query(self) -> _InputTable:
+    def _path_or_query(self) -> TableConfig:
         if self.query is not None and "path" in self.model_fields_set and self.path is not None:
             raise ValueError("set either path (a folder of files) or query (SQL over lake.sources), not both")
         if self.query is not None:
@@ -62,17 +62,17 @@ class _InputTable(_Strict):
         return self
 
 
-class CustomersTable(_InputTable):
+class CustomersTable(TableConfig):
     path: str | None = "lake/customers"
     columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("customers"))
 
 
-class OrdersTable(_InputTable):
+class OrdersTable(TableConfig):
     path: str | None = "lake/orders"
     columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("orders"))
 
 
-class EventsTable(_InputTable):
+class EventsTable(TableConfig):
     path: str | None = "lake/events"
     columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("events"))
 

@@ -12,8 +12,8 @@ Groups (``features.groups``) and the tables they read:
 
 Orders may hold one row per order or one per order line: rows sharing an ``order_id`` are one order
 (without an ``order_id`` every row is an order). A row with a negative amount is a return,
-cancellation or credit note; a row flagged ``returned`` is a purchase that was returned. How they
-enter the features is set by ``features.returns`` (README, "Output tables").
+cancellation or credit note, netted by default (``features.returns``); a row flagged ``returned``
+counts as a return in ``return_rate`` only. Exact definitions: README, "Output tables".
 """
 
 from __future__ import annotations
@@ -103,12 +103,12 @@ def _returned(orders: DataFrame) -> Column:
     return F.lit(False)
 
 
-def net_lines(orders: DataFrame, returns: str) -> DataFrame:
-    """Order rows with ``net`` (what the row adds to net spend) and ``is_return`` (a return row).
+def apply_returns(orders: DataFrame, returns: str) -> DataFrame:
+    """Order rows under ``features.returns``, with ``is_return`` (a negative or ``returned`` row).
 
-    ``net``/``refuse``: negative rows subtract, rows flagged ``returned`` add nothing (the purchase
-    was refunded); ``refuse`` first stops on any negative amount. ``exclude``: negative rows are
-    dropped and every other row adds its amount (gross spend)."""
+    ``net``: rows are kept as they are, so negative amounts subtract from spend. ``exclude``:
+    negative rows are dropped. ``refuse``: stop on any negative amount. The ``returned`` flag only
+    marks a row as a return for ``return_rate``; amounts are taken as they are."""
     negative = F.col("amount") < 0
     if returns == "refuse":
         count = orders.where(negative).count()
@@ -118,21 +118,21 @@ def net_lines(orders: DataFrame, returns: str) -> DataFrame:
                 "credit notes) and features.returns is 'refuse': set features.returns to 'net' to subtract "
                 "them or 'exclude' to leave them out"
             )
-    returned = _returned(orders)
     if returns == "exclude":
-        return orders.where(~negative).withColumns({"net": F.col("amount"), "is_return": returned})
-    net = F.when(returned & (F.col("amount") > 0), F.lit(0.0)).otherwise(F.col("amount"))
-    return orders.withColumns({"net": net.cast("double"), "is_return": negative | returned})
+        orders = orders.where(~negative)
+    return orders.withColumn("is_return", negative | _returned(orders))
 
 
 def _orders_of_lines(lines: DataFrame) -> DataFrame:
     """One row per order: its first timestamp, net amount, and whether it is a purchase (it has a
     row with a non-negative amount; an order of negative rows only is a return or cancellation)."""
     if "order_id" not in lines.columns:
-        return lines.select("customer_id", "order_ts", "net", (F.col("amount") >= 0).alias("purchase"))
+        return lines.select(
+            "customer_id", "order_ts", F.col("amount").alias("net"), (F.col("amount") >= 0).alias("purchase")
+        )
     return lines.groupBy("customer_id", "order_id").agg(
         F.min("order_ts").alias("order_ts"),
-        F.sum("net").alias("net"),
+        F.sum("amount").alias("net"),
         F.max(F.col("amount") >= 0).alias("purchase"),
     )
 
@@ -251,7 +251,9 @@ def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict
     groups = list(dict.fromkeys(config.features.groups))
     _refuse_missing_tables(config, groups)
     needed = _needed(groups)
-    customers = load_table(spark, config, "customers", needed["customers"])
+    # Without rfm the signup date is still used, where the master has one, to keep only customers
+    # who signed up before as_of.
+    customers = load_table(spark, config, "customers", needed["customers"], optional=["signup_date"])
     optional = [c for c in OPTIONAL_ORDER_COLUMNS if c not in needed["orders"]]
     orders = load_table(
         spark, config, "orders", needed["orders"], optional, customers=customers.frame if customers else None
@@ -265,7 +267,7 @@ def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict
         name: n for table in (customers, orders, events) if table for name, n in table.counts.items()
     }
 
-    lines = net_lines(orders.frame, config.features.returns)
+    lines = apply_returns(orders.frame, config.features.returns)
     if customers is not None:
         frame = _customer_features(customers.frame, config, groups)
     else:

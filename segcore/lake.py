@@ -22,9 +22,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segcore.config import Config, SourceConfig, _InputTable
+from segcore.config import Config, SourceConfig, TableConfig
 from segcore.errors import EnvironmentProblem, LakeError
-from segcore.files import Folder, check_files, referenced
+from segcore.files import Folder, check_files, filesystem, referenced
 from segcore.schema import FLAG, KEY, NUMERIC, SCHEMAS, STRING, TEMPORAL
 from segcore.validate import apply_policy, count_orphans
 
@@ -90,7 +90,7 @@ def _user_sql(spark: SparkSession) -> Iterator[None]:
             logger.disabled = False
 
 
-def _folder(label: str, key: str, path: str, settings: SourceConfig | _InputTable, config: Config) -> Folder:
+def _folder(label: str, key: str, path: str, settings: SourceConfig | TableConfig, config: Config) -> Folder:
     options = {
         name: str(value).lower() if isinstance(value, bool) else str(value)
         for name, value in settings.options.items()
@@ -173,7 +173,7 @@ def _map(
     frame: DataFrame,
     origin: str,
     table: str,
-    settings: _InputTable,
+    settings: TableConfig,
     columns: Sequence[str],
     optional: Sequence[str],
 ) -> tuple[DataFrame, dict[str, str]]:
@@ -251,15 +251,9 @@ def load_table(
     return InputTable(kept, counts)
 
 
-def _filesystem(spark: SparkSession, path: str):
-    """The Hadoop FileSystem of ``path`` (local, HDFS, S3 ...) and the path as a Hadoop Path."""
-    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()), hadoop_path
-
-
 def read_text(spark: SparkSession, path: str) -> str | None:
     """A small text file's content, or None where it does not exist."""
-    fs, file = _filesystem(spark, path)
+    fs, file = filesystem(spark, path)
     if not fs.exists(file):
         return None
     stream = fs.open(file)
@@ -289,7 +283,7 @@ def write_partition(frame: DataFrame, target: str, sidecar: dict[str, str] | Non
     file names (starting with ``_``, which Spark readers skip) to text written beside the data."""
     spark = frame.sparkSession
     jvm = spark._jvm
-    fs, target_path = _filesystem(spark, target)
+    fs, target_path = filesystem(spark, target)
     parent = target_path.getParent()
     _ensure_writable(fs, parent, target)
     token = uuid.uuid4().hex[:8]

@@ -102,10 +102,12 @@ def write_customers(folder: Path) -> Path:
 
 
 def lines_lake(root: Path) -> dict:
-    """Config data of a lake with invoice lines and a customer master (no events)."""
+    """Config data of a lake with invoice lines and a customer master (no events), building the
+    RFM features."""
     return {
         "workdir": str(root),
         "as_of": AS_OF.isoformat(),
+        "features": {"groups": ["rfm"]},
         "lake": {
             "customers": {"path": str(write_customers(root / "customers"))},
             "orders": {"path": str(write_lines(root / "lines")), "columns": dict(LINE_COLUMNS)},

@@ -37,16 +37,17 @@ def _expected(lake, customer_ids) -> pd.DataFrame:
         e = events[events.customer_id == cid]
         tenure = (as_of - pd.Timestamp(customers.loc[cid, "signup_date"])).days
         day = o.order_ts.dt.normalize()
-        net = o.amount.where(~o.returned, 0.0)  # a returned order was refunded: it adds nothing
-        recent = net[day >= as_of - pd.Timedelta(days=90)].sum()
-        prior = net[(day < as_of - pd.Timedelta(days=90)) & (day >= as_of - pd.Timedelta(days=180))].sum()
+        recent = o.amount[day >= as_of - pd.Timedelta(days=90)].sum()
+        prior = o.amount[
+            (day < as_of - pd.Timedelta(days=90)) & (day >= as_of - pd.Timedelta(days=180))
+        ].sum()
         gaps = o.order_ts.diff().dt.total_seconds().dropna() / 86400
         months = e.event_ts.dt.to_period("M").nunique()
         age = AS_OF.year - customers.loc[cid, "birth_year"]
         rows[cid] = {
             "frequency": len(o),
-            "monetary_total": net.sum(),
-            "monetary_mean": net.sum() / len(o) if len(o) else 0.0,
+            "monetary_total": o.amount.sum(),
+            "monetary_mean": o.amount.mean() if len(o) else 0.0,
             "recency_days": (as_of - day.max()).days if len(o) else tenure,
             "tenure_days": tenure,
             "discount_rate": (o.discount > 0).mean() if len(o) else 0.0,
@@ -181,11 +182,12 @@ def test_order_lines_make_orders_and_returns_are_netted(spark, tmp_path):
     expected = pd.DataFrame(
         {
             # 1: two orders (the cancellation invoice is no order), 30 = 10 + 5 + 20 - 5.
-            # 2: the returned purchase counts as an order but adds nothing. 3: only a cancellation:
-            # no order, net -8, lapsed since its first row. 4: the order after as_of is ignored.
+            # 2: the flag marks a return for return_rate only; amounts count as they are.
+            # 3: only a cancellation: no order, net -8, lapsed since its first row.
+            # 4: the order after as_of is ignored.
             "frequency": [2.0, 2.0, 0.0, 1.0],
-            "monetary_total": [30.0, 40.0, -8.0, 3.0],
-            "monetary_mean": [15.0, 20.0, 0.0, 3.0],
+            "monetary_total": [30.0, 70.0, -8.0, 3.0],
+            "monetary_mean": [15.0, 35.0, 0.0, 3.0],
             "recency_days": [60.0, 29.0, 74.0, 119.0],
             "tenure_days": [110.0, 88.0, 74.0, 119.0],
         },
@@ -214,7 +216,7 @@ def test_without_order_id_every_row_is_an_order(spark, tmp_path):
     config = _lines_config(tmp_path, lake__orders__columns={"order_id": None})
     table = _rfm(spark, config)
     assert table.frequency.tolist() == [3.0, 2.0, 0.0, 1.0]  # customer 1: three purchase rows
-    assert table.monetary_mean.tolist() == [10.0, 20.0, 0.0, 3.0]
+    assert table.monetary_mean.tolist() == [10.0, 35.0, 0.0, 3.0]
 
 
 def test_without_events_the_event_features_are_left_out(spark, tmp_path):
@@ -265,3 +267,18 @@ def test_missing_customer_attributes_are_unknown_never_a_real_value(spark, tmp_p
         1.0,
     ]
     assert table.tenure_days.tolist() == [484.0] * 4  # from the master's signup date
+
+
+def test_without_rfm_customers_are_still_those_who_signed_up_before_as_of(spark, lake, tmp_path):
+    config = make_config(tmp_path, lake, as_of=AS_OF.isoformat(), features__groups=["geographic"])
+    table = pd.read_parquet(run_features(spark, config).path)
+    customers = pd.read_parquet(lake / "customers")
+    expected = customers[pd.to_datetime(customers.signup_date) < pd.Timestamp(AS_OF)]
+    assert len(expected) < len(customers)
+    assert sorted(table.customer_id) == sorted(expected.customer_id)
+    assert [c for c in table.columns if c != "customer_id"] == [
+        "region_north",
+        "region_south",
+        "region_east",
+        "region_west",
+    ]

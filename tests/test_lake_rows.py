@@ -106,3 +106,33 @@ def test_an_absent_table_is_none_and_orders_are_required(spark, lake_data):
     assert load_table(spark, config_of(lake_data), "events", ["customer_id", "event_ts"]) is None
     with pytest.raises(ConfigError, match=r"config key 'lake.orders': .*the orders table is required"):
         config_of(lake_data, lake__orders=None)
+
+
+def test_events_with_string_times_guests_and_orphans_are_counted(spark, lake_data, tmp_path):
+    write_parquet(
+        tmp_path / "events" / "day=1" / "a.parquet",
+        visitor=["17850", None, "13047", "555", "17850"],
+        at=["2026-03-01T10:00:00", "2026-03-01T11:00:00", "03/01/2026", "2026-05-01", "2026-06-30 00:00:00"],
+    )
+    write_parquet(tmp_path / "events" / "day=2" / "b.parquet", visitor=["13047"], at=["2026-04-02 08:15:00"])
+    config = config_of(
+        lake_data,
+        lake__events={
+            "path": str(tmp_path / "events"),
+            "columns": {"customer_id": "CAST(visitor AS BIGINT)", "event_ts": "at"},
+        },
+    )
+    customers = load_table(spark, config, "customers", ["customer_id", "signup_date"])
+    events = load_table(spark, config, "events", ["customer_id", "event_ts"], customers=customers.frame)
+    assert events.counts == {
+        "events": 3,
+        "events_after_as_of": 1,
+        "events_dropped_null_customer_id": 1,
+        "events_dropped_bad_timestamp": 1,
+        "events_orphan_customer": 1,
+    }
+    assert sorted((row.event_ts, row.customer_id) for row in events.frame.collect()) == [
+        (dt.datetime(2026, 3, 1, 10), 17850),
+        (dt.datetime(2026, 4, 2, 8, 15), 13047),
+        (dt.datetime(2026, 5, 1), 555),
+    ]
