@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--customers", type=int, default=50_000)
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--end", type=_date, default=DEFAULT_LAKE_END, help="last day of data")
+    generate.add_argument(
+        "--shape",
+        choices=["sample", "transactions", "normalized"],
+        default="sample",
+        help="sample: customers, orders, events with planted segments; transactions: one invoice-line "
+        "table (conf/examples/transactions.yaml); normalized: order headers, lines, customer keys, "
+        "products (conf/examples/normalized.yaml)",
+    )
 
     for name, text in (
         ("features", "build the feature table for as_of (Spark)"),
@@ -80,11 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_generate(out: str, customers: int, seed: int, end: dt.date) -> None:
+def run_generate(out: str, customers: int, seed: int, end: dt.date, shape: str = "sample") -> None:
     from segcore.synth import generate_lake
+    from segcore.synth_shapes import SHAPES
 
     if customers < 1:
         raise SegcoreError(f"--customers must be at least 1, got {customers}")
+    if shape != "sample":
+        shaped = SHAPES[shape](out, customers, seed, end)
+        tables = ", ".join(f"{table} {rows:,} rows" for table, rows in shaped.rows.items())
+        print(f"lake {shaped.path} ({shape}): {tables}")
+        return
     summary = generate_lake(out, customers, seed, end)
     print(
         f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
@@ -195,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "verbose", False))
     try:
         if args.command == "generate":
-            run_generate(args.out, args.customers, args.seed, args.end)
+            run_generate(args.out, args.customers, args.seed, args.end, args.shape)
         elif args.command == "demo":
             run_demo(args)
         else:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segcore.errors import ConfigError
 from segcore.schema import identity_mapping
@@ -26,44 +27,96 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class CustomersTable(_Strict):
-    """Where the customers table lives and what its columns are called (segcore's name -> yours)."""
-
-    path: str = "lake/customers"
-    columns: dict[str, str] = Field(default_factory=lambda: identity_mapping("customers"))
+FileFormat = Literal["parquet", "csv"]
+OptionValue = str | bool | int | float
+_VIEW_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class OrdersTable(_Strict):
-    """Where the orders table lives and what its columns are called (segcore's name -> yours)."""
+class SourceConfig(_Strict):
+    """A folder of Parquet or CSV files, registered as a Spark SQL view for the tables' queries.
+    ``options`` go to Spark's reader (CSV: header, sep, inferSchema, ...; header defaults to true)."""
 
-    path: str = "lake/orders"
-    columns: dict[str, str] = Field(default_factory=lambda: identity_mapping("orders"))
+    path: str
+    format: FileFormat = "parquet"
+    options: dict[str, OptionValue] = Field(default_factory=dict)
 
 
-class EventsTable(_Strict):
-    """Where the behavioural events table lives and what its columns are called (segcore's name -> yours)."""
+class TableConfig(_Strict):
+    """An input table: a folder of files (``path``) or a Spark SQL ``query`` over ``lake.sources``;
+    an optional ``filter`` predicate over its columns; ``columns`` maps segcore's names to a column
+    or a Spark SQL expression (null: the lake has no such column)."""
 
-    path: str = "lake/events"
-    columns: dict[str, str] = Field(default_factory=lambda: identity_mapping("events"))
+    path: str | None = None
+    format: FileFormat = "parquet"
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+    query: str | None = None
+    filter: str | None = None
+    columns: dict[str, str | None] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _path_or_query(self) -> TableConfig:
+        if self.query is not None and "path" in self.model_fields_set and self.path is not None:
+            raise ValueError("set either path (a folder of files) or query (SQL over lake.sources), not both")
+        if self.query is not None:
+            object.__setattr__(self, "path", None)
+        return self
+
+
+class CustomersTable(TableConfig):
+    path: str | None = "lake/customers"
+    columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("customers"))
+
+
+class OrdersTable(TableConfig):
+    path: str | None = "lake/orders"
+    columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("orders"))
+
+
+class EventsTable(TableConfig):
+    path: str | None = "lake/events"
+    columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("events"))
 
 
 class LakeConfig(_Strict):
-    customers: CustomersTable = Field(default_factory=CustomersTable)
+    """The input tables (customers and events optional: null), the sources their queries read,
+    and the share of unusable rows a table may lose before the stage stops."""
+
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    max_dropped_fraction: float = Field(0.5, ge=0, le=1)
+    customers: CustomersTable | None = Field(default_factory=CustomersTable)
     orders: OrdersTable = Field(default_factory=OrdersTable)
-    events: EventsTable = Field(default_factory=EventsTable)
+    events: EventsTable | None = Field(default_factory=EventsTable)
+
+    @field_validator("orders", mode="before")
+    @classmethod
+    def _orders_required(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("the orders table is required: give its path or query")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _view_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        bad = [name for name in value if not _VIEW_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"source names {bad} must be SQL identifiers (letters, digits, _)")
+        return value
 
 
 FeatureGroup = Literal["rfm", "behavioural", "demographic", "geographic", "technographic"]
 
 
 class FeaturesConfig(_Strict):
-    """Which feature groups to build and the category levels that become share columns."""
+    """Which feature groups to build, how returns count, and the levels that become share columns."""
 
     groups: list[FeatureGroup] = Field(
         default_factory=lambda: ["rfm", "behavioural", "demographic", "geographic", "technographic"]
     )
     output: str = "features"
     max_order_amount: float = Field(100_000.0, gt=0)
+    # Rows with a negative amount (returns, cancellations, credit notes): net = subtract them,
+    # exclude = leave them out (gross spend), refuse = stop with exit 2.
+    returns: Literal["net", "exclude", "refuse"] = "net"
     categories: list[str] = Field(
         default_factory=lambda: ["electronics", "fashion", "home", "beauty", "grocery", "sports"]
     )

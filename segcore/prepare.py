@@ -1,6 +1,6 @@
 """Feature preparation fitted on the training data (with Spark, whatever the engine) and carried
-inside the model: log-transform skewed money and count features, clip outliers at quantiles,
-standard-scale."""
+inside the model: log-transform skewed money and count features (signed, so net spend at or below
+zero is kept: ``sign(x) * log1p(|x|)``), clip outliers at quantiles, standard-scale."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segcore.errors import TrainingError
@@ -37,7 +37,9 @@ class Preparation:
         """Fit on a Spark DataFrame: approximate quantiles, then clipped means and deviations."""
         check_values_spark(frame, features, table)
         logged = [f for f in features if f in log_features]
-        values = frame.select(*[_log_column(f) if f in logged else F.col(f).cast("double") for f in features])
+        values = frame.select(
+            *[signed_log_column(f).alias(f) if f in logged else F.col(f).cast("double") for f in features]
+        )
         bounds = values.approxQuantile(features, [clip_quantile, 1 - clip_quantile], QUANTILE_ERROR)
         lower, upper = [b[0] for b in bounds], [b[1] for b in bounds]
         clipped = [
@@ -58,7 +60,7 @@ class Preparation:
         """Rows of raw feature values (columns in ``features`` order) into the clustering space."""
         values = np.array(values, dtype=np.float64)
         logged = [i for i, f in enumerate(self.features) if f in self.log_features]
-        values[:, logged] = np.log1p(np.maximum(values[:, logged], 0.0))
+        values[:, logged] = signed_log(values[:, logged])
         return (np.clip(values, self.lower, self.upper) - self.mean) / self.scale
 
     def transform(self, frame: pd.DataFrame, table: str = "features") -> np.ndarray:
@@ -69,8 +71,18 @@ class Preparation:
         """Points of the clustering space back in original units (for centres)."""
         values = np.asarray(scaled) * self.scale + self.mean
         logged = [f in self.log_features for f in self.features]
-        values[:, logged] = np.expm1(values[:, logged])
+        values[:, logged] = np.sign(values[:, logged]) * np.expm1(np.abs(values[:, logged]))
         return values
+
+    def spark_columns(self) -> dict[str, Column]:
+        """Each feature in the clustering space as a Spark column (the same as :meth:`transform`)."""
+        columns = {}
+        for f, lo, hi, mean, scale in zip(
+            self.features, self.lower, self.upper, self.mean, self.scale, strict=True
+        ):
+            value = signed_log_column(f) if f in self.log_features else F.col(f).cast("double")
+            columns[f] = (F.least(F.greatest(value, F.lit(lo)), F.lit(hi)) - F.lit(mean)) / F.lit(scale)
+        return columns
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,8 +91,15 @@ class Preparation:
 QUANTILE_ERROR = 1e-4
 
 
-def _log_column(feature: str):
-    return F.log1p(F.greatest(F.col(feature).cast("double"), F.lit(0.0))).alias(feature)
+def signed_log(values: np.ndarray) -> np.ndarray:
+    """``sign(x) * log1p(|x|)``: the log transform of a value that may be zero or negative."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def signed_log_column(feature: str) -> Column:
+    """:func:`signed_log` of a feature column in Spark."""
+    value = F.col(feature).cast("double")
+    return F.signum(value) * F.log1p(F.abs(value))
 
 
 def _bad_values_message(table: str, counts: dict[str, int]) -> str:

@@ -1,26 +1,37 @@
 """Per-segment statistics and readable segment names.
 
-Naming rules (each compares a segment's mean to the population mean of the same feature):
+Names use robust statistics, so a few wholesale accounts cannot tilt them: each rule reads the
+*rank* of the segment's median among all customers (0 = lowest, 1 = highest; the share of
+customers below it, ties counted half) for recency, frequency, spend and tenure:
 
-1. ``tenure_days`` below 35% of the population's → **New customers**.
-2. ``recency_days`` above 150% of the population's: if ``monetary_total`` is at least the
-   population's → **Can't lose them**; else if ``recency_days`` is above 250% → **Lost**;
-   else → **Hibernating**.
-3. ``recency_days`` above 110% with ``frequency`` at least the population's → **At risk**.
-4. Otherwise (recent): ``frequency`` and ``monetary_total`` above 130% → **Champions**;
-   ``frequency`` at least the population's → **Loyal**; else → **Potential loyalists**.
+1. tenure rank below 0.25 → **New customers**.
+2. recency rank above 0.75 (among the longest inactive): spend rank at least 0.5 →
+   **Can't lose them**; else recency rank above 0.9 → **Lost**; else → **Hibernating**.
+3. recency rank above 0.5: frequency rank at least 0.5 → **At risk**; else → **About to sleep**.
+4. Otherwise (recent): frequency and spend ranks above 0.75 → **Champions**; frequency rank at
+   least 0.5 → **Loyal**; else → **Potential loyalists**.
 
-Each name gets a qualifier from the segment's most distinctive other feature (largest absolute
-standardized difference among :data:`QUALIFIERS`, when it is at least
-:data:`QUALIFIER_MIN_Z`), e.g. "Loyal (discount-driven)"; names still equal get a number.
+A missing feature counts as rank 0.5. Each name gets a qualifier from the segment's most distinctive
+behaviour (largest absolute z-score among :data:`QUALIFIERS`, when at least
+:data:`QUALIFIER_MIN_Z`), e.g. "Loyal (discount-driven)". Segments that still share a name are told
+apart by the feature on which they differ most ("Loyal (big-basket)" / "Loyal (small-basket)"),
+never by a number.
+
+z-scores are computed in the prepared space (the features as the model sees them: signed log of
+skewed features, clipped at the model's quantiles), so skew does not wash them out.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from segcore.prepare import Preparation, signed_log_column
 
 QUALIFIERS: dict[str, tuple[str, str]] = {
     "discount_rate": ("discount-driven", "full-price"),
@@ -30,8 +41,19 @@ QUALIFIERS: dict[str, tuple[str, str]] = {
     "monetary_mean": ("big-basket", "small-basket"),
     "spend_trend": ("growing", "declining"),
 }
+# Words that tell apart segments sharing a name (any other feature: "higher <f>" / "lower <f>").
+CONTRASTS: dict[str, tuple[str, str]] = {
+    **QUALIFIERS,
+    "frequency": ("more frequent", "less frequent"),
+    "monetary_total": ("higher spend", "lower spend"),
+    "recency_days": ("longer inactive", "more recent"),
+    "tenure_days": ("longer-standing", "newer"),
+    "order_interval_cv": ("irregular", "regular"),
+}
 QUALIFIER_MIN_Z = 0.5
 MEDIAN_ACCURACY = 10_000
+NAMING_FEATURES = ("recency_days", "frequency", "monetary_total", "tenure_days")
+PERCENTILES = [p / 100 for p in range(1, 100)]
 
 
 def feature_columns(frame: DataFrame) -> list[str]:
@@ -39,16 +61,30 @@ def feature_columns(frame: DataFrame) -> list[str]:
     return [c for c in frame.columns if c != "customer_id"]
 
 
-def profile_segments(labelled: DataFrame, features: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+def _prepared(features: list[str], preparation: Preparation, log_features: list[str]) -> dict[str, Column]:
+    """Each feature as the model sees it; a feature outside the model is signed-logged when it is
+    one of ``log_features``."""
+    model = preparation.spark_columns()
+    return {
+        f: model.get(f, signed_log_column(f) if f in log_features else F.col(f).cast("double"))
+        for f in features
+    }
+
+
+def profile_segments(
+    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
+) -> pd.DataFrame:
     """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
-    share of customers and revenue, mean and median of each of ``features`` in original units, and
-    its standardized difference from the population. Also returns the population means."""
+    share of customers and net revenue, mean and median of each of ``features`` in original units,
+    and ``z_<f>``: its standardized difference from all customers in the prepared space."""
+    prepared = _prepared(features, preparation, log_features)
     aggregates = [F.count(F.lit(1)).alias("customers")]
     for f in features:
         aggregates += [
             F.avg(f).alias(f"mean_{f}"),
             F.percentile_approx(f, 0.5, MEDIAN_ACCURACY).cast("double").alias(f"median_{f}"),
-            F.sum(F.col(f) * F.col(f)).alias(f"squares_{f}"),
+            F.avg(prepared[f]).alias(f"prepared_{f}"),
+            F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
         ]
     grouped = labelled.groupBy("label").agg(*aggregates).toPandas().sort_values("label", ignore_index=True)
     sizes = grouped["customers"].astype(float)
@@ -61,59 +97,116 @@ def profile_segments(labelled: DataFrame, features: list[str]) -> tuple[pd.DataF
     if "monetary_total" in features:
         revenue = grouped["mean_monetary_total"] * sizes
         columns["revenue_share"] = revenue / max(revenue.sum(), 1e-12)
-    population = {}
     for f in features:
-        mean = (grouped[f"mean_{f}"] * sizes).sum() / total
+        mean = (grouped[f"prepared_{f}"] * sizes).sum() / total
         spread = np.sqrt(max(grouped[f"squares_{f}"].sum() / total - mean**2, 0.0))
-        population[f] = mean
         columns[f"mean_{f}"] = grouped[f"mean_{f}"]
         columns[f"median_{f}"] = grouped[f"median_{f}"]
-        columns[f"z_{f}"] = (grouped[f"mean_{f}"] - mean) / spread if spread > 0 else 0.0
-    profile = pd.DataFrame(columns)
-    return profile, pd.Series(population)
+        columns[f"z_{f}"] = (grouped[f"prepared_{f}"] - mean) / spread if spread > 1e-12 else 0.0
+    return pd.DataFrame(columns)
 
 
-def _rfm_name(row: pd.Series, population: pd.Series) -> str:
-    def ratio(feature: str) -> float:
-        if f"mean_{feature}" not in row or not population.get(feature):
-            return 1.0
-        return row[f"mean_{feature}"] / population[feature]
+@dataclass(frozen=True)
+class Population:
+    """Percentiles (1st to 99th) of the naming features over all customers."""
 
-    if ratio("tenure_days") < 0.35:
+    percentiles: dict[str, list[float]]
+
+    @classmethod
+    def of(cls, frame: DataFrame, features: tuple[str, ...] = NAMING_FEATURES) -> Population:
+        present = [f for f in features if f in frame.columns]
+        if not present:
+            return cls({})
+        row = frame.agg(
+            *[
+                F.percentile_approx(F.col(f).cast("double"), PERCENTILES, MEDIAN_ACCURACY).alias(f)
+                for f in present
+            ]
+        ).first()
+        return cls({f: list(row[f]) for f in present})
+
+    def rank(self, feature: str, value: float) -> float:
+        """Share of customers below ``value`` (ties count half); 0.5 for a feature not profiled."""
+        if feature not in self.percentiles or pd.isna(value):
+            return 0.5
+        grid = np.asarray(self.percentiles[feature])
+        return float((grid < value).mean() + (grid == value).mean() / 2)
+
+
+def _rfm_name(row: pd.Series, population: Population) -> str:
+    def rank(feature: str) -> float:
+        return population.rank(feature, row.get(f"median_{feature}", np.nan))
+
+    recency, frequency, spend = rank("recency_days"), rank("frequency"), rank("monetary_total")
+    if rank("tenure_days") < 0.25:
         return "New customers"
-    if ratio("recency_days") > 1.5:
-        if ratio("monetary_total") >= 1.0:
+    if recency > 0.75:
+        if spend >= 0.5:
             return "Can't lose them"
-        return "Lost" if ratio("recency_days") > 2.5 else "Hibernating"
-    if ratio("recency_days") > 1.1 and ratio("frequency") >= 1.0:
-        return "At risk"
-    if ratio("frequency") > 1.3 and ratio("monetary_total") > 1.3:
+        return "Lost" if recency > 0.9 else "Hibernating"
+    if recency > 0.5:
+        return "At risk" if frequency >= 0.5 else "About to sleep"
+    if frequency > 0.75 and spend > 0.75:
         return "Champions"
-    return "Loyal" if ratio("frequency") >= 1.0 else "Potential loyalists"
+    return "Loyal" if frequency >= 0.5 else "Potential loyalists"
 
 
 def _qualifier(row: pd.Series) -> str | None:
+    """The most distinctive behaviour among :data:`QUALIFIERS`, if distinctive enough."""
     scored = [(abs(row[f"z_{f}"]), f) for f in QUALIFIERS if f"z_{f}" in row]
     if not scored or max(scored)[0] < QUALIFIER_MIN_Z:
         return None
-    _, feature = max(scored)
-    high, low = QUALIFIERS[feature]
-    return high if row[f"z_{feature}"] > 0 else low
+    return max(scored)[1]
 
 
-def name_segments(profile: pd.DataFrame, population_means: pd.Series) -> dict[int, str]:
+def _word(feature: str, z: float) -> str:
+    high, low = CONTRASTS.get(feature, (f"higher {feature}", f"lower {feature}"))
+    return high if z > 0 else low
+
+
+def _contrast(group: pd.DataFrame, used: set[str]) -> str | None:
+    """The feature (not yet used) on which the segments of ``group`` differ most."""
+    spreads = {
+        column[2:]: group[column].max() - group[column].min()
+        for column in group.columns
+        if column.startswith("z_") and column[2:] not in used
+    }
+    spreads = {f: s for f, s in spreads.items() if s > 1e-9}
+    return max(spreads, key=lambda f: (spreads[f], f)) if spreads else None
+
+
+def name_segments(profile: pd.DataFrame, population: Population) -> dict[int, str]:
     """Unique readable names by segment id (rules in the module docstring)."""
-    names = {}
-    for _, row in profile.iterrows():
-        base, qualifier = _rfm_name(row, population_means), _qualifier(row)
-        names[int(row.segment_id)] = f"{base} ({qualifier})" if qualifier else base
-    repeated = pd.Series(names).duplicated(keep=False)
-    ordinal: dict[str, int] = {}
-    for sid in sorted(names):
-        if repeated[sid]:
-            ordinal[names[sid]] = ordinal.get(names[sid], 0) + 1
-            names[sid] = f"{names[sid]} {ordinal[names[sid]]}"
-    return names
+    rows = profile.set_index(profile["segment_id"].astype(int))
+    base = {sid: _rfm_name(row, population) for sid, row in rows.iterrows()}
+    words: dict[int, list[str]] = {sid: [] for sid in rows.index}
+    used: dict[int, set[str]] = {sid: set() for sid in rows.index}
+    for sid, row in rows.iterrows():
+        feature = _qualifier(row)
+        if feature:
+            words[sid].append(_word(feature, row[f"z_{feature}"]))
+            used[sid].add(feature)
+
+    def name(sid: int) -> str:
+        return f"{base[sid]} ({', '.join(words[sid])})" if words[sid] else base[sid]
+
+    while True:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for sid in rows.index:
+            groups[name(sid)].append(sid)
+        split = False
+        for members in (m for m in groups.values() if len(m) > 1):
+            feature = _contrast(rows.loc[members], set().union(*(used[sid] for sid in members)))
+            if feature is None:
+                continue
+            z = rows.loc[members, f"z_{feature}"]
+            middle = (z.max() + z.min()) / 2
+            for sid in members:
+                words[sid].append(_word(feature, 1.0 if z[sid] > middle else -1.0))
+                used[sid].add(feature)
+            split = True
+        if not split:
+            return {sid: name(sid) for sid in rows.index}
 
 
 def summary_table(profile: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:

@@ -72,7 +72,9 @@ def write_profiles(
     labelled = segments.select("customer_id", F.col("segment_id").alias("label")).join(
         features, "customer_id"
     )
-    profile, _ = profile_segments(labelled.drop("customer_id"), feature_columns(features))
+    profile = profile_segments(
+        labelled.drop("customer_id"), feature_columns(features), model.preparation, config.train.log_features
+    )
     names = dict(zip(model.segment_ids, model.segment_names, strict=True))
     profile.insert(1, "segment_name", profile["segment_id"].map(names))
     target = config.partition(config.score.profiles_output)

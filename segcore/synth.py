@@ -287,7 +287,7 @@ def generate_lake(out: str | Path, customers: int, seed: int, end: dt.date) -> L
         pq.write_table(
             pa.Table.from_pandas(planted, preserve_index=False), staging / "planted_segments.parquet"
         )
-        _swap(staging, out)
+        swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return LakeSummary(str(out), customers, len(orders), len(events))
@@ -298,7 +298,8 @@ def _file(directory: Path, table: str) -> Path:
     return directory / table / "part-0.parquet"
 
 
-def _swap(staging: Path, out: Path) -> None:
+def swap_into_place(staging: Path, out: Path) -> None:
+    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake)."""
     if out.exists():
         retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(retired)

@@ -32,7 +32,7 @@ from segcore.lineage import FINGERPRINT_TAG, fingerprint, run_tags
 from segcore.logs import step
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
-from segcore.profile import feature_columns, name_segments, profile_segments, summary_table
+from segcore.profile import Population, feature_columns, name_segments, profile_segments, summary_table
 from segcore.select import choose_k, quality_metrics, stability
 from segcore.tracking import (
     CHAMPION,
@@ -147,7 +147,9 @@ def select_k(config: Config, ks: list[int], fit_k, points: np.ndarray) -> Select
     if stability_ari < select.stability_min_ari:
         warnings.append(
             f"unstable segments: stability_ari={stability_ari:.3f} is below select.stability_min_ari="
-            f"{select.stability_min_ari} (refits on bootstrap samples disagree); try another k"
+            f"{select.stability_min_ari} (refits on bootstrap samples disagree): try another k (kmeans.k, "
+            "or select.rule: fixed with select.fixed_k), fewer or other features (train.features), "
+            "or another select.rule"
         )
     return Selection(k_table, chosen, reason, fits[chosen], stability_ari, warnings)
 
@@ -217,8 +219,10 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     with step("train", "profile segments"):
         labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
         ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
-        profile, population = profile_segments(labelled.withColumn("label", ids), feature_columns(frame))
-    names = {**name_segments(profile, population), **config.segments.names}
+        profile = profile_segments(
+            labelled.withColumn("label", ids), feature_columns(frame), preparation, settings.log_features
+        )
+        names = {**name_segments(profile, Population.of(frame)), **config.segments.names}
     model = SegmentModel(
         preparation, centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
     )

@@ -4,9 +4,12 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import make_config
 
+from segcore.errors import LakeError
 from segcore.features import run_features
 
 AS_OF = dt.date(2026, 4, 30)  # inside the lake's history: later rows must be ignored
@@ -74,7 +77,7 @@ def test_one_row_per_customer_who_signed_up_before_as_of(built, lake):
     assert table.index.is_unique
     assert set(table.index) == set(expected.customer_id)
     assert result.customers == len(expected)
-    assert result.input_rows["customers"] == len(customers)
+    assert result.input_rows["customers"] == len(expected)
 
 
 def test_all_features_numeric_and_finite(built):
@@ -121,3 +124,161 @@ def test_column_mapping_reads_a_lake_with_other_names(spark, lake, tmp_path, bui
     )
     mapped = pd.read_parquet(run_features(spark, config).path).set_index("customer_id")
     pd.testing.assert_frame_equal(mapped.sort_index(), table.sort_index())
+
+
+# Order lines of a small lake (as_of 2026-04-30): customer 1 has a two-line order, a one-line order
+# and a cancellation invoice; customer 2 a purchase flagged returned and another purchase; customer 3
+# only a cancellation; customer 4 an order before and one after as_of.
+LINES = pd.DataFrame(
+    {
+        "order_id": ["A1", "A1", "A2", "C1", "B1", "B2", "C2", "D0", "D1"],
+        "customer_id": [1, 1, 1, 1, 2, 2, 3, 4, 4],
+        "order_ts": pd.to_datetime(
+            [
+                t
+                for t in (
+                    "2026-01-10 09:00",
+                    "2026-01-10 09:00",
+                    "2026-03-01 12:00",
+                    "2026-03-05 08:00",
+                    "2026-02-01 10:00",
+                    "2026-04-01 10:00",
+                    "2026-02-15 10:00",
+                    "2026-01-01 10:00",
+                    "2026-06-29 10:00",
+                )
+            ]
+        ).astype("datetime64[us]"),  # Spark reads microseconds, not pandas' default nanoseconds
+        "amount": [10.0, 5.0, 20.0, -5.0, 30.0, 40.0, -8.0, 3.0, 7.0],
+        "returned": [False, False, False, False, True, False, False, False, False],
+        "category": ["home", "home", "fashion", "home", "home", "sports", "home", "home", "home"],
+        "channel": ["web"] * 9,
+        "discount": [0.0] * 9,
+    }
+)
+
+
+def _lines_config(tmp_path, lines=LINES, **overrides):
+    (tmp_path / "lines").mkdir(exist_ok=True)
+    lines.to_parquet(tmp_path / "lines" / "part.parquet")
+    return make_config(
+        tmp_path,
+        tmp_path,
+        as_of=AS_OF.isoformat(),
+        lake__customers=None,
+        lake__events=None,
+        lake__orders={"path": str(tmp_path / "lines")},
+        **{"features__groups": ["rfm"], **overrides},
+    )
+
+
+def _rfm(spark, config) -> pd.DataFrame:
+    columns = ["frequency", "monetary_total", "monetary_mean", "recency_days", "tenure_days"]
+    return pd.read_parquet(run_features(spark, config).path).set_index("customer_id").sort_index()[columns]
+
+
+def test_order_lines_make_orders_and_returns_are_netted(spark, tmp_path):
+    table = _rfm(spark, _lines_config(tmp_path))
+    expected = pd.DataFrame(
+        {
+            # 1: two orders (the cancellation invoice is no order), 30 = 10 + 5 + 20 - 5.
+            # 2: the flag marks a return for return_rate only; amounts count as they are.
+            # 3: only a cancellation: no order, net -8, lapsed since its first row.
+            # 4: the order after as_of is ignored.
+            "frequency": [2.0, 2.0, 0.0, 1.0],
+            "monetary_total": [30.0, 70.0, -8.0, 3.0],
+            "monetary_mean": [15.0, 35.0, 0.0, 3.0],
+            "recency_days": [60.0, 29.0, 74.0, 119.0],
+            "tenure_days": [110.0, 88.0, 74.0, 119.0],
+        },
+        index=pd.Index([1, 2, 3, 4], name="customer_id"),
+    )
+    pd.testing.assert_frame_equal(table, expected)
+
+
+def test_returns_exclude_gives_gross_spend(spark, tmp_path):
+    table = _rfm(spark, _lines_config(tmp_path, features__returns="exclude"))
+    assert list(table.index) == [1, 2, 4]  # customer 3 had nothing but a return
+    assert table.monetary_total.tolist() == [35.0, 70.0, 3.0]
+    assert table.frequency.tolist() == [2.0, 2.0, 1.0]
+
+
+def test_returns_refuse_stops_naming_table_column_and_setting(spark, tmp_path):
+    with pytest.raises(LakeError) as caught:
+        run_features(spark, _lines_config(tmp_path, features__returns="refuse"))
+    assert caught.value.exit_code == 2
+    message = str(caught.value)
+    assert "table 'orders'" in message and "column 'amount'" in message
+    assert "2 negative value(s)" in message and "features.returns" in message
+
+
+def test_without_order_id_every_row_is_an_order(spark, tmp_path):
+    config = _lines_config(tmp_path, lake__orders__columns={"order_id": None})
+    table = _rfm(spark, config)
+    assert table.frequency.tolist() == [3.0, 2.0, 0.0, 1.0]  # customer 1: three purchase rows
+    assert table.monetary_mean.tolist() == [10.0, 35.0, 0.0, 3.0]
+
+
+def test_without_events_the_event_features_are_left_out(spark, tmp_path):
+    config = _lines_config(tmp_path, features__groups=["rfm", "behavioural"])
+    table = pd.read_parquet(run_features(spark, config).path).set_index("customer_id").sort_index()
+    assert "events_per_active_month" not in table and "sessions_per_active_month" not in table
+    # Return rows are negative rows or rows flagged returned, as a share of the customer's rows.
+    assert table.return_rate.tolist() == [0.25, 0.5, 1.0, 0.0]
+    assert table.category_home_share.tolist() == [0.75, 0.5, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("group", "table", "absent"),
+    [("demographic", "customers", "lake__customers"), ("technographic", "events", "lake__events")],
+)
+def test_a_group_needing_a_missing_table_is_refused(spark, lake, tmp_path, group, table, absent):
+    config = make_config(tmp_path, lake, **{absent: None, "features__groups": ["rfm", group]})
+    with pytest.raises(LakeError) as caught:
+        run_features(spark, config)
+    assert caught.value.exit_code == 2
+    assert f"feature group '{group}' needs table '{table}'" in str(caught.value)
+    assert f"lake.{table}: null" in str(caught.value)
+
+
+def test_missing_customer_attributes_are_unknown_never_a_real_value(spark, tmp_path):
+    customers = pa.table(
+        {
+            "customer_id": pa.array([1, 2, 3, 4], pa.int64()),
+            "signup_date": pa.array([dt.date(2025, 1, 1)] * 4),
+            "birth_year": pa.array([1980.0, None, float("nan"), 1990.0], pa.float64(), from_pandas=False),
+            "income_band": ["low", None, "platinum", "high"],
+            "region": ["north", None, "south", "west"],
+        }
+    )
+    (tmp_path / "customers").mkdir()
+    pq.write_table(customers, tmp_path / "customers" / "part.parquet")
+    config = _lines_config(tmp_path, features__groups=["rfm", "demographic", "geographic"])
+    config.lake.customers = make_config(tmp_path, tmp_path).lake.customers
+    table = pd.read_parquet(run_features(spark, config).path).set_index("customer_id").sort_index()
+    assert table.age.tolist() == [46.0, -1.0, -1.0, 36.0]
+    assert table.age_unknown.tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert table.age_band.tolist() == [3.0, -1.0, -1.0, 2.0]
+    assert table.income_band_index.tolist() == [0.0, -1.0, -1.0, 4.0]
+    assert table[[f"region_{r}" for r in ("north", "south", "east", "west")]].sum(axis=1).tolist() == [
+        1.0,
+        0.0,
+        1.0,
+        1.0,
+    ]
+    assert table.tenure_days.tolist() == [484.0] * 4  # from the master's signup date
+
+
+def test_without_rfm_customers_are_still_those_who_signed_up_before_as_of(spark, lake, tmp_path):
+    config = make_config(tmp_path, lake, as_of=AS_OF.isoformat(), features__groups=["geographic"])
+    table = pd.read_parquet(run_features(spark, config).path)
+    customers = pd.read_parquet(lake / "customers")
+    expected = customers[pd.to_datetime(customers.signup_date) < pd.Timestamp(AS_OF)]
+    assert len(expected) < len(customers)
+    assert sorted(table.customer_id) == sorted(expected.customer_id)
+    assert [c for c in table.columns if c != "customer_id"] == [
+        "region_north",
+        "region_south",
+        "region_east",
+        "region_west",
+    ]
