@@ -182,7 +182,7 @@ def run_demo(args: argparse.Namespace) -> None:
     # The demo chooses k from a range; --set kmeans.k=... after it wins.
     config = load_config(args.config, [f"workdir={workdir}", DEMO_K_RANGE, *args.overrides])
     run_generate(
-        config.path(os.path.dirname(config.lake.customers.path) or "lake"),
+        config.path(os.path.dirname(config.lake.orders.path or "lake/orders") or "lake"),
         args.customers,
         args.seed,
         config.as_of,
