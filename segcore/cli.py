@@ -146,6 +146,8 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
         f"version {result.model.version} as challenger{role}"
     )
     print(", ".join(f"{name}={value:.4g}" for name, value in result.metrics.items()))
+    print(f"\nsegments as of {config.as_of}: k={result.k} ({result.k_reason})")
+    print(result.summary.to_string(index=False))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return result
@@ -193,8 +195,6 @@ def run_demo(args: argparse.Namespace) -> None:
     report = os.path.join(workdir, "segments_report.html")
     with open(report, "w") as file:
         file.write(result.report_html)
-    print(f"\nsegments as of {config.as_of}: k={result.k} ({result.k_reason})")
-    print(result.summary.to_string(index=False))
     print(f"\nreport: {report}")
 
 

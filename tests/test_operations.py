@@ -162,3 +162,20 @@ def test_score_and_report_use_the_server(served_runs, tmp_path):
     result = segcore("report", "--run-id", run_id, "--out", out, *served_runs["settings"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Customer segments" in out.read_text()
+
+
+def test_train_prints_the_segment_table(served_runs):
+    lines = served_runs["train"].stdout.splitlines()
+    heading = lines.index("segments as of 2026-06-30: k=4 (single k)")
+    assert lines[heading + 1].split() == [
+        "segment_id",
+        "segment_name",
+        "customers",
+        "share",
+        "avg_spend",
+        "avg_recency_days",
+    ]
+    customers = sum(
+        int(re.findall(r"\s(\d+)\s+[\d.]+\s+[\d.-]+\s+[\d.-]+$", line)[0]) for line in lines[heading + 2 :]
+    )
+    assert customers == 500
