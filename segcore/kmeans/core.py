@@ -94,14 +94,19 @@ def _weighted_lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray
 
 
 def recluster_candidates(
-    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator, restarts: int
+    ops: BlockOps, points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator, restarts: int
 ) -> np.ndarray:
-    """The best (lowest weighted cost) of several k-means++ + Lloyd runs on the candidates: cheap,
-    since candidates are O(k · rounds), and it keeps k-means|| out of poor local optima."""
-    runs = [
-        _weighted_lloyd(points, weights, _weighted_kmeanspp(points, weights, k, rng)) for _ in range(restarts)
-    ]
-    return min(runs, key=lambda run: run[1])[0]
+    """Several k-means++ + Lloyd runs on the candidates (cheap: candidates are O(k · rounds)); the
+    distinct results are scored on all rows (one pass each) and the lowest inertia wins, which
+    keeps k-means|| out of poor local optima better than the candidates' own weighted cost."""
+    runs = []
+    for _ in range(restarts):
+        centres = _weighted_lloyd(points, weights, _weighted_kmeanspp(points, weights, k, rng))[0]
+        runs.append(centres[np.lexsort(centres.T[::-1])])  # the same centres in one order
+    distinct = list({run.tobytes(): run for run in runs}.values())
+    if len(distinct) == 1:
+        return distinct[0]
+    return min(distinct, key=lambda centres: ops.partials(centres).inertia)
 
 
 def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, rounds: int) -> np.ndarray:
@@ -133,7 +138,7 @@ def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, 
             candidates = candidates[np.arange(k) % len(candidates)]
         return candidates
     rng = np.random.default_rng(recluster_seed)
-    return recluster_candidates(candidates, np.maximum(weights, 1e-12), k, rng, RECLUSTER_RESTARTS)
+    return recluster_candidates(ops, candidates, np.maximum(weights, 1e-12), k, rng, RECLUSTER_RESTARTS)
 
 
 def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
