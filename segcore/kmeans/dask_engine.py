@@ -21,7 +21,7 @@ DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error i
 
 
 def _as_blocks(chunk: np.ndarray, dtype: str) -> LocalBlocks:
-    return LocalBlocks(np.ascontiguousarray(chunk, dtype=dtype))
+    return LocalBlocks(chunk, dtype=dtype)  # centred in float64 before any cast
 
 
 def _rows(partition: pd.DataFrame, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

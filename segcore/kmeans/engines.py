@@ -67,7 +67,7 @@ def fit_features(
     points = preparation.transform(frame.select(*features).toPandas())
     if settings.engine == "cuml":
         return fit_cuml(points, k, settings, init)
-    blocks = LocalBlocks(np.ascontiguousarray(points, dtype=settings.dtype))
+    blocks = LocalBlocks(points, dtype=settings.dtype)
     return core.fit(blocks, k, fit_settings(settings, init), engine="local")
 
 
