@@ -140,14 +140,21 @@ def _invoice_date(ts: np.ndarray) -> list[str]:
     return [f"{t.month}/{t.day}/{t.year} {t.hour}:{t.minute:02d}" for t in pd.DatetimeIndex(ts)]
 
 
-def generate_transactions(out: str | Path, customers: int, seed: int, end: dt.date) -> ShapeSummary:
-    """Write ``transactions/`` (see the module docstring) under ``out``."""
+def _shop(customers: int, seed: int, end: dt.date):
+    """What both shapes are cut from: the generator, the end as a minute, products, orders and
+    their lines (with the planted whale and cancelled orders), and the planted products' prices."""
     rng = np.random.default_rng(seed)
     end64 = np.datetime64(end.isoformat(), "m")
     products = _products(rng)
     orders = _orders(rng, customers, end64)
     lines = _lines(rng, orders, products)
     orders, lines, planted_prices = _plant(orders, lines, [customers, customers + 1], end64)
+    return rng, end64, products, orders, lines, planted_prices
+
+
+def generate_transactions(out: str | Path, customers: int, seed: int, end: dt.date) -> ShapeSummary:
+    """Write ``transactions/`` (see the module docstring) under ``out``."""
+    rng, end64, products, orders, lines, planted_prices = _shop(customers, seed, end)
     ids = rng.choice(np.arange(12_000, 99_999), customers + 3, replace=False).astype(np.float64)
     country = np.asarray(COUNTRIES, dtype=object)[rng.choice(len(COUNTRIES), customers + 3)]
 
@@ -198,12 +205,7 @@ def generate_transactions(out: str | Path, customers: int, seed: int, end: dt.da
 
 def generate_normalized(out: str | Path, customers: int, seed: int, end: dt.date) -> ShapeSummary:
     """Write ``order_headers/``, ``order_lines/``, ``order_customers/`` and ``products/`` under ``out``."""
-    rng = np.random.default_rng(seed)
-    end64 = np.datetime64(end.isoformat(), "m")
-    products = _products(rng)
-    orders = _orders(rng, customers, end64)
-    lines = _lines(rng, orders, products)
-    orders, lines, planted_prices = _plant(orders, lines, [customers, customers + 1], end64)
+    rng, end64, products, orders, lines, planted_prices = _shop(customers, seed, end)
     # One more customer whose orders were all cancelled (status), and the planted ones cancelled too.
     extra = pd.DataFrame({"buyer": [customers + 2] * 2, "ts": end64 - np.array([90, 30]) * 1440 * MINUTE})
     orders = pd.concat([orders, extra.assign(bulk=False, lines=1)], ignore_index=True)

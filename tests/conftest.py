@@ -3,6 +3,7 @@ whole pipeline run once on it, and a real `mlflow server`."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import socket
@@ -61,9 +62,15 @@ def make_config(workdir: Path, lake: Path, **overrides) -> Config:
         "as_of": AS_OF.isoformat(),
         "lake": {table: {"path": str(lake / table)} for table in ("customers", "orders", "events")},
     }
-    for key, value in overrides.items():
-        node = data
+    return config_with(data, **overrides)
+
+
+def config_with(data: dict, **changes) -> Config:
+    """``data`` with ``changes`` set at double-underscore paths (``lake__orders__filter``), validated."""
+    data = copy.deepcopy(data)
+    for key, value in changes.items():
         *parents, last = key.split("__")
+        node = data
         for part in parents:
             node = node.setdefault(part, {})
         node[last] = value

@@ -3,15 +3,12 @@ several Parquet files, string timestamps, float customer ids with blanks, real N
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from conftest import AS_OF
-
-from segcore.config import Config, build_config
 
 
 def write_parquet(path: Path, **columns: list) -> Path:
@@ -114,18 +111,6 @@ def lines_lake(root: Path) -> dict:
             "events": None,
         },
     }
-
-
-def config_of(data: dict, **changes) -> Config:
-    """``data`` with ``changes`` set at double-underscore paths (``lake__orders__filter``), validated."""
-    data = copy.deepcopy(data)
-    for key, value in changes.items():
-        *parents, last = key.split("__")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return build_config(data)
 
 
 def write_config(path: Path, data: dict) -> Path:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from lake_data import LINE_COUNTS, config_of, lines_lake, write_csv, write_parquet
+from conftest import config_with
+from lake_data import LINE_COUNTS, lines_lake, write_csv, write_parquet
 
 from segcore.errors import LakeError
 from segcore.lake import load_table
@@ -37,7 +38,7 @@ def _line(**changes):
 
 
 def _load(spark, data):
-    return load_table(spark, config_of(data, lake__max_dropped_fraction=0.6), "orders", ORDER_COLUMNS)
+    return load_table(spark, config_with(data, lake__max_dropped_fraction=0.6), "orders", ORDER_COLUMNS)
 
 
 def test_a_file_missing_a_used_column_is_named(spark, lake_data):
@@ -90,7 +91,7 @@ def test_a_csv_file_with_its_columns_in_another_order_is_named(spark, tmp_path):
     write_csv(tmp_path / "orders" / "c.csv", "order_id,amount,customer_id,order_ts", "3,2.5,9,2026-01-04")
     data = {"workdir": str(tmp_path), "lake": {"orders": {"path": "orders", "format": "csv"}}}
     columns = {"customer_id": "CAST(customer_id AS BIGINT)", "amount": "CAST(amount AS DOUBLE)"}
-    config = config_of(data, lake__orders__columns=columns)
+    config = config_with(data, lake__orders__columns=columns)
     with pytest.raises(
         LakeError,
         match=r"file \S+/c.csv has column 'amount' at position 2, the other files at position 4",
@@ -105,7 +106,7 @@ def test_a_source_file_that_lies_is_named_with_its_source(spark, tmp_path):
     write_parquet(tmp_path / "lines" / "a.parquet", num=[1], who=[5], price=[2.0], at=["2026-01-01"])
     write_parquet(tmp_path / "lines" / "b.parquet", num=[2], who=[6], price=["2.0"], at=["2026-01-02"])
     query = "SELECT num AS order_id, who AS customer_id, at AS order_ts, price AS amount FROM lines"
-    config = config_of(
+    config = config_with(
         {"workdir": str(tmp_path)},
         lake__sources={"lines": {"path": "lines"}},
         lake__orders={"query": query},

@@ -5,7 +5,8 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
-from lake_data import LINE_COUNTS, USED_AMOUNTS, config_of, lines_lake, write_csv, write_parquet
+from conftest import config_with
+from lake_data import LINE_COUNTS, USED_AMOUNTS, lines_lake, write_csv, write_parquet
 
 from segcore.errors import LakeError
 from segcore.lake import load_table
@@ -19,7 +20,7 @@ def lake_data(tmp_path_factory):
 
 
 def _orders(spark, data, optional=(), **changes):
-    config = config_of(data, lake__max_dropped_fraction=0.7, **changes)
+    config = config_with(data, lake__max_dropped_fraction=0.7, **changes)
     return load_table(spark, config, "orders", ORDER_COLUMNS, optional)
 
 
@@ -149,7 +150,7 @@ def _normalized(root):
 
 def test_a_query_defines_orders_over_parquet_and_csv_sources(spark, tmp_path):
     data = _normalized(tmp_path)
-    orders = load_table(spark, config_of(data), "orders", ORDER_COLUMNS, ["order_id"])
+    orders = load_table(spark, config_with(data), "orders", ORDER_COLUMNS, ["order_id"])
     rows = sorted((int(r.order_id), r.customer_id, r.order_ts, r.amount) for r in orders.frame.collect())
     assert rows == [
         (1, 10, dt.datetime(2026, 1, 5, 10), 19.0),
@@ -179,5 +180,5 @@ def test_a_failing_query_names_the_table_and_the_reason(spark, tmp_path, query, 
     data = _normalized(tmp_path)
     data["lake"]["orders"]["query"] = query
     with pytest.raises(LakeError, match=message) as error:
-        load_table(spark, config_of(data), "orders", ORDER_COLUMNS)
+        load_table(spark, config_with(data), "orders", ORDER_COLUMNS)
     assert "\n" not in str(error.value)

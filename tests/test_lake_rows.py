@@ -4,14 +4,8 @@ lake.max_dropped_fraction; rows on or after as_of are neither validated nor coun
 import datetime as dt
 
 import pytest
-from lake_data import (
-    CUSTOMER_COUNTS,
-    LINE_COUNTS,
-    USED_AMOUNTS,
-    config_of,
-    lines_lake,
-    write_parquet,
-)
+from conftest import config_with
+from lake_data import CUSTOMER_COUNTS, LINE_COUNTS, USED_AMOUNTS, lines_lake, write_parquet
 
 from segcore.errors import ConfigError, LakeError
 from segcore.lake import load_table
@@ -25,7 +19,7 @@ def lake_data(tmp_path_factory):
 
 
 def test_unusable_rows_are_dropped_and_counted(spark, lake_data):
-    config = config_of(lake_data, lake__max_dropped_fraction=0.6)
+    config = config_with(lake_data, lake__max_dropped_fraction=0.6)
     customers = load_table(spark, config, "customers", ["customer_id", "signup_date"])
     orders = load_table(spark, config, "orders", ORDER_COLUMNS, ["order_id"], customers=customers.frame)
     assert customers.counts == CUSTOMER_COUNTS
@@ -39,7 +33,7 @@ def test_unusable_rows_are_dropped_and_counted(spark, lake_data):
 
 def test_counts_cover_only_rows_before_as_of(spark, lake_data):
     """A historical rebuild ignores later rows, bad or not: here every 2026 line is after as_of."""
-    config = config_of(lake_data, as_of="2026-01-01", lake__max_dropped_fraction=0.7)
+    config = config_with(lake_data, as_of="2026-01-01", lake__max_dropped_fraction=0.7)
     orders = load_table(spark, config, "orders", ORDER_COLUMNS)
     assert orders.counts == {
         "orders": 2,
@@ -51,7 +45,7 @@ def test_counts_cover_only_rows_before_as_of(spark, lake_data):
 
 
 def test_too_many_dropped_rows_stop_the_stage_naming_table_columns_and_counts(spark, lake_data):
-    config = config_of(lake_data)  # 5 of 9 rows before as_of are unusable; the default allows half
+    config = config_with(lake_data)  # 5 of 9 rows before as_of are unusable; the default allows half
     message = (
         r"table 'orders': 5 of 9 rows before as_of 2026-06-30 cannot be used \("
         r"'customer_id' \(= CAST\(CustomerID AS BIGINT\)\) null: 2, "
@@ -63,7 +57,7 @@ def test_too_many_dropped_rows_stop_the_stage_naming_table_columns_and_counts(sp
 
 
 def test_absurd_amounts_before_as_of_are_refused(spark, lake_data):
-    config = config_of(lake_data, lake__max_dropped_fraction=0.6, features__max_order_amount=10.0)
+    config = config_with(lake_data, lake__max_dropped_fraction=0.6, features__max_order_amount=10.0)
     with pytest.raises(
         LakeError,
         match=r"table 'orders': column 'amount' \(= Quantity \* UnitPrice\) has 1 value\(s\) beyond "
@@ -74,7 +68,7 @@ def test_absurd_amounts_before_as_of_are_refused(spark, lake_data):
 
 def test_duplicate_customers_are_refused(spark, tmp_path):
     write_parquet(tmp_path / "c" / "a.parquet", customer_id=[1, 2, 2, 3, 3], signup_date=["2025-01-01"] * 5)
-    config = config_of({"workdir": str(tmp_path), "lake": {"customers": {"path": str(tmp_path / "c")}}})
+    config = config_with({"workdir": str(tmp_path), "lake": {"customers": {"path": str(tmp_path / "c")}}})
     with pytest.raises(LakeError, match=r"table 'customers': column 'customer_id' has 2 duplicate id\(s\)"):
         load_table(spark, config, "customers", ["customer_id", "signup_date"])
 
@@ -86,7 +80,7 @@ def test_a_customer_master_can_be_deduplicated_by_query(spark, tmp_path):
         since=["2025-01-01", "2025-02-01", "2024-12-01", "2025-03-01"],
     )
     query = "SELECT person AS customer_id, MIN(since) AS signup_date FROM people GROUP BY person"
-    config = config_of(
+    config = config_with(
         {"workdir": str(tmp_path)},
         lake__sources={"people": {"path": "people"}},
         lake__customers={"query": query},
@@ -99,13 +93,13 @@ def test_a_customer_master_can_be_deduplicated_by_query(spark, tmp_path):
 def test_no_history_before_as_of_is_refused(spark, lake_data):
     message = r"as_of 2020-01-01 is on or before the first order \(2025-12-01\) in table 'orders'"
     with pytest.raises(LakeError, match=message):
-        load_table(spark, config_of(lake_data, as_of="2020-01-01"), "orders", ORDER_COLUMNS)
+        load_table(spark, config_with(lake_data, as_of="2020-01-01"), "orders", ORDER_COLUMNS)
 
 
 def test_an_absent_table_is_none_and_orders_are_required(spark, lake_data):
-    assert load_table(spark, config_of(lake_data), "events", ["customer_id", "event_ts"]) is None
+    assert load_table(spark, config_with(lake_data), "events", ["customer_id", "event_ts"]) is None
     with pytest.raises(ConfigError, match=r"config key 'lake.orders': .*the orders table is required"):
-        config_of(lake_data, lake__orders=None)
+        config_with(lake_data, lake__orders=None)
 
 
 def test_events_with_string_times_guests_and_orphans_are_counted(spark, lake_data, tmp_path):
@@ -115,7 +109,7 @@ def test_events_with_string_times_guests_and_orphans_are_counted(spark, lake_dat
         at=["2026-03-01T10:00:00", "2026-03-01T11:00:00", "03/01/2026", "2026-05-01", "2026-06-30 00:00:00"],
     )
     write_parquet(tmp_path / "events" / "day=2" / "b.parquet", visitor=["13047"], at=["2026-04-02 08:15:00"])
-    config = config_of(
+    config = config_with(
         lake_data,
         lake__events={
             "path": str(tmp_path / "events"),

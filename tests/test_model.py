@@ -121,7 +121,10 @@ def test_a_registered_version_rebuilds_from_its_own_code_and_pinned_requirements
     repo = str(Path(__file__).resolve().parents[1])
     shown = subprocess.run(
         [sys.executable, "-c", LOAD_ELSEWHERE, str(folder), repo],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert Path(shown[0]).is_relative_to(folder)
     assert shown[1] == "[1, 2]"
