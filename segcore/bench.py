@@ -1,16 +1,12 @@
-"""k-means benchmark: every available engine beside scikit-learn and Spark MLlib, on the same data.
+"""k-means benchmark: every engine beside scikit-learn (and cuML where it imports), on the same data.
 
 One run writes N×d float32 rows with planted clusters as Parquet, then measures each engine in a
-child process of its own (so peak driver memory is per engine):
-
-- Lloyd from the same initial centres for ``--iterations`` iterations with tol=0: seconds per
-  iteration (the median of the engine's own per-iteration timings where it reports them, else
-  the fit's seconds divided by its iterations);
-- a whole fit from seeded k-means|| (k-means++ for scikit-learn) for the same iterations:
-  initialisation seconds, total seconds and the final inertia, against scikit-learn's best of 10
-  inits.
-
-Ratios are against MLlib and scikit-learn measured in the same run.
+child process of its own (so peak driver memory is per engine), every engine the same way
+(:data:`TIMING`): three whole fits, from the same given centres with 1 and with ``--iterations``
+Lloyd iterations (their difference gives the seconds per iteration), and one from the engine's own
+seeded initialisation (k-means|| for segcore, k-means++ for scikit-learn), whose inertia is
+compared with scikit-learn's best of 10 inits. Ratios are against scikit-learn's printed figures
+from the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,17 +82,7 @@ def _spark(driver_memory: str):
     return spark
 
 
-def _segcore(fit_with, init: np.ndarray, args: argparse.Namespace) -> dict:
-    """A segcore engine: Lloyd from the given centres, then a whole fit from seeded k-means||."""
-    given = fit_with(FitSettings(seed=args.seed, max_iter=args.iterations, tol=0.0, init=init))
-    started = time.perf_counter()
-    whole = fit_with(FitSettings(seed=args.seed, max_iter=args.iterations, tol=0.0))
-    return dict(
-        per_iteration=float(np.median(given.iteration_seconds)),
-        init_seconds=whole.init_seconds,
-        total_seconds=time.perf_counter() - started,
-        inertia=whole.inertia,
-    )
+Fit = Callable[[int, "np.ndarray | None"], tuple[int, float]]  # (max_iter, init) -> (n_iter, inertia)
 
 
 def _timed(fn) -> tuple[Any, float]:
@@ -103,25 +90,61 @@ def _timed(fn) -> tuple[Any, float]:
     return fn(), time.perf_counter() - started
 
 
+def _measure(fit: Fit, init: np.ndarray, args: argparse.Namespace) -> dict:
+    """Time three fits of one engine, every engine alike (see :data:`TIMING`): from ``init`` with
+    one iteration and with ``--iterations``, then from the engine's own seeded initialisation;
+    after one untimed fit that warms caches, pools and JIT compilers up."""
+    fit(1, init)
+    (n_one, _), t_one = _timed(lambda: fit(1, init))
+    (n_many, _), t_many = _timed(lambda: fit(args.iterations, init))
+    (n_whole, inertia), t_whole = _timed(lambda: fit(args.iterations, None))
+    per_iteration = (t_many - t_one) / (n_many - n_one) if n_many > n_one else None
+    return dict(
+        iterations=n_many,
+        per_iteration=per_iteration,
+        init_seconds=t_whole - t_one - (n_whole - 1) * per_iteration if per_iteration else None,
+        total_seconds=t_whole,
+        inertia=inertia,
+    )
+
+
+def _segcore(fit_with, init: np.ndarray, args: argparse.Namespace) -> dict:
+    """A segcore engine, given how to fit it with :class:`FitSettings`."""
+
+    def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
+        result = fit_with(FitSettings(seed=args.seed, max_iter=max_iter, tol=0.0, init=given))
+        return result.n_iter, result.inertia
+
+    return _measure(fit, init, args)
+
+
 def _sklearn(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
-    from sklearn.cluster import KMeans, kmeans_plusplus
+    from sklearn.cluster import KMeans
 
     X, k = _read_numpy(data), len(init)
-    _, lloyd_seconds = _timed(
-        lambda: KMeans(k, init=init, n_init=1, max_iter=args.iterations, tol=0.0, algorithm="lloyd").fit(X)
-    )
-    _, init_seconds = _timed(lambda: kmeans_plusplus(X, k, random_state=args.seed))
-    whole, total_seconds = _timed(
-        lambda: KMeans(k, n_init=1, max_iter=args.iterations, tol=0.0, random_state=args.seed).fit(X)
-    )
+
+    def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
+        start = "k-means++" if given is None else given
+        model = KMeans(k, init=start, n_init=1, max_iter=max_iter, tol=0.0, random_state=args.seed).fit(X)
+        return model.n_iter_, model.inertia_
+
     best = KMeans(k, n_init=10, max_iter=300, random_state=args.seed).fit(X).inertia_
-    return dict(
-        per_iteration=lloyd_seconds / args.iterations,
-        init_seconds=init_seconds,
-        total_seconds=total_seconds,
-        inertia=whole.inertia_,
-        best_inertia=best,
-    )
+    return {**_measure(fit, init, args), "best_inertia": best}
+
+
+def _cuml(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    from cuml.cluster import KMeans
+
+    X, k = _read_numpy(data), len(init)
+
+    def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
+        start = "scalable-k-means++" if given is None else given
+        model = KMeans(
+            n_clusters=k, init=start, n_init=1, max_iter=max_iter, tol=0.0, random_state=args.seed
+        ).fit(X)
+        return int(model.n_iter_), float(model.inertia_)
+
+    return _measure(fit, init, args)
 
 
 def _local(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
@@ -149,15 +172,13 @@ def _mllib(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
     from segcore.kmeans.engines import fit_mllib
 
     frame, columns, k = _spark_frame(data, args), _columns(init), len(init)
-    settings = KMeansConfig(k=k, max_iter=args.iterations, tol=0.0, seed=args.seed)
-    given = fit_mllib(frame, columns, k, settings, init)
-    whole = fit_mllib(frame, columns, k, settings, None)
-    return dict(
-        per_iteration=given.fit_seconds / max(given.n_iter, 1),
-        init_seconds=None,
-        total_seconds=whole.fit_seconds,
-        inertia=whole.inertia,
-    )
+
+    def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
+        settings = KMeansConfig(k=k, max_iter=max_iter, tol=0.0, seed=args.seed)
+        result = fit_mllib(frame, columns, k, settings, given)
+        return result.n_iter, result.inertia
+
+    return _measure(fit, init, args)
 
 
 @contextmanager
@@ -187,20 +208,14 @@ def _dask_ml(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
 
     k = len(init)
     with _dask_rows(data) as (_, rows):
-        given, lloyd_seconds = _timed(
-            lambda: KMeans(n_clusters=k, init=init, max_iter=args.iterations, tol=0.0).fit(rows)
-        )
-        whole, total_seconds = _timed(
-            lambda: KMeans(
-                n_clusters=k, init="k-means||", max_iter=args.iterations, tol=0.0, random_state=args.seed
-            ).fit(rows)
-        )
-    return dict(
-        per_iteration=lloyd_seconds / max(given.n_iter_, 1),
-        init_seconds=None,
-        total_seconds=total_seconds,
-        inertia=float(whole.inertia_),
-    )
+
+        def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
+            start = "k-means||" if given is None else given
+            model = KMeans(n_clusters=k, init=start, max_iter=max_iter, tol=0.0, random_state=args.seed)
+            model.fit(rows)
+            return int(model.n_iter_), float(model.inertia_)
+
+        return _measure(fit, init, args)
 
 
 def _columns(init: np.ndarray) -> list[str]:
@@ -214,67 +229,93 @@ MEASURES = {
     "spark-mllib": _mllib,
     "dask": _dask_engine,
     "dask-ml": _dask_ml,
+    "cuml": _cuml,
 }
 ENGINES = tuple(MEASURES)
+# Engines that need a package segcore does not install: the module to import, and how to get it.
+OPTIONAL = {
+    "dask": ("distributed", "pip install 'segcore[dask]'"),
+    "dask-ml": ("dask_ml", "pip install dask-ml"),
+    "cuml": ("cuml", "pip install 'segcore[gpu]' on a machine with an NVIDIA GPU and CUDA 12"),
+}
+TIMING = (
+    "after one untimed warm-up fit, s/iter = (t(I) - t(1)) / (n(I) - n(1)), "
+    "t(m) the wall time of one fit from the same given centres "
+    "with max_iter=m and tol=0, n(m) its iterations, I = --iterations: the same measure for every engine, "
+    "free of loading, set-up and the final pass; init s = whole fit from the engine's own seeded init "
+    "- t(1) - (its iterations - 1) * s/iter; total s = that whole fit; × sklearn = the printed figure "
+    "over scikit-learn's, from the same run"
+)
+HEADER = (
+    "engine",
+    "N",
+    "d",
+    "k",
+    "iterations",
+    "s/iter",
+    "s/iter × sklearn",
+    "init s",
+    "total s",
+    "total × sklearn",
+    "peak RSS MB",
+    "inertia/best10",
+)
 
 
-def _available(engine: str) -> bool:
-    module = {"dask": "distributed", "dask-ml": "dask_ml"}.get(engine)
-    if module is None:
-        return True
+def _missing(engine: str) -> str | None:
+    """Why ``engine`` cannot run here, or None when it can."""
+    if engine not in OPTIONAL:
+        return None
+    module, install = OPTIONAL[engine]
     try:
         __import__(module)
     except ImportError:
-        return False
-    return True
+        return f"skipped: {module} not importable ({install})"
+    return None
 
 
-def _format(value, pattern: str) -> str:
+def _figure(value: float | None, pattern: str) -> str:
     return "—" if value is None else format(value, pattern)
 
 
+def _ratio(figure: str, reference: str | None) -> str:
+    """The ratio of two printed figures (so the table's ratios can be checked from the table)."""
+    if reference is None or "—" in (figure, reference) or float(reference) == 0:
+        return "—"
+    return f"{float(figure) / float(reference):.2f}×"
+
+
+def _row(engine: str, result: dict, reference: dict | None, args: argparse.Namespace) -> list[str]:
+    """One table row; ``reference`` is scikit-learn's printed figures (per iteration, total)."""
+    shape = [engine, f"{args.rows:,}", str(args.dims), str(args.k)]
+    if "error" in result or "skipped" in result:
+        return [*shape, result.get("skipped") or f"failed: {result['error']}"]
+    per, total = _figure(result["per_iteration"], ".4g"), _figure(result["total_seconds"], ".4g")
+    best = result.get("best_inertia")
+    return [
+        *shape,
+        str(result["iterations"]),
+        per,
+        _ratio(per, reference and reference["per_iteration"]),
+        _figure(result["init_seconds"], ".2f"),
+        total,
+        _ratio(total, reference and reference["total_seconds"]),
+        f"{result['peak_rss_mb']:.0f}",
+        _figure(result["inertia"] / best if best else None, ".4f"),
+    ]
+
+
 def _table(results: dict[str, dict], args: argparse.Namespace) -> str:
-    mllib = results.get("spark-mllib", {}).get("per_iteration")
+    """The results as a Markdown table, ratios against scikit-learn's figures of the same run."""
     sklearn = results.get("sklearn", {})
     best = sklearn.get("best_inertia")
-    header = (
-        "engine",
-        "N",
-        "d",
-        "k",
-        "s/iter",
-        "init s",
-        "total s",
-        "peak RSS MB",
-        "vs MLlib",
-        "vs sklearn",
-        "inertia/best10",
-    )
-    lines = [" | ".join(header), " | ".join("---" for _ in header)]
-    for engine, r in results.items():
-        if "error" in r:
-            lines.append(f"{engine} | {args.rows} | {args.dims} | {args.k} | failed: {r['error']}")
-            continue
-        per = r["per_iteration"]
-        lines.append(
-            " | ".join(
-                [
-                    engine,
-                    f"{args.rows:,}",
-                    str(args.dims),
-                    str(args.k),
-                    f"{per:.4f}",
-                    _format(r["init_seconds"], ".2f"),
-                    f"{r['total_seconds']:.2f}",
-                    f"{r['peak_rss_mb']:.0f}",
-                    _format(mllib / per if mllib else None, ".1f") + "× faster" if mllib else "—",
-                    _format(per / sklearn["per_iteration"] if sklearn else None, ".2f") + "× time"
-                    if sklearn
-                    else "—",
-                    _format(r["inertia"] / best if best else None, ".4f"),
-                ]
-            )
-        )
+    reference = None
+    if "per_iteration" in sklearn:
+        row = _row("sklearn", sklearn, None, args)
+        reference = {"per_iteration": row[5], "total_seconds": row[8]}
+    lines = [TIMING, "", " | ".join(HEADER), " | ".join("---" for _ in HEADER)]
+    for engine, result in results.items():
+        lines.append(" | ".join(_row(engine, {**result, "best_inertia": best}, reference, args)))
     return "\n".join(lines)
 
 
@@ -283,7 +324,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dims", type=int, default=16)
     parser.add_argument("--k", type=int, default=8)
-    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=20, help="I: Lloyd iterations (at least 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES)
@@ -293,6 +334,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workdir", help="where the data goes (default: a temporary folder)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.engines = [e for e in args.engines.split(",") if e]
+    unknown = sorted(set(args.engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"--engines: unknown {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
+    if args.iterations < 2:
+        parser.error("--iterations must be at least 2 (seconds per iteration compare 1 and I iterations)")
     if args.quick:
         args.rows = 200_000
     return args
@@ -311,9 +358,11 @@ def main(argv=None) -> int:
         init = make_data(folder / "data", args.rows, args.dims, args.k, args.seed)
         np.save(folder / "init.npy", init)
         results = {}
-        for engine in [e for e in args.engines.split(",") if e]:
-            if not _available(engine):
-                print(f"{engine}: not installed, skipped", file=sys.stderr)
+        for engine in args.engines:
+            missing = _missing(engine)
+            if missing:
+                results[engine] = {"skipped": missing}
+                print(f"{engine}: {missing}", file=sys.stderr)
                 continue
             command = [
                 sys.executable,

@@ -1,33 +1,81 @@
-"""The benchmark runs end to end and prints its table (its figures are for the README, not
+"""The benchmark runs end to end and prints comparable columns: every engine timed the same way, with
+ratios that are the ratios of the printed figures (the timings themselves are for the README, not
 asserted here)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
+HEADER = [
+    "engine",
+    "N",
+    "d",
+    "k",
+    "iterations",
+    "s/iter",
+    "s/iter × sklearn",
+    "init s",
+    "total s",
+    "total × sklearn",
+    "peak RSS MB",
+    "inertia/best10",
+]
+ITERATIONS = 5
 
 
-def test_bench_prints_a_row_per_engine_with_ratios(tmp_path):
-    result = subprocess.run(
-        [
-            BIN / "segcore",
-            "bench",
-            "--rows",
-            "4000",
-            "--iterations",
-            "5",
-            "--engines",
-            "sklearn,local,spark-mllib",
-            "--workdir",
-            tmp_path,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def _bench(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [BIN / "segcore", "bench", *map(str, args)], capture_output=True, text=True, timeout=600
     )
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> dict[str, list[str]]:
+    workdir = tmp_path_factory.mktemp("bench")
+    engines = "sklearn,local,spark,cuml"
+    result = _bench("--rows", 4000, "--iterations", ITERATIONS, "--engines", engines, "--workdir", workdir)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = {line.split(" | ")[0]: line.split(" | ") for line in result.stdout.splitlines() if " | " in line}
-    assert {"sklearn", "local", "spark-mllib"} <= set(rows)
-    assert rows["local"][8].endswith("× faster") and rows["local"][9].endswith("× time")
-    assert float(rows["local"][10]) < 1.01  # inertia within 1% of scikit-learn's best of 10
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("after one untimed warm-up fit, s/iter = (t(I) - t(1)) / (n(I) - n(1))")
+    rows = [line.split(" | ") for line in lines if " | " in line]
+    assert rows[0] == HEADER
+    return {row[0]: row for row in rows[2:]}
+
+
+def _ratio(printed: str) -> float:
+    assert printed.endswith("×"), printed
+    return float(printed.removesuffix("×"))
+
+
+def test_bench_ratio_columns_are_the_ratios_of_the_printed_figures(table):
+    assert {"sklearn", "local", "spark"} <= set(table)
+    column = {name: i for i, name in enumerate(HEADER)}
+    sklearn = table["sklearn"]
+    for engine in ("sklearn", "local", "spark"):
+        row = table[engine]
+        assert len(row) == len(HEADER), row
+        assert 2 <= int(row[column["iterations"]]) <= ITERATIONS
+        for figure, ratio in (("s/iter", "s/iter × sklearn"), ("total s", "total × sklearn")):
+            expected = float(row[column[figure]]) / float(sklearn[column[figure]])
+            assert _ratio(row[column[ratio]]) == pytest.approx(expected, abs=0.005), (engine, figure)
+        assert float(row[column["inertia/best10"]]) < 1.01  # within 1% of scikit-learn's best of 10
+    assert _ratio(sklearn[column["s/iter × sklearn"]]) == 1.0
+
+
+def test_bench_has_a_cuml_row_measured_or_saying_why_not(table):
+    cuml = table["cuml"]
+    if importlib.util.find_spec("cuml") is None:
+        assert cuml[4].startswith("skipped: cuml not importable (pip install 'segcore[gpu]'"), cuml
+    else:
+        assert len(cuml) == len(HEADER) and float(cuml[HEADER.index("inertia/best10")]) < 1.01, cuml
+
+
+def test_bench_refuses_an_unknown_engine_naming_it(tmp_path):
+    result = _bench("--engines", "sklearn,sklaern", "--workdir", tmp_path)
+    assert result.returncode == 2
+    assert "--engines: unknown sklaern; choose from sklearn," in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before writing any data
