@@ -4,6 +4,13 @@ Every customer belongs to one planted segment whose behaviour is drawn from its 
 distributions (log-normal spend, seasonality, many one-time buyers among new and browsing
 customers). Membership is written to ``planted_segments.parquet`` beside the tables so tests can
 measure how well the pipeline recovers it. The same seed gives the same lake.
+
+The lake is written as it is drawn, a batch of customers at a time, so memory stays bounded
+whatever the number of customers: ``customers/part-0.parquet``, ``planted_segments.parquet`` and
+one ``part-0.parquet`` per ``month=YYYY-MM`` folder of ``orders/`` and ``events/``, each getting a
+row group per batch. Customers are drawn in blocks of :data:`BLOCK_CUSTOMERS`, each block from a
+random stream of its own (the seed and the block's number), so the lake does not depend on the
+batch size.
 """
 
 from __future__ import annotations
@@ -11,13 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 DAY = np.timedelta64(1, "D")
@@ -29,10 +37,16 @@ REGIONS = {
     "east": ["Warsaw", "Krakow", "Gdansk"],
     "west": ["Lisbon", "Porto", "Dublin"],
 }
+CITIES = [city for cities in REGIONS.values() for city in cities]  # region r's cities: 3r, 3r+1, 3r+2
 INCOME_BANDS = ["low", "lower_middle", "middle", "upper_middle", "high"]
 EVENT_TYPES = ["page_view", "search", "product_view", "add_to_cart", "checkout"]
+DEVICES = ["mobile", "desktop", "tablet"]
+OPERATING_SYSTEMS = ["macos", "windows", "ios", "android"]
 # Seasonality of orders by month (Jan..Dec): a holiday peak and a summer dip.
 MONTH_WEIGHT = np.array([0.8, 0.8, 0.9, 0.95, 1.0, 0.9, 0.85, 0.9, 1.0, 1.1, 1.5, 1.7])
+BLOCK_CUSTOMERS = 10_000  # customers drawn from one random stream
+BATCH_CUSTOMERS = 20_000  # customers held in memory at once (rounded up to whole blocks)
+FIRST_CUSTOMER_ID = 100_001
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,15 @@ PLANTED_SEGMENTS: tuple[PlantedSegment, ...] = (
 )
 
 
-def _choice(rng: np.random.Generator, options: list[str], n: int, p=None) -> np.ndarray:
-    return np.asarray(options, dtype=object)[rng.choice(len(options), size=n, p=p)]
+def _per_segment(field: str, index: int | None = None) -> np.ndarray:
+    """A planted segment's setting (or one element of it) as an array indexed by segment."""
+    values = [getattr(s, field) for s in PLANTED_SEGMENTS]
+    return np.array(values if index is None else [v[index] for v in values])
+
+
+def _strings(options: list[str], index: np.ndarray) -> pa.Array:
+    """``options[index]`` as an Arrow string array, built without Python strings per row."""
+    return pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), pa.array(options)).cast(pa.string())
 
 
 def _seasonal_times(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -152,101 +173,163 @@ def _seasonal_times(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) ->
     return out
 
 
-def _customers(rng, n, end, segment_idx) -> pd.DataFrame:
-    segs = PLANTED_SEGMENTS
-    tenure = np.array([rng.integers(*segs[s].tenure_days) for s in segment_idx])
-    shift = np.array([segs[s].income_shift for s in segment_idx])
+def _customers(rng: np.random.Generator, ids: np.ndarray, end: np.datetime64, segment: np.ndarray):
+    """The customers table of one block, and each customer's signup day."""
+    n = len(ids)
+    tenure = rng.integers(_per_segment("tenure_days", 0)[segment], _per_segment("tenure_days", 1)[segment])
+    signup = (end - tenure * DAY).astype("datetime64[D]")
+    shift = _per_segment("income_shift")[segment]
     income = np.clip(np.round(rng.normal(2 + shift, 1.0)), 0, len(INCOME_BANDS) - 1).astype(int)
-    region = _choice(rng, list(REGIONS), n, p=[0.2, 0.3, 0.25, 0.25])
-    city = np.array([REGIONS[r][i] for r, i in zip(region, rng.integers(0, 3, n), strict=True)])
-    return pd.DataFrame(
+    region = rng.choice(len(REGIONS), size=n, p=[0.2, 0.3, 0.25, 0.25])
+    city = 3 * region + rng.integers(0, 3, n)
+    table = pa.table(
         {
-            "customer_id": np.arange(100_001, 100_001 + n, dtype=np.int64),
-            "signup_date": pd.to_datetime((end - tenure * DAY).astype("datetime64[D]")).date,
-            "birth_year": rng.integers(1950, 2006, n).astype(np.int32),
-            "gender": _choice(rng, ["female", "male", "unknown"], n, p=[0.49, 0.47, 0.04]),
-            "income_band": np.asarray(INCOME_BANDS, dtype=object)[income],
-            "country": np.where(np.isin(region, ["north"]), "NO", "EU"),
-            "region": region,
-            "city": city,
+            "customer_id": pa.array(ids, pa.int64()),
+            "signup_date": pa.array(signup, pa.date32()),
+            "birth_year": pa.array(rng.integers(1950, 2006, n), pa.int32()),
+            "gender": _strings(["female", "male", "unknown"], rng.choice(3, size=n, p=[0.49, 0.47, 0.04])),
+            "income_band": _strings(INCOME_BANDS, income),
+            "country": _strings(["NO", "EU"], (region != 0).astype(int)),  # region 0 is the north
+            "region": _strings(list(REGIONS), region),
+            "city": _strings(CITIES, city),
         }
     )
+    return table, signup
 
 
-def _windows(rng, customers: pd.DataFrame, segment_idx, end):
+def _windows(rng: np.random.Generator, signup: np.ndarray, segment: np.ndarray, end: np.datetime64):
     """Per customer: first and last moment of activity."""
-    lapse = np.array([rng.integers(*PLANTED_SEGMENTS[s].lapse_days) for s in segment_idx])
-    first = np.asarray(customers["signup_date"], dtype="datetime64[D]").astype("datetime64[s]")
-    last = (end - lapse * DAY).astype("datetime64[s]")
-    last = np.maximum(last, first + DAY)
+    lapse = rng.integers(_per_segment("lapse_days", 0)[segment], _per_segment("lapse_days", 1)[segment])
+    first = signup.astype("datetime64[s]")
+    last = np.maximum((end - lapse * DAY).astype("datetime64[s]"), first + DAY)
     return first, last
 
 
-def _orders(rng, customers, segment_idx, first, last) -> pd.DataFrame:
-    segs = PLANTED_SEGMENTS
-    mean = np.array([segs[s].orders_mean for s in segment_idx])
-    floor = np.array([segs[s].min_orders for s in segment_idx])
-    counts = np.maximum(rng.poisson(mean), floor)
-    row_seg = np.repeat(segment_idx, counts)
+def _orders(rng, ids, segment, first, last, first_order_id: int) -> pa.Table:
+    counts = np.maximum(
+        rng.poisson(_per_segment("orders_mean")[segment]), _per_segment("min_orders")[segment]
+    )
+    row_seg = np.repeat(segment, counts)
     n = len(row_seg)
-    log_mu = np.array([s.log_amount[0] for s in segs])[row_seg]
-    log_sigma = np.array([s.log_amount[1] for s in segs])[row_seg]
-    discounted = rng.random(n) < np.array([s.discount_prob for s in segs])[row_seg]
-    category_p = np.array([np.asarray(s.category_weights) / sum(s.category_weights) for s in segs])
-    cumulative = category_p.cumsum(axis=1)[row_seg]
+    discounted = rng.random(n) < _per_segment("discount_prob")[row_seg]
+    weights = _per_segment("category_weights")
+    cumulative = (weights / weights.sum(axis=1, keepdims=True)).cumsum(axis=1)[row_seg]
     category = (rng.random(n)[:, None] > cumulative).sum(axis=1).clip(0, len(CATEGORIES) - 1)
     ts = _seasonal_times(rng, np.repeat(first, counts), np.repeat(last, counts))
-    return pd.DataFrame(
+    log_mu, log_sigma = _per_segment("log_amount", 0)[row_seg], _per_segment("log_amount", 1)[row_seg]
+    return pa.table(
         {
-            "order_id": np.arange(1, n + 1, dtype=np.int64),
-            "customer_id": np.repeat(customers["customer_id"].to_numpy(), counts),
-            "order_ts": ts.astype("datetime64[us]"),
-            "amount": np.round(np.exp(rng.normal(log_mu, log_sigma)), 2),
-            "quantity": (1 + rng.poisson(1.2, n)).astype(np.int32),
-            "category": np.asarray(CATEGORIES, dtype=object)[category],
-            "channel": _choice(rng, CHANNELS, n, p=[0.5, 0.3, 0.2]),
-            "discount": np.where(discounted, np.round(rng.uniform(0.05, 0.5, n), 2), 0.0),
-            "returned": rng.random(n) < np.array([s.return_prob for s in segs])[row_seg],
+            "order_id": pa.array(np.arange(first_order_id, first_order_id + n), pa.int64()),
+            "customer_id": pa.array(np.repeat(ids, counts), pa.int64()),
+            "order_ts": pa.array(ts.astype("datetime64[us]"), pa.timestamp("us")),
+            "amount": pa.array(np.round(np.exp(rng.normal(log_mu, log_sigma)), 2), pa.float64()),
+            "quantity": pa.array(1 + rng.poisson(1.2, n), pa.int32()),
+            "category": _strings(CATEGORIES, category),
+            "channel": _strings(CHANNELS, rng.choice(len(CHANNELS), size=n, p=[0.5, 0.3, 0.2])),
+            "discount": pa.array(
+                np.where(discounted, np.round(rng.uniform(0.05, 0.5, n), 2), 0.0), pa.float64()
+            ),
+            "returned": pa.array(rng.random(n) < _per_segment("return_prob")[row_seg], pa.bool_()),
         }
     )
 
 
-def _events(rng, customers, segment_idx, first, last) -> pd.DataFrame:
-    segs = PLANTED_SEGMENTS
-    counts = rng.poisson(np.array([segs[s].events_mean for s in segment_idx]))
-    row_seg = np.repeat(segment_idx, counts)
+def _events(rng, ids, segment, first, last) -> pa.Table:
+    counts = rng.poisson(_per_segment("events_mean")[segment])
+    row_seg = np.repeat(segment, counts)
     n = len(row_seg)
-    mobile = rng.random(n) < np.array([s.mobile_prob for s in segs])[row_seg]
-    device = np.where(mobile, "mobile", _choice(rng, ["desktop", "tablet"], n, p=[0.8, 0.2]))
+    mobile = rng.random(n) < _per_segment("mobile_prob")[row_seg]
+    device = np.where(mobile, 0, 1 + rng.choice(2, size=n, p=[0.8, 0.2]))  # DEVICES
     apple = rng.random(n) < 0.45
-    os_name = np.where(
-        device == "desktop", np.where(apple, "macos", "windows"), np.where(apple, "ios", "android")
-    )
+    os_index = np.where(device == 1, 0, 2) + ~apple  # desktop: macos/windows; else ios/android
     ts = _seasonal_times(rng, np.repeat(first, counts), np.repeat(last, counts))
-    return pd.DataFrame(
+    customer = np.repeat(ids, counts)
+    return pa.table(
         {
-            "customer_id": np.repeat(customers["customer_id"].to_numpy(), counts),
-            "event_ts": ts.astype("datetime64[us]"),
-            "event_type": _choice(rng, EVENT_TYPES, n, p=[0.4, 0.2, 0.25, 0.1, 0.05]),
-            "device": device,
-            "os": os_name,
+            "customer_id": pa.array(customer, pa.int64()),
+            "event_ts": pa.array(ts.astype("datetime64[us]"), pa.timestamp("us")),
+            "event_type": _strings(
+                EVENT_TYPES, rng.choice(len(EVENT_TYPES), size=n, p=[0.4, 0.2, 0.25, 0.1, 0.05])
+            ),
+            "device": _strings(DEVICES, device),
+            "os": _strings(OPERATING_SYSTEMS, os_index),
             # One session per customer and active day.
-            "session_id": np.repeat(customers["customer_id"].to_numpy(), counts) * 100_000
-            + ts.astype("datetime64[D]").astype(np.int64),
+            "session_id": pa.array(
+                customer * 100_000 + ts.astype("datetime64[D]").astype(np.int64), pa.int64()
+            ),
         }
     )
 
 
-def _write_by_month(frame: pd.DataFrame, ts_column: str, directory: Path) -> None:
-    frame = frame.assign(month=frame[ts_column].dt.strftime("%Y-%m"))
-    ds.write_dataset(
-        pa.Table.from_pandas(frame, preserve_index=False),
-        directory,
-        format="parquet",
-        partitioning=["month"],
-        partitioning_flavor="hive",
-        max_rows_per_file=2_000_000,
+@dataclass
+class _Block:
+    customers: pa.Table
+    planted: pa.Table
+    orders: pa.Table
+    events: pa.Table
+
+
+def _block(seed: int, number: int, customers: int, end: dt.date, first_order_id: int) -> _Block:
+    """Block ``number`` of the lake: its customers, their planted segments, orders and events."""
+    rng = np.random.default_rng([seed, number])
+    start = number * BLOCK_CUSTOMERS
+    ids = np.arange(FIRST_CUSTOMER_ID + start, FIRST_CUSTOMER_ID + min(start + BLOCK_CUSTOMERS, customers))
+    weights = _per_segment("weight")
+    segment = rng.choice(len(PLANTED_SEGMENTS), size=len(ids), p=weights / weights.sum())
+    table, signup = _customers(rng, ids, np.datetime64(end.isoformat(), "D"), segment)
+    first, last = _windows(rng, signup, segment, np.datetime64(end.isoformat(), "s"))
+    names = [s.name for s in PLANTED_SEGMENTS]
+    planted = pa.table({"customer_id": pa.array(ids, pa.int64()), "segment": _strings(names, segment)})
+    return _Block(
+        table,
+        planted,
+        _orders(rng, ids, segment, first, last, first_order_id),
+        _events(rng, ids, segment, first, last),
     )
+
+
+def _blocks(customers: int, seed: int, end: dt.date) -> Iterator[_Block]:
+    """The lake's blocks in order (order ids run on from one block to the next)."""
+    orders = 0
+    for number in range(-(-customers // BLOCK_CUSTOMERS)):
+        block = _block(seed, number, customers, end, orders + 1)
+        orders += block.orders.num_rows
+        yield block
+
+
+class _LakeWriter:
+    """The lake's Parquet files under ``folder``: ``customers/part-0.parquet``,
+    ``planted_segments.parquet``, and ``orders/`` and ``events/`` with one ``part-0.parquet`` per
+    ``month=YYYY-MM`` folder; every file gets a row group per batch of blocks."""
+
+    MONTHLY = {"orders": "order_ts", "events": "event_ts"}
+
+    def __init__(self, folder: Path, stack: ExitStack):
+        self.folder, self.stack = folder, stack
+        self.writers: dict[Path, pq.ParquetWriter] = {}
+
+    def write(self, blocks: list[_Block]) -> None:
+        self._append(self.folder / "customers" / "part-0.parquet", _concat(blocks, "customers"))
+        self._append(self.folder / "planted_segments.parquet", _concat(blocks, "planted"))
+        for name, ts_column in self.MONTHLY.items():
+            table = _concat(blocks, name)
+            months = table.column(ts_column).to_numpy().astype("datetime64[M]")
+            order = np.argsort(months, kind="stable")
+            table, months = table.take(order), months[order]
+            found, starts = np.unique(months, return_index=True)
+            for month, start, stop in zip(found, starts, [*starts[1:], len(months)], strict=True):
+                path = self.folder / name / f"month={month}" / "part-0.parquet"
+                self._append(path, table.slice(start, stop - start))
+
+    def _append(self, path: Path, table: pa.Table) -> None:
+        if path not in self.writers:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.writers[path] = self.stack.enter_context(pq.ParquetWriter(path, table.schema))
+        self.writers[path].write_table(table)
+
+
+def _concat(blocks: list[_Block], table: str) -> pa.Table:
+    return pa.concat_tables([getattr(block, table) for block in blocks])
 
 
 @dataclass(frozen=True)
@@ -257,45 +340,29 @@ class LakeSummary:
     events: int
 
 
-def generate_lake(out: str | Path, customers: int, seed: int, end: dt.date) -> LakeSummary:
+def generate_lake(
+    out: str | Path, customers: int, seed: int, end: dt.date, batch_customers: int = BATCH_CUSTOMERS
+) -> LakeSummary:
     """Write ``customers/``, ``orders/``, ``events/`` and ``planted_segments.parquet`` under
-    ``out``, replacing any previous lake there only once the new one is complete."""
+    ``out``, ``batch_customers`` customers (whole blocks) at a time, replacing any previous lake
+    there only once the new one is complete."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
-    rng = np.random.default_rng(seed)
-    end64 = np.datetime64(end.isoformat(), "s")
-    weights = np.array([s.weight for s in PLANTED_SEGMENTS])
-    segment_idx = rng.choice(len(PLANTED_SEGMENTS), size=customers, p=weights / weights.sum())
-    table = _customers(rng, customers, np.datetime64(end.isoformat(), "D"), segment_idx)
-    first, last = _windows(rng, table, segment_idx, end64)
-    orders = _orders(rng, table, segment_idx, first, last)
-    events = _events(rng, table, segment_idx, first, last)
-
+    blocks_per_batch = max(1, -(-batch_customers // BLOCK_CUSTOMERS))
     out = Path(out)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    orders = events = 0
     try:
-        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), _file(staging, "customers"))
-        _write_by_month(orders, "order_ts", staging / "orders")
-        _write_by_month(events, "event_ts", staging / "events")
-        planted = pd.DataFrame(
-            {
-                "customer_id": table["customer_id"],
-                "segment": np.asarray([s.name for s in PLANTED_SEGMENTS], dtype=object)[segment_idx],
-            }
-        )
-        pq.write_table(
-            pa.Table.from_pandas(planted, preserve_index=False), staging / "planted_segments.parquet"
-        )
+        with ExitStack() as stack:
+            lake, blocks = _LakeWriter(staging, stack), _blocks(customers, seed, end)
+            while batch := list(islice(blocks, blocks_per_batch)):
+                lake.write(batch)
+                orders += sum(block.orders.num_rows for block in batch)
+                events += sum(block.events.num_rows for block in batch)
         swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return LakeSummary(str(out), customers, len(orders), len(events))
-
-
-def _file(directory: Path, table: str) -> Path:
-    (directory / table).mkdir()
-    return directory / table / "part-0.parquet"
+    return LakeSummary(str(out), customers, orders, events)
 
 
 def swap_into_place(staging: Path, out: Path) -> None:

@@ -1,0 +1,62 @@
+"""The sample lake is written a batch of customers at a time, and the batch size changes nothing
+but how the files are cut into row groups."""
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from segcore.synth import BLOCK_CUSTOMERS, generate_lake
+
+END = dt.date(2026, 3, 15)
+CUSTOMERS = 2 * BLOCK_CUSTOMERS + 321  # three blocks, the last one short
+
+
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    batched = generate_lake(root / "batched", CUSTOMERS, seed=3, end=END, batch_customers=BLOCK_CUSTOMERS)
+    whole = generate_lake(root / "whole", CUSTOMERS, seed=3, end=END, batch_customers=10 * CUSTOMERS)
+    return root / "batched", root / "whole", batched, whole
+
+
+TABLES = {
+    "customers": ["customer_id"],
+    "planted_segments.parquet": ["customer_id"],
+    "orders": ["order_id"],
+    "events": ["customer_id", "event_ts", "event_type", "device", "os"],
+}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_small_batches_write_the_same_rows_as_one_batch(lakes, table):
+    batched, whole, _, _ = lakes
+    frames = [
+        pd.read_parquet(lake / table).sort_values(TABLES[table], kind="stable").reset_index(drop=True)
+        for lake in (batched, whole)
+    ]
+    pd.testing.assert_frame_equal(*frames)
+
+
+def test_batches_become_row_groups_of_one_file_per_table_and_month(lakes):
+    batched, whole, summary, _ = lakes
+    assert pq.ParquetFile(batched / "customers" / "part-0.parquet").metadata.num_row_groups == 3
+    assert pq.ParquetFile(whole / "customers" / "part-0.parquet").metadata.num_row_groups == 1
+    for table in ("orders", "events"):
+        months = sorted(p.name for p in (batched / table).iterdir())
+        assert months[-1] == "month=2026-03" and len(months) > 12
+        assert all([f.name for f in (batched / table / m).iterdir()] == ["part-0.parquet"] for m in months)
+    orders = pd.read_parquet(batched / "orders")
+    assert sorted(orders["order_id"]) == list(range(1, summary.orders + 1))  # ids run on across batches
+    assert (orders["order_ts"].dt.strftime("%Y-%m") == orders["month"].astype(str)).all()
+
+
+def test_every_customer_has_a_planted_segment(lakes):
+    batched, _, summary, _ = lakes
+    customers = pd.read_parquet(batched / "customers")
+    planted = pd.read_parquet(batched / "planted_segments.parquet")
+    assert len(customers) == summary.customers == CUSTOMERS
+    assert customers["customer_id"].tolist() == planted["customer_id"].tolist()
+    assert customers["customer_id"].is_unique
+    assert planted["segment"].nunique() == 5
