@@ -37,7 +37,9 @@ def _bench(*args) -> subprocess.CompletedProcess:
 def table(tmp_path_factory) -> dict[str, list[str]]:
     workdir = tmp_path_factory.mktemp("bench")
     engines = "sklearn,local,spark,cuml"
-    result = _bench("--rows", 4000, "--iterations", ITERATIONS, "--engines", engines, "--workdir", workdir)
+    result = _bench(
+        "--rows", 4000, "--iterations", ITERATIONS, "--repeats", 1, "--engines", engines, "--workdir", workdir
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("after one untimed warm-up fit, s/iter = (t(I) - t(1)) / (n(I) - n(1))")

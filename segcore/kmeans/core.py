@@ -26,8 +26,9 @@ class BlockOps(Protocol):
     n_rows: int
     n_features: int
 
-    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
-        """Sums, counts and (when ``inertia``) the inertia of the rows nearest each centre."""
+    def partials(self, centres: np.ndarray, inertia: bool = True, sums: bool = True) -> Partials:
+        """Counts, (when ``sums``) sums and (when ``inertia``) the inertia of the rows nearest each
+        centre."""
         ...
 
     def sample_by_cost(
@@ -106,7 +107,7 @@ def recluster_candidates(
     distinct = list({run.tobytes(): run for run in runs}.values())
     if len(distinct) == 1:
         return distinct[0]
-    return min(distinct, key=lambda centres: ops.partials(centres).inertia)
+    return min(distinct, key=lambda centres: ops.partials(centres, sums=False).inertia)
 
 
 def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, rounds: int) -> np.ndarray:
@@ -117,13 +118,13 @@ def kmeans_parallel_init(ops: BlockOps, k: int, seed: int, oversampling: float, 
     candidates = ops.draw_row(first_seed)[1][None, :]
     expected = oversampling * k
     for round_seed in round_seeds:
-        cost = ops.partials(candidates).inertia
+        cost = ops.partials(candidates, sums=False).inertia
         if cost <= 0:
             break
         sampled = ops.sample_by_cost(candidates, expected, cost, round_seed)
         if len(sampled):
             candidates = np.unique(np.vstack([candidates, sampled]), axis=0)
-    weights = ops.partials(candidates).counts.astype(np.float64)
+    weights = ops.partials(candidates, sums=False).counts.astype(np.float64)
     if len(candidates) <= k:
         extra = ops.farthest(candidates, k - len(candidates) + 1).rows
         candidates = np.unique(np.vstack([candidates, extra]), axis=0)[:k]
@@ -158,7 +159,7 @@ def lloyd(ops: BlockOps, centres: np.ndarray, max_iter: int, tol: float) -> KMea
         if shift <= threshold:
             converged = True
             break
-    final = ops.partials(centres)
+    final = ops.partials(centres, sums=False)
     return KMeansResult(
         centres=centres,
         inertia=final.inertia,

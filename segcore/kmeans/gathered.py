@@ -33,8 +33,8 @@ class GatheredBlocks:
         self.n_rows = sum(rows for rows, _ in shapes)
         self.n_features = shapes[0][1]
 
-    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
-        return reduce(add, self._map(lambda block, _: block.partials(centres, inertia)))
+    def partials(self, centres: np.ndarray, inertia: bool = True, sums: bool = True) -> Partials:
+        return reduce(add, self._map(lambda block, _: block.partials(centres, inertia, sums)))
 
     def sample_by_cost(
         self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence

@@ -7,6 +7,7 @@ Dask chunk holds one and answers the same questions about its own rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,6 +15,22 @@ from segcore.kmeans import kernels
 from segcore.kmeans.kernels import Farthest, Partials
 
 CHUNK_ROWS = 8_192  # a chunk's distances stay in cache (measured fastest on 2 cores)
+
+
+@dataclass
+class _Nearest:
+    """Every row's nearest centre (an index into ``centres``) and squared distance to it."""
+
+    centres: list[bytes]  # each centre's bytes, in the block's dtype and coordinates
+    labels: np.ndarray
+    distances: np.ndarray
+
+    def position(self) -> dict[bytes, int]:
+        """Each distinct centre's first index."""
+        first: dict[bytes, int] = {}
+        for i, centre in enumerate(self.centres):
+            first.setdefault(centre, i)
+        return first
 
 
 class LocalBlocks:
@@ -39,6 +56,7 @@ class LocalBlocks:
             rows = data[start : start + chunk_rows]
             self.keys[start : start + len(rows)] = kernels.row_keys(rows.astype(dtype, copy=False))
             self.data[start : start + len(rows)] = rows - self.shift
+        self._last: _Nearest | None = None
 
     def _chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n_rows, self.chunk_rows):
@@ -50,26 +68,62 @@ class LocalBlocks:
     def _original(self, rows: np.ndarray) -> np.ndarray:
         return rows.astype(np.float64) + self.shift
 
-    def partials(self, centres: np.ndarray, inertia: bool = True) -> Partials:
+    def _nearest(self, centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and squared distances of every row to its nearest centre (``centred``: in the
+        block's dtype and coordinates). The answer is kept: a later call whose centres include all
+        of the kept ones (each k-means|| round adds candidates to the last round's; the sampling step
+        asks about the same ones) measures the rows against the new centres only."""
+        names = [centre.tobytes() for centre in centred]
+        last = self._last
+        known = last.position() if last is not None else {}
+        if last is not None and known.keys() <= set(names):
+            first = _Nearest(names, np.empty(0), np.empty(0)).position()
+            labels = np.array([first[name] for name in last.centres], dtype=np.intp)[last.labels]
+            distances = last.distances.copy()
+            new = np.array([i for i, name in enumerate(names) if name not in known and first[name] == i])
+            for start, chunk in self._chunks() if len(new) else ():
+                nearest, squared = kernels.nearest(chunk, centred[new])
+                rows = slice(start, start + len(chunk))
+                closer = squared < distances[rows]
+                labels[rows][closer] = new[nearest[closer]]
+                distances[rows][closer] = squared[closer]
+        else:
+            found = [kernels.nearest(chunk, centred) for _, chunk in self._chunks()]
+            labels = np.concatenate([np.empty(0, dtype=np.intp), *(lab for lab, _ in found)])
+            distances = np.concatenate([np.empty(0), *(d for _, d in found)])
+        self._last = _Nearest(names, labels, distances)
+        return labels, distances
+
+    def partials(self, centres: np.ndarray, inertia: bool = True, sums: bool = True) -> Partials:
+        """Per-centre sums (unless ``sums`` is false: NaN) and counts, and (unless ``inertia`` is
+        false: NaN) the inertia. A Lloyd step (no inertia) takes labels from the GEMM form alone."""
         centred = self._centred(centres)
-        total = Partials.zeros(len(centres), self.n_features)
-        for _, chunk in self._chunks():
-            total += kernels.block_partials(chunk, centred, inertia)
-        total.sums += total.counts[:, None] * self.shift
-        return total
+        k = len(centres)
+        if not inertia:
+            total = Partials.zeros(k, self.n_features)
+            for _, chunk in self._chunks():
+                total += kernels.block_partials(chunk, centred, inertia=False)
+            total.sums += total.counts[:, None] * self.shift
+            return total
+        labels, distances = self._nearest(centred)
+        counts = np.bincount(labels, minlength=k).astype(np.int64)
+        result = Partials(np.full((k, self.n_features), np.nan), counts, float(distances.sum()))
+        if sums:
+            result.sums = np.zeros((k, self.n_features))
+            for start, chunk in self._chunks():
+                membership = labels[start : start + len(chunk)] == np.arange(k)[:, None]
+                result.sums += membership.astype(chunk.dtype) @ chunk
+            result.sums += counts[:, None] * self.shift
+        return result
 
     def sample_by_cost(
         self, centres: np.ndarray, oversampling: float, total_cost: float, seed: np.random.SeedSequence
     ) -> np.ndarray:
         """The k-means|| sampling step: keep each row with probability min(1, l·d²(x, C)/φ), by a
         uniform draw keyed by the row and ``seed``."""
-        centred = self._centred(centres)
-        picked = [np.empty((0, self.n_features))]
-        for start, chunk in self._chunks():
-            _, distances = kernels.nearest(chunk, centred)
-            draws = kernels.uniform(self.keys[start : start + len(chunk)], seed)
-            picked.append(self._original(chunk[draws < oversampling * distances / total_cost]))
-        return np.vstack(picked)
+        _, distances = self._nearest(self._centred(centres))
+        keep = kernels.uniform(self.keys, seed) < oversampling * distances / total_cost
+        return self._original(self.data[keep]) if keep.any() else np.empty((0, self.n_features))
 
     def draw_row(self, seed: np.random.SeedSequence) -> tuple[int, np.ndarray | None]:
         """The row with the smallest draw keyed by its value and ``seed`` (a uniformly random
