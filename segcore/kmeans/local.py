@@ -25,12 +25,13 @@ class _Nearest:
     labels: np.ndarray
     distances: np.ndarray
 
-    def position(self) -> dict[bytes, int]:
-        """Each distinct centre's first index."""
-        first: dict[bytes, int] = {}
-        for i, centre in enumerate(self.centres):
-            first.setdefault(centre, i)
-        return first
+
+def _first_index(names: list[bytes]) -> dict[bytes, int]:
+    """Each distinct name's first index."""
+    first: dict[bytes, int] = {}
+    for i, name in enumerate(names):
+        first.setdefault(name, i)
+    return first
 
 
 class LocalBlocks:
@@ -72,12 +73,13 @@ class LocalBlocks:
         """Labels and squared distances of every row to its nearest centre (``centred``: in the
         block's dtype and coordinates). The answer is kept: a later call whose centres include all
         of the kept ones (each k-means|| round adds candidates to the last round's; the sampling step
-        asks about the same ones) measures the rows against the new centres only."""
+        asks about the same ones) measures the rows against the new centres only. A row (within
+        rounding) equidistant from two centres may be labelled with either."""
         names = [centre.tobytes() for centre in centred]
         last = self._last
-        known = last.position() if last is not None else {}
+        known = _first_index(last.centres) if last is not None else {}
         if last is not None and known.keys() <= set(names):
-            first = _Nearest(names, np.empty(0), np.empty(0)).position()
+            first = _first_index(names)
             labels = np.array([first[name] for name in last.centres], dtype=np.intp)[last.labels]
             distances = last.distances.copy()
             new = np.array([i for i, name in enumerate(names) if name not in known and first[name] == i])
@@ -96,7 +98,8 @@ class LocalBlocks:
 
     def partials(self, centres: np.ndarray, inertia: bool = True, sums: bool = True) -> Partials:
         """Per-centre sums (unless ``sums`` is false: NaN) and counts, and (unless ``inertia`` is
-        false: NaN) the inertia. A Lloyd step (no inertia) takes labels from the GEMM form alone."""
+        false: NaN) the inertia. A Lloyd step (no inertia) takes labels from the GEMM form alone and
+        keeps nothing; with inertia, the labels and distances are kept (see :meth:`_nearest`)."""
         centred = self._centred(centres)
         k = len(centres)
         if not inertia:
@@ -109,11 +112,9 @@ class LocalBlocks:
         counts = np.bincount(labels, minlength=k).astype(np.int64)
         result = Partials(np.full((k, self.n_features), np.nan), counts, float(distances.sum()))
         if sums:
-            result.sums = np.zeros((k, self.n_features))
+            result.sums = counts[:, None] * self.shift
             for start, chunk in self._chunks():
-                membership = labels[start : start + len(chunk)] == np.arange(k)[:, None]
-                result.sums += membership.astype(chunk.dtype) @ chunk
-            result.sums += counts[:, None] * self.shift
+                result.sums += kernels.label_sums(chunk, labels[start : start + len(chunk)], k)
         return result
 
     def sample_by_cost(
