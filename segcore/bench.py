@@ -287,21 +287,25 @@ def _ratio(figure: str, reference: str | None) -> str:
     return f"{float(figure) / float(reference):.2f}×"
 
 
-def _row(engine: str, result: dict, reference: dict | None, args: argparse.Namespace) -> list[str]:
+def _printed(result: dict) -> tuple[str, str]:
+    """An engine's seconds per iteration and total seconds as the table prints them."""
+    return _figure(result["per_iteration"], ".4g"), _figure(result["total_seconds"], ".4g")
+
+
+def _row(engine: str, result: dict, reference: tuple[str, str] | None, args: argparse.Namespace) -> list[str]:
     """One table row; ``reference`` is scikit-learn's printed figures (per iteration, total)."""
     shape = [engine, f"{args.rows:,}", str(args.dims), str(args.k)]
     if "error" in result or "skipped" in result:
         return [*shape, result.get("skipped") or f"failed: {result['error']}"]
-    per, total = _figure(result["per_iteration"], ".4g"), _figure(result["total_seconds"], ".4g")
-    best = result.get("best_inertia")
+    (per, total), best = _printed(result), result.get("best_inertia")
     return [
         *shape,
         str(result["iterations"]),
         per,
-        _ratio(per, reference and reference["per_iteration"]),
+        _ratio(per, reference and reference[0]),
         _figure(result["init_seconds"], ".2f"),
         total,
-        _ratio(total, reference and reference["total_seconds"]),
+        _ratio(total, reference and reference[1]),
         f"{result['peak_rss_mb']:.0f}",
         _figure(result["inertia"] / best if best else None, ".4f"),
     ]
@@ -311,10 +315,7 @@ def _table(results: dict[str, dict], args: argparse.Namespace) -> str:
     """The results as a Markdown table, ratios against scikit-learn's figures of the same run."""
     sklearn = results.get("sklearn", {})
     best = sklearn.get("best_inertia")
-    reference = None
-    if "per_iteration" in sklearn:
-        row = _row("sklearn", sklearn, None, args)
-        reference = {"per_iteration": row[5], "total_seconds": row[8]}
+    reference = _printed(sklearn) if "per_iteration" in sklearn else None
     lines = [TIMING, "", " | ".join(HEADER), " | ".join("---" for _ in HEADER)]
     for engine, result in results.items():
         lines.append(" | ".join(_row(engine, {**result, "best_inertia": best}, reference, args)))
