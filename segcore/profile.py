@@ -54,6 +54,7 @@ QUALIFIER_MIN_Z = 0.5
 MEDIAN_ACCURACY = 10_000
 NAMING_FEATURES = ("recency_days", "frequency", "monetary_total", "tenure_days")
 PERCENTILES = [p / 100 for p in range(1, 100)]
+MEDIAN = PERCENTILES.index(0.5)
 
 
 def feature_columns(frame: DataFrame) -> list[str]:
@@ -71,22 +72,25 @@ def _prepared(features: list[str], preparation: Preparation, log_features: list[
     }
 
 
-def profile_segments(
-    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
-) -> pd.DataFrame:
-    """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
-    share of customers and net revenue, mean and median of each of ``features`` in original units,
-    and ``z_<f>``: its standardized difference from all customers in the prepared space."""
-    prepared = _prepared(features, preparation, log_features)
+def _aggregates(features: list[str], prepared: dict[str, Column], naming: list[str]) -> list[Column]:
+    """Per group: size, and for each feature its mean, approximate median (for a naming feature,
+    its 1st to 99th percentiles from the same sketch) and prepared mean and sum of squares."""
     aggregates = [F.count(F.lit(1)).alias("customers")]
     for f in features:
+        value = F.col(f).cast("double")
         aggregates += [
             F.avg(f).alias(f"mean_{f}"),
-            F.percentile_approx(f, 0.5, MEDIAN_ACCURACY).cast("double").alias(f"median_{f}"),
+            F.percentile_approx(value, PERCENTILES if f in naming else 0.5, MEDIAN_ACCURACY).alias(
+                f"percentiles_{f}" if f in naming else f"median_{f}"
+            ),
             F.avg(prepared[f]).alias(f"prepared_{f}"),
             F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
         ]
-    grouped = labelled.groupBy("label").agg(*aggregates).toPandas().sort_values("label", ignore_index=True)
+    return aggregates
+
+
+def _profile_table(grouped: pd.DataFrame, features: list[str], naming: list[str]) -> pd.DataFrame:
+    grouped = grouped.sort_values("label", ignore_index=True)
     sizes = grouped["customers"].astype(float)
     total = sizes.sum()
     columns = {
@@ -101,9 +105,37 @@ def profile_segments(
         mean = (grouped[f"prepared_{f}"] * sizes).sum() / total
         spread = np.sqrt(max(grouped[f"squares_{f}"].sum() / total - mean**2, 0.0))
         columns[f"mean_{f}"] = grouped[f"mean_{f}"]
-        columns[f"median_{f}"] = grouped[f"median_{f}"]
+        median = (
+            grouped[f"percentiles_{f}"].map(lambda p: p[MEDIAN]) if f in naming else grouped[f"median_{f}"]
+        )
+        columns[f"median_{f}"] = median.astype(float)
         columns[f"z_{f}"] = (grouped[f"prepared_{f}"] - mean) / spread if spread > 1e-12 else 0.0
     return pd.DataFrame(columns)
+
+
+def profile_segments(
+    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
+) -> pd.DataFrame:
+    """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
+    share of customers and net revenue, mean and median of each of ``features`` in original units,
+    and ``z_<f>``: its standardized difference from all customers in the prepared space."""
+    aggregates = _aggregates(features, _prepared(features, preparation, log_features), [])
+    grouped = labelled.groupBy("label").agg(*aggregates).toPandas()
+    return _profile_table(grouped, features, [])
+
+
+def profile_with_population(
+    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
+) -> tuple[pd.DataFrame, Population]:
+    """:func:`profile_segments` and the :class:`Population` of all customers for the naming
+    features among ``features``, from ONE Spark aggregation (a rollup: per segment and overall;
+    each naming feature's median and percentiles come from one sketch)."""
+    naming = [f for f in NAMING_FEATURES if f in features]
+    aggregates = _aggregates(features, _prepared(features, preparation, log_features), naming)
+    rows = labelled.rollup("label").agg(F.grouping("label").alias("overall"), *aggregates).toPandas()
+    overall = rows[rows["overall"] == 1].iloc[0]
+    population = Population({f: [float(v) for v in overall[f"percentiles_{f}"]] for f in naming})
+    return _profile_table(rows[rows["overall"] == 0], features, naming), population
 
 
 @dataclass(frozen=True)
@@ -111,19 +143,6 @@ class Population:
     """Percentiles (1st to 99th) of the naming features over all customers."""
 
     percentiles: dict[str, list[float]]
-
-    @classmethod
-    def of(cls, frame: DataFrame, features: tuple[str, ...] = NAMING_FEATURES) -> Population:
-        present = [f for f in features if f in frame.columns]
-        if not present:
-            return cls({})
-        row = frame.agg(
-            *[
-                F.percentile_approx(F.col(f).cast("double"), PERCENTILES, MEDIAN_ACCURACY).alias(f)
-                for f in present
-            ]
-        ).first()
-        return cls({f: list(row[f]) for f in present})
 
     def rank(self, feature: str, value: float) -> float:
         """Share of customers below ``value`` (ties count half); 0.5 for a feature not profiled."""

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from segcore.config import build_config
+from segcore.fitting import fit_settings
 from segcore.kmeans import LocalBlocks, fit
-from segcore.kmeans.engines import fit_settings
 from segcore.prepare import Preparation
-from segcore.profile import Population, name_segments, profile_segments
+from segcore.profile import Population, name_segments, profile_with_population
 from segcore.train import select_k
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
@@ -51,8 +51,8 @@ def skewed(spark):
     customers = _customers()
     frame = spark.createDataFrame(customers)
     preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
-    profile = profile_segments(frame, RFM, preparation, RFM)
-    return customers, profile, Population.of(frame.drop("label"))
+    profile, population = profile_with_population(frame, RFM, preparation, RFM)
+    return customers, profile, population
 
 
 def test_names_follow_the_typical_customer_not_wholesale_outliers(skewed):
@@ -121,9 +121,7 @@ def test_preparation_takes_net_spend_at_or_below_zero(spark):
 def test_low_stability_says_what_to_try():
     points = np.random.default_rng(0).uniform(0, 1, (600, 2))
     config = build_config({"kmeans": {"k": 8}, "select": {"stability_min_ari": 0.99}})
-    selection = select_k(
-        config, [8], lambda k: fit(LocalBlocks(points), k, fit_settings(config.kmeans)), points
-    )
+    selection = select_k(config, {8: fit(LocalBlocks(points), 8, fit_settings(config.kmeans))}, points)
     assert selection.stability_ari < 0.99
     (warning,) = selection.warnings
     assert f"stability_ari={selection.stability_ari:.3f} is below select.stability_min_ari=0.99" in warning
