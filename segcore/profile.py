@@ -128,14 +128,25 @@ def profile_with_population(
     labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
 ) -> tuple[pd.DataFrame, Population]:
     """:func:`profile_segments` and the :class:`Population` of all customers for the naming
-    features among ``features``, from ONE Spark aggregation (a rollup: per segment and overall;
-    each naming feature's median and percentiles come from one sketch)."""
+    features among ``features``, from ONE Spark aggregation over the rows read once: each row
+    also counts, as a copy, in an overall group, where only the naming features are not null (so
+    no statistic is computed twice); a naming feature's median and percentiles come from one
+    sketch."""
     naming = [f for f in NAMING_FEATURES if f in features]
+    overall = F.col("overall")
+    copies = labelled.select(
+        F.explode(F.array(F.lit(False), F.lit(True))).alias("overall"), "label", *features
+    )
+    rows = copies.select(
+        "overall",
+        F.when(overall, F.lit(None)).otherwise(F.col("label")).alias("label"),
+        *[F.col(f) if f in naming else F.when(~overall, F.col(f)).alias(f) for f in features],
+    )
     aggregates = _aggregates(features, _prepared(features, preparation, log_features), naming)
-    rows = labelled.rollup("label").agg(F.grouping("label").alias("overall"), *aggregates).toPandas()
-    overall = rows[rows["overall"] == 1].iloc[0]
-    population = Population({f: [float(v) for v in overall[f"percentiles_{f}"]] for f in naming})
-    return _profile_table(rows[rows["overall"] == 0], features, naming), population
+    grouped = rows.groupBy("overall", "label").agg(*aggregates).toPandas()
+    everyone = grouped[grouped["overall"]].iloc[0]
+    population = Population({f: [float(v) for v in everyone[f"percentiles_{f}"]] for f in naming})
+    return _profile_table(grouped[~grouped["overall"]], features, naming), population
 
 
 @dataclass(frozen=True)

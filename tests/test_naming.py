@@ -12,7 +12,7 @@ from segcore.config import build_config
 from segcore.fitting import fit_settings
 from segcore.kmeans import LocalBlocks, fit
 from segcore.prepare import Preparation
-from segcore.profile import Population, name_segments, profile_with_population
+from segcore.profile import Population, name_segments, profile_segments, profile_with_population
 from segcore.train import select_k
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
@@ -53,6 +53,27 @@ def skewed(spark):
     preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
     profile, population = profile_with_population(frame, RFM, preparation, RFM)
     return customers, profile, population
+
+
+def test_profile_and_population_come_from_one_aggregation(spark, skewed):
+    """The population's percentiles ride on the profile's own Spark aggregation: the same number
+    of Spark jobs as the profile alone, the same profile, and the customers' exact percentiles."""
+    customers, profile, population = skewed
+    frame = spark.createDataFrame(customers)
+    preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
+    context, jobs = spark.sparkContext, {}
+    for name, run in [("alone", profile_segments), ("with-population", profile_with_population)]:
+        context.setJobGroup(f"test-profile-{name}", name)
+        run(frame, RFM, preparation, RFM)
+        jobs[name] = len(context.statusTracker().getJobIdsForGroup(f"test-profile-{name}"))
+    context.setJobGroup("", "")
+    assert jobs["with-population"] == jobs["alone"]
+    pd.testing.assert_frame_equal(profile, profile_segments(frame, RFM, preparation, RFM))
+    for feature in RFM:
+        values = np.sort(customers[feature].to_numpy())
+        # percentile_approx at this size is exact: the smallest value with at least p of the rows.
+        expected = [values[int(np.ceil(p * len(values))) - 1] for p in np.arange(1, 100) / 100]
+        np.testing.assert_allclose(population.percentiles[feature], expected, rtol=1e-12)
 
 
 def test_names_follow_the_typical_customer_not_wholesale_outliers(skewed):
