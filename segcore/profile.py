@@ -24,6 +24,7 @@ skewed features, clipped at the model's quantiles), so skew does not wash them o
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,25 +129,28 @@ def profile_with_population(
     labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
 ) -> tuple[pd.DataFrame, Population]:
     """:func:`profile_segments` and the :class:`Population` of all customers for the naming
-    features among ``features``, from ONE Spark aggregation over the rows read once: each row
-    also counts, as a copy, in an overall group, where only the naming features are not null (so
-    no statistic is computed twice); a naming feature's median and percentiles come from one
-    sketch."""
+    features among ``features``, from the same ONE Spark aggregation by segment: each naming
+    feature's per-segment percentiles (from the sketch that also gives its median) are mixed,
+    weighted by segment size, into the population's (:func:`mixed_percentiles`)."""
     naming = [f for f in NAMING_FEATURES if f in features]
-    overall = F.col("overall")
-    copies = labelled.select(
-        F.explode(F.array(F.lit(False), F.lit(True))).alias("overall"), "label", *features
-    )
-    rows = copies.select(
-        "overall",
-        F.when(overall, F.lit(None)).otherwise(F.col("label")).alias("label"),
-        *[F.col(f) if f in naming else F.when(~overall, F.col(f)).alias(f) for f in features],
-    )
     aggregates = _aggregates(features, _prepared(features, preparation, log_features), naming)
-    grouped = rows.groupBy("overall", "label").agg(*aggregates).toPandas()
-    everyone = grouped[grouped["overall"]].iloc[0]
-    population = Population({f: [float(v) for v in everyone[f"percentiles_{f}"]] for f in naming})
-    return _profile_table(grouped[~grouped["overall"]], features, naming), population
+    grouped = labelled.groupBy("label").agg(*aggregates).toPandas()
+    sizes = grouped["customers"].to_numpy(dtype=float)
+    population = Population({f: mixed_percentiles(grouped[f"percentiles_{f}"], sizes) for f in naming})
+    return _profile_table(grouped, features, naming), population
+
+
+def mixed_percentiles(grids: Iterable[Sequence[float]], sizes: np.ndarray) -> list[float]:
+    """The 1st to 99th percentiles of customers made of groups of ``sizes``, from each group's own
+    1st to 99th percentiles (``grids``): at each group percentile value, the share of all customers
+    at or below it is the size-weighted mean of each group's share (j/100 at its j-th percentile),
+    so the result is within a percentile of the exact one."""
+    table = np.asarray([list(grid) for grid in grids], dtype=np.float64)
+    candidates = np.unique(table)
+    shares = np.stack([np.searchsorted(grid, candidates, side="right") / 100 for grid in table])
+    below = (sizes / sizes.sum()) @ shares
+    first = np.searchsorted(below, np.asarray(PERCENTILES) - 1e-9)
+    return candidates[np.minimum(first, len(candidates) - 1)].tolist()
 
 
 @dataclass(frozen=True)
