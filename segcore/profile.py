@@ -73,9 +73,17 @@ def _prepared(features: list[str], preparation: Preparation, log_features: list[
     }
 
 
-def _aggregates(features: list[str], prepared: dict[str, Column], naming: list[str]) -> list[Column]:
-    """Per group: size, and for each feature its mean, approximate median (for a naming feature,
-    its 1st to 99th percentiles from the same sketch) and prepared mean and sum of squares."""
+def _by_segment(
+    labelled: DataFrame,
+    features: list[str],
+    preparation: Preparation,
+    log_features: list[str],
+    naming: list[str],
+) -> pd.DataFrame:
+    """One Spark aggregation by segment: size, and for each feature its mean, approximate median
+    (for a ``naming`` feature, its 1st to 99th percentiles from the same sketch) and prepared mean
+    and sum of squares."""
+    prepared = _prepared(features, preparation, log_features)
     aggregates = [F.count(F.lit(1)).alias("customers")]
     for f in features:
         value = F.col(f).cast("double")
@@ -87,7 +95,7 @@ def _aggregates(features: list[str], prepared: dict[str, Column], naming: list[s
             F.avg(prepared[f]).alias(f"prepared_{f}"),
             F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
         ]
-    return aggregates
+    return labelled.groupBy("label").agg(*aggregates).toPandas()
 
 
 def _profile_table(grouped: pd.DataFrame, features: list[str], naming: list[str]) -> pd.DataFrame:
@@ -120,9 +128,7 @@ def profile_segments(
     """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
     share of customers and net revenue, mean and median of each of ``features`` in original units,
     and ``z_<f>``: its standardized difference from all customers in the prepared space."""
-    aggregates = _aggregates(features, _prepared(features, preparation, log_features), [])
-    grouped = labelled.groupBy("label").agg(*aggregates).toPandas()
-    return _profile_table(grouped, features, [])
+    return _profile_table(_by_segment(labelled, features, preparation, log_features, []), features, [])
 
 
 def profile_with_population(
@@ -133,8 +139,7 @@ def profile_with_population(
     feature's per-segment percentiles (from the sketch that also gives its median) are mixed,
     weighted by segment size, into the population's (:func:`mixed_percentiles`)."""
     naming = [f for f in NAMING_FEATURES if f in features]
-    aggregates = _aggregates(features, _prepared(features, preparation, log_features), naming)
-    grouped = labelled.groupBy("label").agg(*aggregates).toPandas()
+    grouped = _by_segment(labelled, features, preparation, log_features, naming)
     sizes = grouped["customers"].to_numpy(dtype=float)
     population = Population({f: mixed_percentiles(grouped[f"percentiles_{f}"], sizes) for f in naming})
     return _profile_table(grouped, features, naming), population
