@@ -171,14 +171,14 @@ def _spark_engine(data: Path, init: np.ndarray, args: argparse.Namespace) -> dic
 
 
 def _mllib(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
-    from segcore.config import KMeansConfig
-    from segcore.kmeans.engines import fit_mllib
+    from segcore.kmeans.core import FitSettings
+    from segcore.kmeans.mllib_engine import fit_mllib
 
     frame, columns, k = _spark_frame(data, args), _columns(init), len(init)
 
     def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
-        settings = KMeansConfig(k=k, max_iter=max_iter, tol=0.0, seed=args.seed)
-        result = fit_mllib(frame, columns, k, settings, given)
+        settings = FitSettings(seed=args.seed, max_iter=max_iter, tol=0.0, init=given)
+        result = fit_mllib(frame, columns, k, settings)
         return result.n_iter, result.inertia
 
     return _measure(fit, init, args)

@@ -49,7 +49,7 @@ def engine_workers(spark: SparkSession, config: Config) -> int:
     if engine == "dask":
         if config.kmeans.dask.scheduler is None:
             return config.kmeans.dask.local_workers
-        from segcore.kmeans.engines import dask_client
+        from segcore.fitting import dask_client
 
         with dask_client(config.kmeans.dask) as client:  # exit code 3 when unreachable or without workers
             return len(client.scheduler_info()["workers"])

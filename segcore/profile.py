@@ -24,6 +24,7 @@ skewed features, clipped at the model's quantiles), so skew does not wash them o
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,7 @@ QUALIFIER_MIN_Z = 0.5
 MEDIAN_ACCURACY = 10_000
 NAMING_FEATURES = ("recency_days", "frequency", "monetary_total", "tenure_days")
 PERCENTILES = [p / 100 for p in range(1, 100)]
+MEDIAN = PERCENTILES.index(0.5)
 
 
 def feature_columns(frame: DataFrame) -> list[str]:
@@ -71,22 +73,33 @@ def _prepared(features: list[str], preparation: Preparation, log_features: list[
     }
 
 
-def profile_segments(
-    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
+def _by_segment(
+    labelled: DataFrame,
+    features: list[str],
+    preparation: Preparation,
+    log_features: list[str],
+    naming: list[str],
 ) -> pd.DataFrame:
-    """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
-    share of customers and net revenue, mean and median of each of ``features`` in original units,
-    and ``z_<f>``: its standardized difference from all customers in the prepared space."""
+    """One Spark aggregation by segment: size, and for each feature its mean, approximate median
+    (for a ``naming`` feature, its 1st to 99th percentiles from the same sketch) and prepared mean
+    and sum of squares."""
     prepared = _prepared(features, preparation, log_features)
     aggregates = [F.count(F.lit(1)).alias("customers")]
     for f in features:
+        value = F.col(f).cast("double")
         aggregates += [
             F.avg(f).alias(f"mean_{f}"),
-            F.percentile_approx(f, 0.5, MEDIAN_ACCURACY).cast("double").alias(f"median_{f}"),
+            F.percentile_approx(value, PERCENTILES if f in naming else 0.5, MEDIAN_ACCURACY).alias(
+                f"percentiles_{f}" if f in naming else f"median_{f}"
+            ),
             F.avg(prepared[f]).alias(f"prepared_{f}"),
             F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
         ]
-    grouped = labelled.groupBy("label").agg(*aggregates).toPandas().sort_values("label", ignore_index=True)
+    return labelled.groupBy("label").agg(*aggregates).toPandas()
+
+
+def _profile_table(grouped: pd.DataFrame, features: list[str], naming: list[str]) -> pd.DataFrame:
+    grouped = grouped.sort_values("label", ignore_index=True)
     sizes = grouped["customers"].astype(float)
     total = sizes.sum()
     columns = {
@@ -101,9 +114,48 @@ def profile_segments(
         mean = (grouped[f"prepared_{f}"] * sizes).sum() / total
         spread = np.sqrt(max(grouped[f"squares_{f}"].sum() / total - mean**2, 0.0))
         columns[f"mean_{f}"] = grouped[f"mean_{f}"]
-        columns[f"median_{f}"] = grouped[f"median_{f}"]
+        median = (
+            grouped[f"percentiles_{f}"].map(lambda p: p[MEDIAN]) if f in naming else grouped[f"median_{f}"]
+        )
+        columns[f"median_{f}"] = median.astype(float)
         columns[f"z_{f}"] = (grouped[f"prepared_{f}"] - mean) / spread if spread > 1e-12 else 0.0
     return pd.DataFrame(columns)
+
+
+def profile_segments(
+    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
+) -> pd.DataFrame:
+    """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
+    share of customers and net revenue, mean and median of each of ``features`` in original units,
+    and ``z_<f>``: its standardized difference from all customers in the prepared space."""
+    return _profile_table(_by_segment(labelled, features, preparation, log_features, []), features, [])
+
+
+def profile_with_population(
+    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
+) -> tuple[pd.DataFrame, Population]:
+    """:func:`profile_segments` and the :class:`Population` of all customers for the naming
+    features among ``features``, from the same ONE Spark aggregation by segment: each naming
+    feature's per-segment percentiles (from the sketch that also gives its median) are mixed,
+    weighted by segment size, into the population's (:func:`mixed_percentiles`)."""
+    naming = [f for f in NAMING_FEATURES if f in features]
+    grouped = _by_segment(labelled, features, preparation, log_features, naming)
+    sizes = grouped["customers"].to_numpy(dtype=float)
+    population = Population({f: mixed_percentiles(grouped[f"percentiles_{f}"], sizes) for f in naming})
+    return _profile_table(grouped, features, naming), population
+
+
+def mixed_percentiles(grids: Iterable[Sequence[float]], sizes: np.ndarray) -> list[float]:
+    """The 1st to 99th percentiles of customers made of groups of ``sizes``, from each group's own
+    1st to 99th percentiles (``grids``): at each group percentile value, the share of all customers
+    at or below it is the size-weighted mean of each group's share (j/100 at its j-th percentile),
+    so the result is within a percentile of the exact one."""
+    table = np.asarray([list(grid) for grid in grids], dtype=np.float64)
+    candidates = np.unique(table)
+    shares = np.stack([np.searchsorted(grid, candidates, side="right") / 100 for grid in table])
+    below = (sizes / sizes.sum()) @ shares
+    first = np.searchsorted(below, np.asarray(PERCENTILES) - 1e-9)
+    return candidates[np.minimum(first, len(candidates) - 1)].tolist()
 
 
 @dataclass(frozen=True)
@@ -111,19 +163,6 @@ class Population:
     """Percentiles (1st to 99th) of the naming features over all customers."""
 
     percentiles: dict[str, list[float]]
-
-    @classmethod
-    def of(cls, frame: DataFrame, features: tuple[str, ...] = NAMING_FEATURES) -> Population:
-        present = [f for f in features if f in frame.columns]
-        if not present:
-            return cls({})
-        row = frame.agg(
-            *[
-                F.percentile_approx(F.col(f).cast("double"), PERCENTILES, MEDIAN_ACCURACY).alias(f)
-                for f in present
-            ]
-        ).first()
-        return cls({f: list(row[f]) for f in present})
 
     def rank(self, feature: str, value: float) -> float:
         """Share of customers below ``value`` (ties count half); 0.5 for a feature not profiled."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -76,13 +77,7 @@ def stability(points: np.ndarray, k: int, settings: FitSettings, bootstraps: int
         refit = fit(
             LocalBlocks(resample),
             k,
-            FitSettings(
-                seed=settings.seed + b + 1,
-                max_iter=settings.max_iter,
-                tol=settings.tol,
-                oversampling=settings.oversampling,
-                init_rounds=settings.init_rounds,
-            ),
+            replace(settings, seed=settings.seed + b + 1, init=None),
         )
         labelings.append(nearest(points, refit.centres)[0])
     return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(labelings, 2)]))

@@ -23,8 +23,8 @@ from segcore import report
 from segcore.align import align, champion_centres
 from segcore.config import Config, KRange
 from segcore.errors import TrainingError
+from segcore.fitting import fit_settings, fit_sweep
 from segcore.kmeans.core import KMeansResult
-from segcore.kmeans.engines import fit_features, fit_settings
 from segcore.kmeans.kernels import nearest
 from segcore.kmeans.spark_engine import assign_spark
 from segcore.lake import INPUT_ROWS_FILE, read_partition, read_text
@@ -32,7 +32,7 @@ from segcore.lineage import FINGERPRINT_TAG, fingerprint, run_tags
 from segcore.logs import step
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
-from segcore.profile import Population, feature_columns, name_segments, profile_segments, summary_table
+from segcore.profile import feature_columns, name_segments, profile_with_population, summary_table
 from segcore.select import choose_k, quality_metrics, stability
 from segcore.tracking import (
     CHAMPION,
@@ -120,17 +120,31 @@ class Selection:
     warnings: list[str]
 
 
-def _fit_logged(config: Config, fit_k, k: int) -> KMeansResult:
-    with step("train", f"fit k={k} ({config.kmeans.engine})") as figures:
-        result = fit_k(k)
-        figures.update(iterations=result.n_iter, inertia=f"{result.inertia:.6g}")
-    return result
+def fit_every_k(
+    config: Config,
+    ks: list[int],
+    frame: DataFrame,
+    path: str,
+    preparation: Preparation,
+    champion: SegmentModel | None,
+) -> dict[int, KMeansResult]:
+    """Every k tried, in one sweep (the data loaded and prepared once), each k warm-started from
+    the champion's centres where ``kmeans.init=champion`` and the champion has that k."""
+    label = f"k={ks[0]}" if len(ks) == 1 else f"k={ks[0]}..{ks[-1]}"
+    with step("train", f"fit {label} ({config.kmeans.engine})") as figures:
+        inits = {k: _warm_start(config, champion, preparation, k) for k in ks}
+        fits = fit_sweep(config.kmeans, inits, frame, path, preparation)
+        figures.update(
+            iterations=",".join(str(fits[k].n_iter) for k in ks),
+            inertia=",".join(f"{fits[k].inertia:.6g}" for k in ks),
+        )
+    return fits
 
 
-def select_k(config: Config, ks: list[int], fit_k, points: np.ndarray) -> Selection:
-    """Fit every k (``fit_k(k)``), measure each on the sample ``points``, choose, check stability."""
+def select_k(config: Config, fits: dict[int, KMeansResult], points: np.ndarray) -> Selection:
+    """Measure every k's fit (``fits``: k → result) on the sample ``points``, choose, check stability."""
     select = config.select
-    fits = {k: _fit_logged(config, fit_k, k) for k in ks}
+    ks = sorted(fits)
     k_table = pd.DataFrame(
         [{"k": k, **_fit_metrics(fits[k]), **quality_metrics(points, fits[k].centres)} for k in ks]
     )
@@ -207,22 +221,17 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         points = preparation.transform(sample)
         figures["rows"] = len(points)
 
-    def fit_k(k: int) -> KMeansResult:
-        return fit_features(
-            config.kmeans, k, frame, path, preparation, _warm_start(config, champion, preparation, k)
-        )
-
-    selection = select_k(config, ks, fit_k, points)
+    selection = select_k(config, fit_every_k(config, ks, frame, path, preparation, champion), points)
     centres = selection.result.centres
     next_free = next_free_id(config.mlflow.registered_model)
     alignment = align(centres, champion, preparation, config.segments.max_match_distance, next_free)
     with step("train", "profile segments"):
         labelled = assign_spark(frame.drop("customer_id"), features, centres, preparation.transform_array)
         ids = F.element_at(F.array(*[F.lit(i) for i in alignment.ids]), F.col("label") + 1)
-        profile = profile_segments(
+        profile, population = profile_with_population(
             labelled.withColumn("label", ids), feature_columns(frame), preparation, settings.log_features
         )
-        names = {**name_segments(profile, Population.of(frame)), **config.segments.names}
+        names = {**name_segments(profile, population), **config.segments.names}
     model = SegmentModel(
         preparation, centres, alignment.ids, [names[i] for i in alignment.ids], alignment.next_id
     )

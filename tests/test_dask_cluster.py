@@ -23,8 +23,8 @@ from test_cli import run
 
 from segcore.config import DaskEngineConfig, TrainConfig
 from segcore.errors import EnvironmentProblem
+from segcore.fitting import dask_client
 from segcore.kmeans import FitSettings, core
-from segcore.kmeans.engines import dask_client
 from segcore.kmeans.kernels import nearest
 from segcore.kmeans.local import LocalBlocks
 

@@ -12,10 +12,11 @@ from sklearn.datasets import make_blobs
 
 from segcore.config import KMeansConfig
 from segcore.errors import TrainingError
+from segcore.fitting import fit_sweep
 from segcore.kmeans import FitSettings, core
-from segcore.kmeans.engines import fit_features, fit_mllib
 from segcore.kmeans.local import LocalBlocks
-from segcore.kmeans.spark_engine import SlotsError, fit_spark
+from segcore.kmeans.mllib_engine import fit_mllib
+from segcore.kmeans.spark_engine import SlotsError, fit_spark, sweep_spark
 from segcore.prepare import Preparation
 
 K, ITERATIONS = 6, 25
@@ -96,7 +97,7 @@ def test_dask_engine_reads_a_feature_table_of_several_files(spark, data, tmp_pat
     preparation = Preparation.fit(frame, COLUMNS, [], 0.0)
     start = preparation.transform_array(init)
     settings = KMeansConfig(engine="dask", k=K, max_iter=ITERATIONS, tol=0.0)
-    result = fit_features(settings, K, frame, str(tmp_path), preparation, start)
+    result = fit_sweep(settings, {K: start}, frame, str(tmp_path), preparation)[K]
     settings_local = FitSettings(max_iter=ITERATIONS, tol=0.0, init=start)
     local = core.fit(LocalBlocks(preparation.transform_array(points)), K, settings_local)
     assert result.engine == "dask" and result.n_iter == local.n_iter
@@ -105,9 +106,19 @@ def test_dask_engine_reads_a_feature_table_of_several_files(spark, data, tmp_pat
 
 
 def test_mllib_reference_matches_scikit_learn(frame, data):
-    settings = KMeansConfig(k=K, max_iter=ITERATIONS, tol=0.0)
-    result = fit_mllib(frame, COLUMNS, K, settings, data[1])
+    result = fit_mllib(frame, COLUMNS, K, FitSettings(max_iter=ITERATIONS, tol=0.0, init=data[1]))
     _assert_matches(result.centres, data)
+
+
+def test_mllib_with_the_mapped_tol_never_stops_before_the_core(frame, data):
+    """MLlib's per-centre epsilon, mapped from tol=1e-2 (mllib_epsilon), runs at least the core's
+    iterations from the same start and lands on the same centres."""
+    settings = FitSettings(max_iter=100, tol=1e-2, init=data[1])
+    ours = core.fit(LocalBlocks(data[0]), K, settings)
+    mllib = fit_mllib(frame, COLUMNS, K, settings)
+    assert ours.converged and mllib.converged
+    assert mllib.n_iter >= ours.n_iter > 1
+    np.testing.assert_allclose(mllib.centres, ours.centres, rtol=0, atol=0.05)
 
 
 def test_seeded_init_is_repeatable_on_spark_and_good(frame, data):
@@ -208,17 +219,15 @@ def test_a_failing_task_fails_the_fit_cleanly(frame):
         fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), timeout=60, prepare=prepare)
 
 
-def test_cuml_engine_without_cuml_says_how_to_install():
-    pytest.importorskip("segcore")
-    try:
-        import cuml  # noqa: F401
-    except ImportError:
-        from segcore.kmeans.engines import fit_cuml
-
-        with pytest.raises(TrainingError, match=r"pip install 'segcore\[gpu\]'"):
-            fit_cuml(np.zeros((10, 2)), 2, KMeansConfig(), None)
-    else:
-        pytest.skip("cuML is installed here: covered by the GPU check")
+def test_cuml_engine_without_cuml_says_how_to_install(spark, frame, monkeypatch):
+    """Wherever cuML is not importable (here made so, whatever is installed), train's cuml engine
+    stops with a TrainingError (exit code 2) that says what to install."""
+    monkeypatch.setitem(sys.modules, "cuml", None)
+    monkeypatch.setitem(sys.modules, "cuml.cluster", None)
+    preparation = Preparation.fit(frame, COLUMNS, [], 0.0)
+    settings = KMeansConfig(engine="cuml", k=K)
+    with pytest.raises(TrainingError, match=r"kmeans.engine=cuml needs cuML.*pip install 'segcore\[gpu\]'"):
+        fit_sweep(settings, {K: None}, frame, "unused", preparation)
 
 
 def test_a_retried_stage_gives_the_same_result(frame, data, tmp_path):
@@ -236,3 +245,52 @@ def test_a_retried_stage_gives_the_same_result(frame, data, tmp_path):
     retried = fit_spark(frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0), prepare=fail_once)
     assert marker.exists()
     np.testing.assert_array_equal(clean.centres, retried.centres)
+
+
+@pytest.fixture(scope="module")
+def sweep(data):
+    """Three k, seeded k-means|| with and without tol, and one warm start (as from a champion)."""
+    return {
+        3: FitSettings(seed=4, max_iter=100, tol=1e-4),
+        4: FitSettings(seed=9, max_iter=100, tol=0.0),
+        K: FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]),
+    }
+
+
+def _assert_sweep_equals_separate_fits(swept, separate):
+    assert sorted(swept) == sorted(separate)
+    for k in separate:
+        np.testing.assert_allclose(swept[k].centres, separate[k].centres, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(swept[k].counts, separate[k].counts)
+        assert swept[k].n_iter == separate[k].n_iter
+
+
+def _spark_jobs(spark, group: str, run):
+    """``run()`` and the number of Spark jobs it started."""
+    context = spark.sparkContext
+    context.setJobGroup(group, group)
+    try:
+        result = run()
+    finally:
+        context.setJobGroup("", "")
+    return result, len(context.statusTracker().getJobIdsForGroup(group))
+
+
+def test_a_spark_sweep_equals_separate_fits_and_runs_the_jobs_of_one_fit(spark, frame, sweep):
+    separate = {k: fit_spark(frame, COLUMNS, k, settings) for k, settings in sweep.items()}
+    _, one_fit_jobs = _spark_jobs(spark, "test-one-k", lambda: fit_spark(frame, COLUMNS, 3, sweep[3]))
+    swept, sweep_jobs = _spark_jobs(spark, "test-sweep", lambda: sweep_spark(frame, COLUMNS, sweep))
+    _assert_sweep_equals_separate_fits(swept, separate)
+    # Every k in the one barrier stage of a single fit: the data is loaded and shuffled once.
+    assert sweep_jobs == one_fit_jobs
+
+
+def test_a_dask_sweep_equals_separate_fits(dask_client, data, sweep):
+    import dask.array as da
+
+    from segcore.kmeans.dask_engine import fit_dask, sweep_dask
+
+    array = da.from_array(data[0], chunks=(3_000, len(COLUMNS)))
+    swept = sweep_dask(array, sweep, client=dask_client)
+    separate = {k: fit_dask(array, k, settings, client=dask_client) for k, settings in sweep.items()}
+    _assert_sweep_equals_separate_fits(swept, separate)

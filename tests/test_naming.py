@@ -9,10 +9,16 @@ import pandas as pd
 import pytest
 
 from segcore.config import build_config
+from segcore.fitting import fit_settings
 from segcore.kmeans import LocalBlocks, fit
-from segcore.kmeans.engines import fit_settings
 from segcore.prepare import Preparation
-from segcore.profile import Population, name_segments, profile_segments
+from segcore.profile import (
+    Population,
+    mixed_percentiles,
+    name_segments,
+    profile_segments,
+    profile_with_population,
+)
 from segcore.train import select_k
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
@@ -51,8 +57,41 @@ def skewed(spark):
     customers = _customers()
     frame = spark.createDataFrame(customers)
     preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
-    profile = profile_segments(frame, RFM, preparation, RFM)
-    return customers, profile, Population.of(frame.drop("label"))
+    profile, population = profile_with_population(frame, RFM, preparation, RFM)
+    return customers, profile, population
+
+
+def test_profile_and_population_come_from_one_aggregation(spark, skewed):
+    """The population's percentiles ride on the profile's own Spark aggregation: the same number
+    of Spark jobs as the profile alone, the same profile, and every customer's rank among all
+    customers within 0.02 of the exact one."""
+    customers, profile, population = skewed
+    frame = spark.createDataFrame(customers)
+    preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
+    context, jobs = spark.sparkContext, {}
+    for name, run in [("alone", profile_segments), ("with-population", profile_with_population)]:
+        context.setJobGroup(f"test-profile-{name}", name)
+        run(frame, RFM, preparation, RFM)
+        jobs[name] = len(context.statusTracker().getJobIdsForGroup(f"test-profile-{name}"))
+    context.setJobGroup("", "")
+    assert jobs["with-population"] == jobs["alone"]
+    pd.testing.assert_frame_equal(profile, profile_segments(frame, RFM, preparation, RFM))
+    for feature in RFM:
+        values = customers[feature].to_numpy()
+        for value in np.quantile(values, np.linspace(0.02, 0.98, 25)):
+            exact = (values < value).mean() + (values == value).mean() / 2
+            assert population.rank(feature, value) == pytest.approx(exact, abs=0.02), (feature, value)
+
+
+def test_mixed_percentiles_of_groups_are_the_populations():
+    rng = np.random.default_rng(1)
+    groups = [rng.normal(0, 1, 3_000), rng.exponential(5, 1_000) + 2, rng.integers(0, 4, 6_000).astype(float)]
+    grids = [np.quantile(g, np.arange(1, 100) / 100, method="inverted_cdf") for g in groups]
+    mixed = mixed_percentiles(grids, np.array([len(g) for g in groups], dtype=float))
+    whole = np.concatenate(groups)
+    # Each is (within a percentile) the smallest value with at least p of all customers at or below it.
+    for p, value in zip(np.arange(1, 100) / 100, mixed, strict=True):
+        assert (whole <= value).mean() >= p - 0.011 and (whole < value).mean() <= p + 0.011, (p, value)
 
 
 def test_names_follow_the_typical_customer_not_wholesale_outliers(skewed):
@@ -121,9 +160,7 @@ def test_preparation_takes_net_spend_at_or_below_zero(spark):
 def test_low_stability_says_what_to_try():
     points = np.random.default_rng(0).uniform(0, 1, (600, 2))
     config = build_config({"kmeans": {"k": 8}, "select": {"stability_min_ari": 0.99}})
-    selection = select_k(
-        config, [8], lambda k: fit(LocalBlocks(points), k, fit_settings(config.kmeans)), points
-    )
+    selection = select_k(config, {8: fit(LocalBlocks(points), 8, fit_settings(config.kmeans))}, points)
     assert selection.stability_ari < 0.99
     (warning,) = selection.warnings
     assert f"stability_ari={selection.stability_ari:.3f} is below select.stability_min_ari=0.99" in warning

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +18,14 @@ from sklearn.exceptions import ConvergenceWarning
 from segcore.kmeans.kernels import Farthest, Partials
 
 RECLUSTER_RESTARTS = 10
+
+
+class KMeansError(RuntimeError):
+    """An error of the clustering core that is not a bad argument (those are ``ValueError``)."""
+
+
+class EngineUnavailable(KMeansError):
+    """An engine's library (cuML, Dask) is not installed."""
 
 
 class BlockOps(Protocol):
@@ -217,3 +226,9 @@ def fit(ops: BlockOps, k: int, settings: FitSettings, engine: str = "local") -> 
     result.fit_seconds = time.perf_counter() - started
     result.engine = engine
     return result
+
+
+def sweep(ops: BlockOps, fits: Mapping[int, FitSettings], engine: str = "local") -> dict[int, KMeansResult]:
+    """Fit every ``k`` of ``fits`` (k → its settings) in turn on the same blocks, loaded once; each
+    result equals :func:`fit` of that ``k`` alone."""
+    return {k: fit(ops, k, settings, engine) for k, settings in fits.items()}

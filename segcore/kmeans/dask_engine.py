@@ -3,12 +3,13 @@
 Each chunk becomes a :class:`LocalBlocks` held in worker memory for the whole fit; every step of
 k-means|| and Lloyd maps one small task over the chunks and combines their O(k·d) answers on the
 client (:class:`~segcore.kmeans.gathered.GatheredBlocks`). A Parquet table enters as one block per
-partition, read and prepared on the workers (:func:`partition_rows`).
+partition, read and prepared on the workers (:func:`partition_rows`). A sweep over several k
+(:func:`sweep_dask`) fits them all on the blocks loaded once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,19 @@ def fit_dask(
     dtype: str = "float64",
 ) -> core.KMeansResult:
     """k-means over the rows of a 2-D Dask array, computed on ``client``'s cluster."""
+    return sweep_dask(array, {k: settings}, client=client, dtype=dtype)[k]
+
+
+def sweep_dask(
+    array,
+    fits: Mapping[int, core.FitSettings],
+    *,
+    client,
+    dtype: str = "float64",
+) -> dict[int, core.KMeansResult]:
+    """k-means for every ``k`` of ``fits`` (k → its settings) over the rows of a 2-D Dask array:
+    the blocks are computed and held in worker memory once, and every ``k`` is fitted on them in
+    turn. Each result equals the fit of that ``k`` alone."""
     threads = sum(client.nthreads().values())
     if array.numblocks[0] < threads and not np.isnan(array.shape[0]):
         array = array.rechunk({0: -(-array.shape[0] // threads)})  # at least one chunk per worker thread
@@ -72,7 +86,7 @@ def fit_dask(
         return client.gather(client.map(fn, blocks, range(len(blocks)), pure=False))
 
     # The blocks stay in worker memory while this function holds their futures.
-    return core.fit(GatheredBlocks(map_blocks), k, settings, engine="dask")
+    return core.sweep(GatheredBlocks(map_blocks), fits, engine="dask")
 
 
 def assign_dask(array, centres: np.ndarray):

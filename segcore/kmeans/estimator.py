@@ -23,7 +23,84 @@ ENGINES = ("local", "spark", "dask")
 
 
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
-    """k-means with seeded k-means|| initialisation (or given centres) and Lloyd iterations."""
+    """k-means clustering with seeded k-means|| initialisation (or given centres) and Lloyd
+    iterations, on one machine, a Spark cluster or a Dask cluster.
+
+    Every engine runs the same algorithm (:func:`segcore.kmeans.core.fit`): with the same data,
+    parameters and ``random_state`` they give the same centres, whatever the partitioning.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters (centres) to find.
+    engine : {"local", "spark", "dask"}, default="local"
+        Where the rows are: a NumPy array or pandas frame in this process, a Spark DataFrame (the
+        fit is one barrier stage on the executors), or a Dask array (on ``client``'s cluster).
+    init : "k-means||" or ndarray of shape (n_clusters, n_features), default="k-means||"
+        Seeded scalable k-means++ (Bahmani et al., 2012), or the initial centres.
+    max_iter : int, default=300
+        Lloyd iterations at most.
+    tol : float, default=1e-4
+        Convergence, as scikit-learn's: the squared centre shift summed over the centres is at
+        most ``tol`` times the mean per-feature variance of the data; 0 runs until no centre moves.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the k-means|| draws, which are keyed by each row's values, never by where the row
+        is stored. Pass an int for the same centres on every run and engine.
+    oversampling : float, default=2.0
+        k-means|| candidates drawn per round, as a multiple of ``n_clusters``.
+    init_rounds : int, default=5
+        k-means|| sampling rounds.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the rows during the fit (centred on their mean in float64 first).
+    input_cols : list of str, default=None
+        ``engine="spark"``: the numeric columns to cluster.
+    features_col : str, default=None
+        ``engine="spark"``: a vector or array column to cluster, instead of ``input_cols``.
+    num_workers : int, default=None
+        ``engine="spark"``: barrier tasks holding the rows (default: the default parallelism).
+    client : distributed.Client, default=None
+        ``engine="dask"``: the cluster's client (default: the current client).
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        The centres, in float64.
+    labels_ : ndarray of shape (n_samples,), Spark DataFrame or Dask array
+        Index of each row's nearest centre. With spark, the input DataFrame with a ``label``
+        column; with dask, a lazy Dask array: the rows stay on the cluster.
+    inertia_ : float
+        Sum of squared distances of the rows to their nearest centre.
+    n_iter_ : int
+        Lloyd iterations run.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit`` (local engine, pandas input with string column
+        names only).
+    result_ : segcore.kmeans.core.KMeansResult
+        The core's result: also counts per centre, convergence and timings.
+
+    See Also
+    --------
+    sklearn.cluster.KMeans : scikit-learn's estimator, whose ``tol`` and empty-cluster handling
+        this one follows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from segcore.kmeans.estimator import KMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]], dtype=float)
+    >>> kmeans = KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> kmeans.labels_
+    array([0, 0, 0, 1, 1, 1])
+    >>> kmeans.predict([[0, 0], [12, 3]])
+    array([0, 1])
+    >>> kmeans.cluster_centers_
+    array([[ 1.,  2.],
+           [10.,  2.]])
+    >>> float(kmeans.inertia_)
+    16.0
+    """
 
     def __init__(
         self,

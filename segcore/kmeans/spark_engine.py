@@ -5,7 +5,8 @@ through ``BarrierTaskContext.allGather``, and then every step of k-means|| and L
 all-gather of O(k·d) partial results over the tasks' own authenticated sockets
 (:mod:`segcore.kmeans.collective`). Every task runs the same deterministic driver logic
 (:func:`segcore.kmeans.core.fit`) on the same gathered numbers, so all agree; rank 0 returns the
-result. The driver only ever holds the result: O(k·d).
+result. A sweep over several k fits them all in the same stage, on the rows loaded once. The driver
+only ever holds the results: O(k·d) each.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import pickle
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +33,7 @@ from segcore.kmeans.local import LocalBlocks
 Prepare = Callable[[np.ndarray], np.ndarray]
 
 
-class SlotsError(RuntimeError):
+class SlotsError(core.KMeansError):
     """The barrier stage needs more task slots than the cluster has."""
 
 
@@ -61,18 +63,26 @@ def _collective(context, secret: bytes, timeout: float) -> StarCollective:
 
 
 def fit_spark(
+    frame: DataFrame, columns: list[str], k: int, settings: core.FitSettings, **options: Any
+) -> core.KMeansResult:
+    """k-means over ``columns`` of a Spark DataFrame (``options``: those of :func:`sweep_spark`)."""
+    return sweep_spark(frame, columns, {k: settings}, **options)[k]
+
+
+def sweep_spark(
     frame: DataFrame,
     columns: list[str],
-    k: int,
-    settings: core.FitSettings,
+    fits: Mapping[int, core.FitSettings],
     *,
     dtype: str = "float64",
     num_workers: int | None = None,
     timeout: float = 300.0,
     prepare: Prepare | None = None,
-) -> core.KMeansResult:
-    """k-means over ``columns`` of a Spark DataFrame, optionally mapping each partition's rows
-    through ``prepare`` (e.g. the fitted feature preparation) before clustering."""
+) -> dict[int, core.KMeansResult]:
+    """k-means for every ``k`` of ``fits`` (k → its settings) over ``columns`` of a Spark
+    DataFrame, in ONE barrier stage: each task loads its partition once, optionally mapping its rows
+    through ``prepare`` (e.g. the fitted feature preparation), and all fit every ``k`` in turn (as
+    spark-rapids-ml's ``fitMultiple``). Each result equals the fit of that ``k`` alone."""
     context = frame.sparkSession.sparkContext
     workers = num_workers or context.defaultParallelism
     if workers > context.defaultParallelism:
@@ -86,6 +96,7 @@ def fit_spark(
     data = data.repartition(workers)
     secret = secrets.token_bytes(32)
     n_features = len(columns)
+    fits = dict(fits)
 
     def train(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import BarrierTaskContext
@@ -96,9 +107,9 @@ def fit_spark(
         # One task per core: BLAS threads of their own would only fight the other tasks.
         with threadpool_limits(limits=task.cpus()), _collective(task, secret, timeout) as comm:
             ops = GatheredBlocks(lambda fn: comm.allgather(fn(block, comm.rank)))
-            result = core.fit(ops, k, settings, engine="spark")
+            results = core.sweep(ops, fits, engine="spark")
         if comm.rank == 0:
-            yield pa.RecordBatch.from_pydict({"result": [pickle.dumps(result)]})
+            yield pa.RecordBatch.from_pydict({"result": [pickle.dumps(results)]})
 
     # The shuffle after the barrier stage makes it a map stage, which Spark retries as a whole
     # when a task fails (a failed barrier result stage is not retried).

@@ -1,0 +1,40 @@
+"""The clustering core stands alone: `segcore/kmeans/` imports none of the pipeline (config,
+preparation, errors, ...), and its estimator's documented example runs as written."""
+
+import doctest
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import segcore.kmeans
+import segcore.kmeans.estimator
+
+IMPORT_EVERY_MODULE = """
+import json, pkgutil, importlib, sys
+import segcore.kmeans
+names = [f"segcore.kmeans.{m.name}" for m in pkgutil.iter_modules(segcore.kmeans.__path__)]
+for name in names:
+    importlib.import_module(name)
+loaded = sorted(m for m in sys.modules if m.startswith(("segcore", "cuml")))
+print(json.dumps({"imported": names, "loaded": loaded}))
+"""
+
+
+def test_no_module_of_the_core_imports_the_pipeline():
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERY_MODULE], capture_output=True, text=True, check=True
+    )
+    found = json.loads(done.stdout)
+    modules = {p.stem for p in Path(segcore.kmeans.__file__).parent.glob("*.py")} - {"__init__"}
+    assert {name.rsplit(".", 1)[1] for name in found["imported"]} == modules
+    # Nothing of the pipeline, and no cuML (imported only when a cuml fit runs).
+    outside = [m for m in found["loaded"] if m != "segcore" and not m.startswith("segcore.kmeans")]
+    assert outside == [], (
+        f"segcore/kmeans imports more than NumPy, scikit-learn, PyArrow, PySpark, Dask: {outside}"
+    )
+
+
+def test_the_estimators_docstring_example_runs():
+    results = doctest.testmod(segcore.kmeans.estimator, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert results.attempted >= 5 and results.failed == 0
