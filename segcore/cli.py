@@ -14,6 +14,8 @@ from segcore.logs import log, quiet_spark, setup_logging, step
 
 DEFAULT_LAKE_END = dt.date(2026, 6, 30)
 DEMO_K_RANGE = "kmeans.k={min: 3, max: 8}"
+# In the demo's lake this share of the loyal customers lapse in the last month (segcore.synth).
+DEMO_LAPSING = 0.2
 
 
 def _date(text: str) -> dt.date:
@@ -46,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--end", type=_date, default=DEFAULT_LAKE_END, help="last day of data")
     generate.add_argument(
+        "--lapsing",
+        type=float,
+        default=0.0,
+        help="sample shape: share of the high-value loyal customers with no activity in the last month",
+    )
+    generate.add_argument(
         "--shape",
         choices=["sample", "transactions", "normalized"],
         default="sample",
@@ -70,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train even if this partition and config already have a version",
             )
 
+    drift = commands.add_parser(
+        "drift", help="migration and drift between the scorings of two dates (exit 4 above drift.*)"
+    )
+    drift.add_argument("--from", dest="start", type=_date, required=True, help="earlier as_of (YYYY-MM-DD)")
+    drift.add_argument("--to", dest="end", type=_date, required=True, help="later as_of (YYYY-MM-DD)")
+    _add_config_arguments(drift)
+
     bench = commands.add_parser(
         "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
     )
@@ -88,18 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_generate(out: str, customers: int, seed: int, end: dt.date, shape: str = "sample") -> None:
+def run_generate(
+    out: str, customers: int, seed: int, end: dt.date, shape: str = "sample", lapsing: float = 0.0
+) -> None:
     from segcore.synth import generate_lake
     from segcore.synth_shapes import SHAPES
 
     if customers < 1:
         raise SegcoreError(f"--customers must be at least 1, got {customers}")
+    if not 0 <= lapsing <= 1:
+        raise SegcoreError(f"--lapsing must be a share between 0 and 1, got {lapsing}")
+    if lapsing and shape != "sample":
+        raise SegcoreError(f"--lapsing applies to --shape sample only, not {shape}")
     if shape != "sample":
         shaped = SHAPES[shape](out, customers, seed, end)
         tables = ", ".join(f"{table} {rows:,} rows" for table, rows in shaped.rows.items())
         print(f"lake {shaped.path} ({shape}): {tables}")
         return
-    summary = generate_lake(out, customers, seed, end)
+    summary = generate_lake(out, customers, seed, end, lapsing)
     print(
         f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
         f"{summary.events:,} events"
@@ -179,19 +200,65 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
 
 
+def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False):
+    """Compare two scorings, print the migration table; raise :class:`Alert` (exit 4) above a
+    threshold, once the partition and the MLflow run are written."""
+    from segcore.drift_stage import check_dates, compare_scorings, describe
+    from segcore.errors import Alert
+    from segcore.tracking import check_tracking
+
+    check_dates(start, end)
+    check_tracking(config)
+    result = compare_scorings(_spark("segcore-drift", verbose), config, start, end)
+    print(describe(result))
+    if result.alerts:
+        raise Alert(
+            f"drift {start} -> {end} above threshold (run {result.run_id} tagged 'alert'):\n  "
+            + "\n  ".join(result.alerts)
+        )
+    print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
+    return result
+
+
+def month_before(day: dt.date) -> dt.date:
+    """The same day a month earlier; a month's last day gives the previous month's last day."""
+    first = day.replace(day=1)
+    previous_end = first - dt.timedelta(days=1)
+    if (day + dt.timedelta(days=1)).day == 1:
+        return previous_end
+    return previous_end.replace(day=min(day.day, previous_end.day))
+
+
 def run_demo(args: argparse.Namespace) -> None:
+    """Two months of the sample lake (some loyal customers lapse in the second): features, train
+    and score the first; features and score the second with the first's model; drift between them;
+    then train on the second month."""
+    from segcore.errors import Alert
+
     workdir = os.path.abspath(args.workdir)
     # The demo chooses k from a range; --set kmeans.k=... after it wins.
     config = load_config(args.config, [f"workdir={workdir}", DEMO_K_RANGE, *args.overrides])
+    earlier = config.model_copy(update={"as_of": month_before(config.as_of)})
     run_generate(
         config.path(os.path.dirname(config.lake.orders.path or "lake/orders") or "lake"),
         args.customers,
         args.seed,
         config.as_of,
+        lapsing=DEMO_LAPSING,
     )
+    run_features(earlier, args.verbose)
+    first = run_train(earlier, args.verbose, force=True)
+    run_score(earlier, first.model.version, args.verbose)
+    print()
     run_features(config, args.verbose)
+    run_score(config, first.model.version, args.verbose)
+    print()
+    try:
+        run_drift(config, earlier.as_of, config.as_of, args.verbose)
+    except Alert as alert:
+        print(f"drift alert (`segcore drift` exits with code 4 here): {alert}")
+    print()
     result = run_train(config, args.verbose, force=True)
-    run_score(config, result.model.version, args.verbose)
     report = os.path.join(workdir, "segments_report.html")
     with open(report, "w") as file:
         file.write(result.report_html)
@@ -209,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "verbose", False))
     try:
         if args.command == "generate":
-            run_generate(args.out, args.customers, args.seed, args.end, args.shape)
+            run_generate(args.out, args.customers, args.seed, args.end, args.shape, args.lapsing)
         elif args.command == "demo":
             run_demo(args)
         else:
@@ -220,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_train(config, args.verbose, args.force)
             elif args.command == "report":
                 run_report(config, args.run_id, args.out)
+            elif args.command == "drift":
+                run_drift(config, args.start, args.end, args.verbose)
             else:
                 run_score(config, args.model_version, args.verbose)
     except SegcoreError as exc:

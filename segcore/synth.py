@@ -4,6 +4,11 @@ Every customer belongs to one planted segment whose behaviour is drawn from its 
 distributions (log-normal spend, seasonality, many one-time buyers among new and browsing
 customers). Membership is written to ``planted_segments.parquet`` beside the tables so tests can
 measure how well the pipeline recovers it. The same seed gives the same lake.
+
+Behaviour can shift before the end date: with ``lapsing`` > 0 that share of the
+``high_value_loyal`` customers (drawn from their own seeded stream, so the rest of the lake is
+unchanged) lapse: their activity ends :data:`LAPSE_DAYS` days earlier, so they have no orders
+and no events in the last month. The ``lapsed`` column of ``planted_segments.parquet`` marks them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ INCOME_BANDS = ["low", "lower_middle", "middle", "upper_middle", "high"]
 EVENT_TYPES = ["page_view", "search", "product_view", "add_to_cart", "checkout"]
 # Seasonality of orders by month (Jan..Dec): a holiday peak and a summer dip.
 MONTH_WEIGHT = np.array([0.8, 0.8, 0.9, 0.95, 1.0, 0.9, 0.85, 0.9, 1.0, 1.1, 1.5, 1.7])
+LAPSING_SEGMENT = "high_value_loyal"
+LAPSE_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,15 @@ def _windows(rng, customers: pd.DataFrame, segment_idx, end):
     return first, last
 
 
+def _lapsing(seed: int, segment_idx: np.ndarray, share: float) -> np.ndarray:
+    """Which customers lapse: ``share`` of the lapsing segment, from a stream of their own."""
+    loyal = np.flatnonzero(segment_idx == [s.name for s in PLANTED_SEGMENTS].index(LAPSING_SEGMENT))
+    chosen = np.random.default_rng([seed, LAPSE_DAYS]).choice(loyal, round(share * len(loyal)), replace=False)
+    lapsed = np.zeros(len(segment_idx), dtype=bool)
+    lapsed[chosen] = True
+    return lapsed
+
+
 def _orders(rng, customers, segment_idx, first, last) -> pd.DataFrame:
     segs = PLANTED_SEGMENTS
     mean = np.array([segs[s].orders_mean for s in segment_idx])
@@ -257,17 +273,24 @@ class LakeSummary:
     events: int
 
 
-def generate_lake(out: str | Path, customers: int, seed: int, end: dt.date) -> LakeSummary:
+def generate_lake(
+    out: str | Path, customers: int, seed: int, end: dt.date, lapsing: float = 0.0
+) -> LakeSummary:
     """Write ``customers/``, ``orders/``, ``events/`` and ``planted_segments.parquet`` under
-    ``out``, replacing any previous lake there only once the new one is complete."""
+    ``out``, replacing any previous lake there only once the new one is complete; ``lapsing``:
+    the share of loyal customers without activity in the last month (module docstring)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
+    if not 0 <= lapsing <= 1:
+        raise ValueError("lapsing must be a share between 0 and 1")
     rng = np.random.default_rng(seed)
     end64 = np.datetime64(end.isoformat(), "s")
     weights = np.array([s.weight for s in PLANTED_SEGMENTS])
     segment_idx = rng.choice(len(PLANTED_SEGMENTS), size=customers, p=weights / weights.sum())
     table = _customers(rng, customers, np.datetime64(end.isoformat(), "D"), segment_idx)
     first, last = _windows(rng, table, segment_idx, end64)
+    lapsed = _lapsing(seed, segment_idx, lapsing)
+    last = np.where(lapsed, np.maximum(last - LAPSE_DAYS * DAY, first + DAY), last)
     orders = _orders(rng, table, segment_idx, first, last)
     events = _events(rng, table, segment_idx, first, last)
 
@@ -282,6 +305,7 @@ def generate_lake(out: str | Path, customers: int, seed: int, end: dt.date) -> L
             {
                 "customer_id": table["customer_id"],
                 "segment": np.asarray([s.name for s in PLANTED_SEGMENTS], dtype=object)[segment_idx],
+                "lapsed": lapsed,
             }
         )
         pq.write_table(
