@@ -78,13 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train even if this partition and config already have a version",
             )
 
-    drift = commands.add_parser(
-        "drift", help="migration and drift between the scorings of two dates (exit 4 above drift.*)"
-    )
-    drift.add_argument("--from", dest="start", type=_date, required=True, help="earlier as_of (YYYY-MM-DD)")
-    drift.add_argument("--to", dest="end", type=_date, required=True, help="later as_of (YYYY-MM-DD)")
-    _add_config_arguments(drift)
-
     bench = commands.add_parser(
         "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
     )
@@ -100,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=50_000)
     demo.add_argument("--seed", type=int, default=7)
     _add_config_arguments(demo)
+
+    drift = commands.add_parser(
+        "drift", help="migration and drift between the scorings of two dates (exit 4 above drift.*)"
+    )
+    drift.add_argument("--from", dest="start", type=_date, required=True, help="earlier as_of (YYYY-MM-DD)")
+    drift.add_argument("--to", dest="end", type=_date, required=True, help="later as_of (YYYY-MM-DD)")
+    _add_config_arguments(drift)
     return parser
 
 
@@ -200,26 +200,6 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
 
 
-def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False):
-    """Compare two scorings, print the migration table; raise :class:`Alert` (exit 4) above a
-    threshold, once the partition and the MLflow run are written."""
-    from segcore.drift_stage import check_dates, compare_scorings, describe
-    from segcore.errors import Alert
-    from segcore.tracking import check_tracking
-
-    check_dates(start, end)
-    check_tracking(config)
-    result = compare_scorings(_spark("segcore-drift", verbose), config, start, end)
-    print(describe(result))
-    if result.alerts:
-        raise Alert(
-            f"drift {start} -> {end} above threshold (run {result.run_id} tagged 'alert'):\n  "
-            + "\n  ".join(result.alerts)
-        )
-    print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
-    return result
-
-
 def month_before(day: dt.date) -> dt.date:
     """The same day a month earlier; a month's last day gives the previous month's last day."""
     first = day.replace(day=1)
@@ -265,6 +245,26 @@ def run_demo(args: argparse.Namespace) -> None:
     print(f"\nreport: {report}")
 
 
+def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False):
+    """Compare two scorings, print the migration table; raise :class:`Alert` (exit 4) above a
+    threshold, once the partition and the MLflow run are written."""
+    from segcore.drift_stage import check_dates, compare_scorings, describe
+    from segcore.errors import Alert
+    from segcore.tracking import check_tracking
+
+    check_dates(start, end)
+    check_tracking(config)
+    result = compare_scorings(_spark("segcore-drift", verbose), config, start, end)
+    print(describe(result))
+    if result.alerts:
+        raise Alert(
+            f"drift {start} -> {end} above threshold (run {result.run_id} tagged 'alert'):\n  "
+            + "\n  ".join(result.alerts)
+        )
+    print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -279,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_generate(args.out, args.customers, args.seed, args.end, args.shape, args.lapsing)
         elif args.command == "demo":
             run_demo(args)
+        elif args.command == "drift":
+            run_drift(load_config(args.config, args.overrides), args.start, args.end, args.verbose)
         else:
             config = load_config(args.config, args.overrides)
             if args.command == "features":
@@ -287,8 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_train(config, args.verbose, args.force)
             elif args.command == "report":
                 run_report(config, args.run_id, args.out)
-            elif args.command == "drift":
-                run_drift(config, args.start, args.end, args.verbose)
             else:
                 run_score(config, args.model_version, args.verbose)
     except SegcoreError as exc:
