@@ -7,12 +7,13 @@ import datetime as dt
 import io
 import json
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import config_with
 from mlflow.tracking import MlflowClient
-from test_cli import BIN, run
+from test_cli import submit
 
 from segcore.cli import main
 from segcore.drift import centre_change, feature_psi, migration_matrix
@@ -21,6 +22,7 @@ from segcore.model import SegmentModel
 from segcore.prepare import Preparation
 from segcore.score import score
 from segcore.synth import LAPSE_DAYS, generate_lake
+from segcore.tracking import log_and_register, use_tracking
 
 LATER = dt.date(2026, 7, 31)
 LAPSING_SHARE = 0.10
@@ -126,17 +128,16 @@ def test_a_planted_migration_is_reported_and_below_the_thresholds_exits_0(spark,
     assert "no drift threshold crossed" in printed
 
 
-def test_above_a_threshold_segcore_drift_exits_4_names_it_and_tags_the_run(spark, months):
+def test_above_a_threshold_the_drift_job_exits_4_names_it_and_tags_the_run(spark, months):
     largest = max(months["shift"], key=lambda s: abs(months["shift"][s]))
     threshold = abs(months["shift"][largest]) - 0.005
-    result = run(
-        BIN / "segcore",
-        *_drift(months, f"drift.max_share_shift={threshold}", "drift.max_psi=5", "drift.max_segment_psi=5"),
-    )
-    assert result.returncode == 4, result.stderr[-3000:]
-    assert f"segment {largest} (" in result.stderr
-    assert f"beyond drift.max_share_shift {100 * threshold:g} pp" in result.stderr
-    assert "migration (each row's customers" in result.stdout
+    settings = [f"drift.max_share_shift={threshold}", "drift.max_psi=5", "drift.max_segment_psi=5"]
+    result = submit("drift_segments.py", *_drift(months, *settings)[1:])
+    output = result.stdout + result.stderr  # spark-submit sends the driver's stderr to stdout
+    assert result.returncode == 4, output[-3000:]
+    assert f"segment {largest} (" in output
+    assert f"beyond drift.max_share_shift {100 * threshold:g} pp" in output
+    assert "migration (each row's customers" in output
     target = f"{months['config'].path('drift')}/from=2026-06-30_to={LATER}"
     summary = json.loads(read_text(spark, f"{target}/_summary.json"))
     client = MlflowClient(months["config"].tracking_uri())
@@ -192,20 +193,56 @@ def test_migration_matrix_without_names_counts_new_and_departed(spark):
     assert matrix.from_name.tolist()[0] == "new" and matrix.to_name.tolist()[-1] == "departed"
 
 
-def test_centre_change_is_measured_in_the_later_models_space_for_shared_ids():
-    def model(centres, ids, mean, scale):
-        preparation = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], mean, scale)
-        return SegmentModel(
-            preparation, np.asarray(centres, float), ids, [f"s{i}" for i in ids], max(ids) + 1
-        )
+def _model(centres, ids, mean, scale) -> SegmentModel:
+    """A two-feature model (a, b) without log features or clipping."""
+    preparation = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], mean, scale)
+    return SegmentModel(preparation, np.asarray(centres, float), ids, [f"s{i}" for i in ids], max(ids) + 1)
 
-    before = model([[0, 0], [1, 1]], [4, 5], [10.0, 20.0], [2.0, 4.0])  # original: (10, 20), (12, 24)
-    after = model([[0.5, -1], [3, 3]], [5, 6], [12.0, 24.0], [1.0, 2.0])  # original: (12.5, 22), (15, 30)
-    table = centre_change(before, after)
+
+# Segment 5 moves from (12, 24) in original units, which is (0, 0) in the later model's space, to
+# (0.5, -1) there, i.e. (12.5, 22); segment 4 is retired and 6 is new.
+EARLIER_MODEL = _model([[0, 0], [1, 1]], [4, 5], [10.0, 20.0], [2.0, 4.0])
+LATER_MODEL = _model([[0.5, -1], [3, 3]], [5, 6], [12.0, 24.0], [1.0, 2.0])
+
+
+def test_centre_change_is_measured_in_the_later_models_space_for_shared_ids():
+    table = centre_change(EARLIER_MODEL, LATER_MODEL)
     assert table.segment_id.tolist() == [5]
-    # Segment 5 moved from (12, 24), which is (0, 0) in the later space, to (0.5, -1) there.
     assert table.centre_distance.iloc[0] == pytest.approx(np.hypot(0.5, 1.0))
     assert (table.change_a.iloc[0], table.change_b.iloc[0]) == pytest.approx((0.5, -2.0))
+
+
+def test_scorings_of_two_versions_report_the_centre_change_and_that_ids_are_matched_by_id(
+    spark, tmp_path, capsys
+):
+    config = config_with({"workdir": str(tmp_path)})
+    use_tracking(config)
+    for model in (EARLIER_MODEL, LATER_MODEL):
+        with mlflow.start_run():
+            log_and_register(model, config.mlflow.registered_model, {})
+    for day, version, ids in (("2026-05-31", "1", [4, 5, 5]), ("2026-06-30", "2", [5, 6, 6])):
+        dated = config.model_copy(update={"as_of": dt.date.fromisoformat(day)})
+        features = spark.createDataFrame(
+            [(c, 10.0 + c, 20.0 * c) for c in (1, 2, 3)], "customer_id long, a double, b double"
+        )
+        scoring = spark.createDataFrame(
+            [(c, s, f"s{s}", 0.0, version) for c, s in zip((1, 2, 3), ids, strict=True)],
+            "customer_id long, segment_id long, segment_name string, distance double, model_version string",
+        )
+        write_partition(features, dated.partition(config.features.output))
+        write_partition(scoring, dated.partition(config.score.output))
+    off = ["drift.max_psi=null", "drift.max_segment_psi=null", "drift.max_share_shift=null"]
+    code = main(
+        ["drift", "--from", "2026-05-31", "--to", "2026-06-30", "--set", f"workdir={tmp_path}"]
+        + [item for setting in off for item in ("--set", setting)]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "scorings used model versions 1 and 2: segments are matched by id" in printed
+    target = f"{config.path('drift')}/from=2026-05-31_to=2026-06-30"
+    centres = pd.read_csv(io.StringIO(read_text(spark, f"{target}/_centres.csv")))
+    assert centres.segment_id.tolist() == [5]
+    assert centres.centre_distance.iloc[0] == pytest.approx(np.hypot(0.5, 1.0))
 
 
 def test_the_lapsing_share_of_loyal_customers_has_no_activity_in_the_last_month(tmp_path):
