@@ -70,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train even if this partition and config already have a version",
             )
 
+    promote = commands.add_parser(
+        "promote", help="make a version the champion if it passes the gate against the champion"
+    )
+    promote.add_argument("--version", help="registered version (default: the challenger, else the latest)")
+    promote.add_argument("--force", action="store_true", help="skip the gate (recorded on the version)")
+    _add_config_arguments(promote)
+
+    runs = commands.add_parser("runs", help="the experiment's training runs, or two of them compared")
+    runs.add_argument("--as-of", type=_date, help="only runs trained on this feature partition")
+    runs.add_argument("--engine", help="only runs of this k-means engine")
+    runs.add_argument(
+        "--compare", nargs=2, metavar="RUN", help="two run ids: params and metrics side by side"
+    )
+    _add_config_arguments(runs)
+
     bench = commands.add_parser(
         "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
     )
@@ -179,6 +194,53 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
 
 
+def run_promote(config: Config, version: str | None, force: bool) -> None:
+    from segcore.promote import PromotionRefused, promote
+    from segcore.tracking import check_tracking
+
+    check_tracking(config)
+    try:
+        result = promote(config, version, force)
+    except PromotionRefused as refused:
+        print(refused.promotion.table().to_string(index=False))
+        raise
+    if result.gate is not None:
+        print(result.table().to_string(index=False))
+    print(
+        {
+            "promoted": f"promoted: {result.name} version {result.version} is champion "
+            f"(was {result.champion})",
+            "forced": f"promoted without the gate (--force): {result.name} version {result.version} is "
+            f"champion (was {result.champion})",
+            "first champion": f"no champion yet: {result.name} version {result.version} is champion "
+            "(no gate to pass)",
+            "already champion": f"{result.name} version {result.version} is already the champion",
+        }[result.decision]
+    )
+
+
+def run_runs(config: Config, as_of: dt.date | None, engine: str | None, compare: list[str] | None) -> None:
+    from segcore.runs import compare_runs, training_runs
+    from segcore.tracking import check_tracking
+
+    check_tracking(config)
+    if compare:
+        table = compare_runs(config, *compare)
+        print(f"A = run {compare[0]}, B = run {compare[1]}")
+        print(table.to_string(index=False, max_colwidth=48))
+        return
+    table = training_runs(config, as_of, engine)
+    if table.empty:
+        where = "".join(
+            f" with {key} {value}" for key, value in (("as_of", as_of), ("engine", engine)) if value
+        )
+        print(
+            f"no training runs{where} in experiment '{config.mlflow.experiment}' at {config.tracking_uri()}"
+        )
+        return
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
 def run_demo(args: argparse.Namespace) -> None:
     workdir = os.path.abspath(args.workdir)
     # The demo chooses k from a range; --set kmeans.k=... after it wins.
@@ -218,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_features(config, args.verbose)
             elif args.command == "train":
                 run_train(config, args.verbose, args.force)
+            elif args.command == "runs":
+                run_runs(config, args.as_of, args.engine, args.compare)
+            elif args.command == "promote":
+                run_promote(config, args.version, args.force)
             elif args.command == "report":
                 run_report(config, args.run_id, args.out)
             else:
