@@ -90,8 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
 
-    report = commands.add_parser("report", help="rebuild a training run's HTML report from MLflow")
-    report.add_argument("--run-id", required=True)
+    report = commands.add_parser(
+        "report", help="a training run's HTML report from MLflow, with the segments over time"
+    )
+    report.add_argument("--run-id", help="training run (default: the champion's)")
     report.add_argument("--out", help="HTML file to write (default: segments_report_<run>.html)")
     _add_config_arguments(report)
 
@@ -168,16 +170,25 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
     return result
 
 
-def run_report(config: Config, run_id: str, out: str | None) -> None:
+def run_report(config: Config, run_id: str | None, out: str | None, verbose: bool = False) -> None:
     from mlflow.exceptions import MlflowException
 
-    from segcore.report import report_from_run
-    from segcore.tracking import check_tracking, use_tracking
+    from segcore.history import segment_history
+    from segcore.report import history_section, report_from_run
+    from segcore.tracking import check_tracking, resolve_model, use_tracking
 
     check_tracking(config)
-    use_tracking(config)
+    client = use_tracking(config)
+    if run_id is None:
+        _, version = resolve_model(config)
+        run_id = client.get_model_version(config.mlflow.registered_model, version).run_id
+    spark = _spark("segcore-report", verbose)
+    with step("report", "read the segments over time") as figures:
+        history = segment_history(spark, config)
+        figures["scorings"] = history.segments.as_of.nunique()
+    section = history_section(history, config.path(config.score.profiles_output))
     try:
-        path = report_from_run(run_id, out)
+        path = report_from_run(run_id, out, section)
     except MlflowException as exc:
         raise SegcoreError(
             f"run {run_id} has no report inputs in {config.tracking_uri()}: {exc.message}"
@@ -285,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "promote":
                 run_promote(config, args.version, args.force)
             elif args.command == "report":
-                run_report(config, args.run_id, args.out)
+                run_report(config, args.run_id, args.out, args.verbose)
             else:
                 run_score(config, args.model_version, args.verbose)
     except SegcoreError as exc:
