@@ -78,13 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train even if this partition and config already have a version",
             )
 
+    promote = commands.add_parser(
+        "promote", help="make a version the champion if it passes the gate against the champion"
+    )
+    promote.add_argument("--version", help="registered version (default: the challenger, else the latest)")
+    promote.add_argument("--force", action="store_true", help="skip the gate (recorded on the version)")
+    _add_config_arguments(promote)
+
+    runs = commands.add_parser("runs", help="the experiment's training runs, or two of them compared")
+    runs.add_argument("--as-of", type=_date, help="only runs trained on this feature partition")
+    runs.add_argument("--engine", help="only runs of this k-means engine")
+    runs.add_argument(
+        "--compare", nargs=2, metavar="RUN", help="two run ids: params and metrics side by side"
+    )
+    _add_config_arguments(runs)
+
     bench = commands.add_parser(
         "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
 
-    report = commands.add_parser("report", help="rebuild a training run's HTML report from MLflow")
-    report.add_argument("--run-id", required=True)
+    report = commands.add_parser(
+        "report", help="a training run's HTML report from MLflow, with the segments over time"
+    )
+    report.add_argument("--run-id", help="training run (default: the champion's)")
     report.add_argument("--out", help="HTML file to write (default: segments_report_<run>.html)")
     _add_config_arguments(report)
 
@@ -174,16 +191,25 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
     return result
 
 
-def run_report(config: Config, run_id: str, out: str | None) -> None:
+def run_report(config: Config, run_id: str | None, out: str | None, verbose: bool = False) -> None:
     from mlflow.exceptions import MlflowException
 
-    from segcore.report import report_from_run
-    from segcore.tracking import check_tracking, use_tracking
+    from segcore.history import segment_history
+    from segcore.report import history_section, report_from_run
+    from segcore.tracking import check_tracking, resolve_model, use_tracking
 
     check_tracking(config)
-    use_tracking(config)
+    client = use_tracking(config)
+    if run_id is None:
+        _, version = resolve_model(config)
+        run_id = client.get_model_version(config.mlflow.registered_model, version).run_id
+    spark = _spark("segcore-report", verbose)
+    with step("report", "read the segments over time") as figures:
+        history = segment_history(spark, config)
+        figures["scorings"] = history.segments.as_of.nunique()
+    section = history_section(history, config.path(config.score.profiles_output))
     try:
-        path = report_from_run(run_id, out)
+        path = report_from_run(run_id, out, section)
     except MlflowException as exc:
         raise SegcoreError(
             f"run {run_id} has no report inputs in {config.tracking_uri()}: {exc.message}"
@@ -207,6 +233,53 @@ def month_before(day: dt.date) -> dt.date:
     if (day + dt.timedelta(days=1)).day == 1:
         return previous_end
     return previous_end.replace(day=min(day.day, previous_end.day))
+
+
+def run_promote(config: Config, version: str | None, force: bool) -> None:
+    from segcore.promote import PromotionRefused, promote
+    from segcore.tracking import check_tracking
+
+    check_tracking(config)
+    try:
+        result = promote(config, version, force)
+    except PromotionRefused as refused:
+        print(refused.promotion.table().to_string(index=False))
+        raise
+    if result.gate is not None:
+        print(result.table().to_string(index=False))
+    print(
+        {
+            "promoted": f"promoted: {result.name} version {result.version} is champion "
+            f"(was {result.champion})",
+            "forced": f"promoted without the gate (--force): {result.name} version {result.version} is "
+            f"champion (was {result.champion})",
+            "first champion": f"no champion yet: {result.name} version {result.version} is champion "
+            "(no gate to pass)",
+            "already champion": f"{result.name} version {result.version} is already the champion",
+        }[result.decision]
+    )
+
+
+def run_runs(config: Config, as_of: dt.date | None, engine: str | None, compare: list[str] | None) -> None:
+    from segcore.runs import compare_runs, training_runs
+    from segcore.tracking import check_tracking
+
+    check_tracking(config)
+    if compare:
+        table = compare_runs(config, *compare)
+        print(f"A = run {compare[0]}, B = run {compare[1]}")
+        print(table.to_string(index=False, max_colwidth=48))
+        return
+    table = training_runs(config, as_of, engine)
+    if table.empty:
+        where = "".join(
+            f" with {key} {value}" for key, value in (("as_of", as_of), ("engine", engine)) if value
+        )
+        print(
+            f"no training runs{where} in experiment '{config.mlflow.experiment}' at {config.tracking_uri()}"
+        )
+        return
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -287,8 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_features(config, args.verbose)
             elif args.command == "train":
                 run_train(config, args.verbose, args.force)
+            elif args.command == "runs":
+                run_runs(config, args.as_of, args.engine, args.compare)
+            elif args.command == "promote":
+                run_promote(config, args.version, args.force)
             elif args.command == "report":
-                run_report(config, args.run_id, args.out)
+                run_report(config, args.run_id, args.out, args.verbose)
             else:
                 run_score(config, args.model_version, args.verbose)
     except SegcoreError as exc:

@@ -230,6 +230,14 @@ class DriftConfig(_Strict):
     features: list[str] | None = None  # features whose PSI is computed (null: every feature column)
 
 
+class PromoteConfig(_Strict):
+    """The gate ``segcore promote`` holds a challenger to before it becomes the champion."""
+
+    min_stability: float = Field(0.8, ge=0, le=1)  # ARI between the two models' assignments
+    min_segment_share: float = Field(0.02, ge=0, lt=1)  # of the customers, for every segment
+    max_quality_loss: float = Field(0.05, ge=0)  # relative loss of the select.rule's metric
+
+
 class MlflowConfig(_Strict):
     """Where runs and models are recorded. ``tracking_uri: null`` means MLFLOW_TRACKING_URI, or
     the embedded SQLite store ``sqlite:///<workdir>/mlflow.db``."""
@@ -252,6 +260,7 @@ class Config(_Strict):
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     def path(self, relative_or_absolute: str) -> str:
