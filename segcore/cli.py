@@ -285,7 +285,7 @@ def run_runs(config: Config, as_of: dt.date | None, engine: str | None, compare:
 def run_demo(args: argparse.Namespace) -> None:
     """Two months of the sample lake (some loyal customers lapse in the second): features, train
     and score the first; features and score the second with the first's model; drift between them;
-    then train on the second month."""
+    then train on the second month and try to promote that version through the gate."""
     from segcore.errors import Alert
 
     workdir = os.path.abspath(args.workdir)
@@ -312,10 +312,13 @@ def run_demo(args: argparse.Namespace) -> None:
         print(f"drift alert (`segcore drift` exits with code 4 here): {alert}")
     print()
     result = run_train(config, args.verbose, force=True)
-    report = os.path.join(workdir, "segments_report.html")
-    with open(report, "w") as file:
-        file.write(result.report_html)
-    print(f"\nreport: {report}")
+    print(f"\npromotion of version {result.model.version} (`segcore promote`):")
+    try:
+        run_promote(config, result.model.version, force=False)
+    except Alert as refused:
+        print(f"refused (`segcore promote` exits with code 4 here): {refused}")
+    print()
+    run_report(config, result.run_id, os.path.join(workdir, "segments_report.html"), args.verbose)
 
 
 def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False):
