@@ -276,7 +276,7 @@ def migration_table(matrix: pd.DataFrame) -> pd.DataFrame:
     table = rows.pivot_table(index="row", columns="column", values="share", aggfunc="sum", fill_value=0.0)
     table = (100 * table).round(1).reindex(index=[labels[s] for s in order], columns=columns, fill_value=0.0)
     table["customers"] = rows.groupby("row")["customers"].sum().reindex(table.index)
-    table.index.name, table.columns.name = "from \\ to (% of row)", None
+    table.index.name, table.columns.name = None, "from \\ to"
     return table
 
 
