@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -72,7 +73,6 @@ def drift_partition(config: Config, start: dt.date, end: dt.date) -> str:
 def _read(spark: SparkSession, config: Config, day: dt.date) -> tuple[DataFrame, DataFrame]:
     """The scoring and the feature table of ``day``."""
     dated = config.model_copy(update={"as_of": day})
-    features_hint = f"run `segcore features --set as_of={day}` first"
     scoring = read_partition(
         spark,
         dated.partition(config.score.output),
@@ -80,7 +80,12 @@ def _read(spark: SparkSession, config: Config, day: dt.date) -> tuple[DataFrame,
         f"run `segcore features --set as_of={day}` then `segcore score --set as_of={day}` "
         "(with the same --config) first",
     )
-    features = read_partition(spark, dated.partition(config.features.output), "feature table", features_hint)
+    features = read_partition(
+        spark,
+        dated.partition(config.features.output),
+        "feature table",
+        f"run `segcore features --set as_of={day}` first",
+    )
     return scoring, features
 
 
@@ -104,18 +109,28 @@ def _feature_names(config: Config, before: DataFrame, after: DataFrame, paths: t
 
 
 def _version(scoring: DataFrame) -> str:
+    """The model version of a scoring ("1"; "1,2" when mixed; "unknown" without the column)."""
+    if "model_version" not in scoring.columns:
+        return "unknown"
     versions = sorted(str(r[0]) for r in scoring.select("model_version").distinct().limit(3).collect())
-    return ",".join(versions) or "none"
+    return ",".join(versions) or "unknown"
 
 
 def _centres(config: Config, versions: tuple[str, str]) -> pd.DataFrame | None:
     """Centre change between the two scorings' model versions (None when they are equal, or not
-    comparable: several versions in one scoring, or different features)."""
-    if versions[0] == versions[1] or "," in "".join(versions):
+    comparable: unknown or several versions in one scoring, a version gone from the registry, or
+    different features)."""
+    if versions[0] == versions[1] or any("," in v or v == "unknown" for v in versions):
         return None
     name = config.mlflow.registered_model
     use_tracking(config)
-    before, after = (load_segment_model(f"models:/{name}/{v}") for v in versions)
+    try:
+        before, after = (load_segment_model(f"models:/{name}/{v}") for v in versions)
+    except MlflowException as exc:
+        log.warning(
+            "drift: cannot load versions %s and %s of '%s' (%s): no centre change", *versions, name, exc
+        )
+        return None
     if not set(after.features) <= set(before.features):
         log.info("drift: versions %s and %s use different features: no centre change", *versions)
         return None

@@ -159,6 +159,23 @@ def test_a_missing_scoring_exits_2_naming_the_partition_and_the_command(months, 
     assert "`segcore score --set as_of=2026-05-31`" in error
 
 
+def test_a_scoring_without_its_feature_table_exits_2_naming_it(spark, months, capsys):
+    scoring = read_partition(spark, months["config"].partition("segments"), "segments", "")
+    write_partition(scoring, f"{months['config'].path('segments')}/as_of=2026-08-31")
+    code = main(_drift(months)[:3] + ["--to", "2026-08-31", *_drift(months)[5:]])
+    assert code == 2
+    missing = f"{months['workdir']}/features/as_of=2026-08-31"
+    assert f"feature table {missing} does not exist: run `segcore features --set as_of=2026-08-31`" in (
+        capsys.readouterr().err
+    )
+
+
+def test_an_unknown_drift_feature_exits_2_naming_it(months, capsys):
+    code = main(_drift(months, "drift.features=[recency_days, no_such_feature]"))
+    assert code == 2
+    assert "lacks column(s) ['no_such_feature'] named in drift.features" in capsys.readouterr().err
+
+
 def test_from_not_before_to_exits_2(months, capsys):
     code = main(
         ["drift", "--from", LATER.isoformat(), "--to", "2026-06-30", "--set", f"workdir={months['workdir']}"]
