@@ -15,7 +15,7 @@ from conftest import config_with
 from mlflow.tracking import MlflowClient
 from test_cli import submit
 
-from segcore.cli import main
+from segcore.cli import main, month_before
 from segcore.drift import centre_change, feature_psi, migration_matrix
 from segcore.lake import read_partition, read_text, write_partition
 from segcore.model import SegmentModel
@@ -277,3 +277,29 @@ def test_the_lapsing_share_of_loyal_customers_has_no_activity_in_the_last_month(
         last = frame.groupby("customer_id")[column].max()
         assert (last[loyal.customer_id[loyal.lapsed]] < cutoff).all()
         assert (last[loyal.customer_id[~loyal.lapsed]] >= cutoff).mean() > 0.25  # orders 75%, events 38%
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--lapsing", "1.5"], "--lapsing must be a share between 0 and 1, got 1.5"),
+        (["--lapsing", "0.1", "--shape", "transactions"], "--lapsing applies to --shape sample only"),
+    ],
+)
+def test_a_bad_lapsing_share_exits_2(tmp_path, capsys, arguments, message):
+    assert main(["generate", "--out", str(tmp_path / "lake"), "--customers", "50", *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.parametrize(
+    "day, before",
+    [
+        ("2026-06-30", "2026-05-31"),
+        ("2026-03-31", "2026-02-28"),
+        ("2026-03-15", "2026-02-15"),
+        ("2026-01-31", "2025-12-31"),
+    ],
+)
+def test_the_demos_earlier_month_is_the_previous_month_end_or_the_same_day(day, before):
+    assert month_before(dt.date.fromisoformat(day)) == dt.date.fromisoformat(before)
