@@ -321,7 +321,7 @@ def run_demo(args: argparse.Namespace) -> None:
     run_report(config, result.run_id, os.path.join(workdir, "segments_report.html"), args.verbose)
 
 
-def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False):
+def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False) -> None:
     """Compare two scorings, print the migration table; raise :class:`Alert` (exit 4) above a
     threshold, once the partition and the MLflow run are written."""
     from segcore.drift_stage import check_dates, compare_scorings, describe
@@ -338,7 +338,6 @@ def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = Fals
             + "\n  ".join(result.alerts)
         )
     print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
-    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
