@@ -21,6 +21,7 @@ from segcore.model import SegmentModel
 # The pseudo-segment of customers only in the later scoring (from) or only in the earlier one (to).
 NEW = DEPARTED = -1
 MATRIX_COLUMNS = ["from_segment", "to_segment", "customers", "share", "from_name", "to_name"]
+PSI_COLUMNS = ["feature", "psi", "bins", "mean_from", "mean_to", "missing_from", "missing_to"]
 PSI_FLOOR = 1e-4
 QUANTILE_ERROR = 1e-3
 REVENUE_FEATURE = "monetary_total"
@@ -119,6 +120,8 @@ def feature_psi(before: DataFrame, after: DataFrame, features: list[str], bins: 
     (one approxQuantile pass; tied quantiles merge bins), missing values in a bin of their own,
     then the counts of both tables in one aggregation. Columns: feature, psi, bins, mean_from,
     mean_to, missing_from, missing_to."""
+    if not features:
+        return pd.DataFrame(columns=PSI_COLUMNS)
     probabilities = [i / bins for i in range(1, bins)]
     edges = before.approxQuantile(features, probabilities, QUANTILE_ERROR)
     cuts = [sorted(set(e)) for e in edges]
@@ -149,7 +152,7 @@ def feature_psi(before: DataFrame, after: DataFrame, features: list[str], bins: 
                 "missing_to": int(second[f"n{i}"]),
             }
         )
-    return pd.DataFrame(records).sort_values("psi", ascending=False, ignore_index=True)
+    return pd.DataFrame(records, columns=PSI_COLUMNS).sort_values("psi", ascending=False, ignore_index=True)
 
 
 def segment_psi(shift: pd.DataFrame) -> float:
