@@ -14,6 +14,8 @@ from segcore.logs import log, quiet_spark, setup_logging, step
 
 DEFAULT_LAKE_END = dt.date(2026, 6, 30)
 DEMO_K_RANGE = "kmeans.k={min: 3, max: 8}"
+# In the demo's lake this share of the loyal customers lapse in the last month (segcore.synth).
+DEMO_LAPSING = 0.2
 
 
 def _date(text: str) -> dt.date:
@@ -46,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--end", type=_date, default=DEFAULT_LAKE_END, help="last day of data")
     generate.add_argument(
+        "--lapsing",
+        type=float,
+        default=0.0,
+        help="sample shape: share of the high-value loyal customers with no activity in the last month",
+    )
+    generate.add_argument(
         "--shape",
         choices=["sample", "transactions", "normalized"],
         default="sample",
@@ -70,13 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train even if this partition and config already have a version",
             )
 
+    promote = commands.add_parser(
+        "promote", help="make a version the champion if it passes the gate against the champion"
+    )
+    promote.add_argument("--version", help="registered version (default: the challenger, else the latest)")
+    promote.add_argument("--force", action="store_true", help="skip the gate (recorded on the version)")
+    _add_config_arguments(promote)
+
+    runs = commands.add_parser("runs", help="the experiment's training runs, or two of them compared")
+    runs.add_argument("--as-of", type=_date, help="only runs trained on this feature partition")
+    runs.add_argument("--engine", help="only runs of this k-means engine")
+    runs.add_argument(
+        "--compare", nargs=2, metavar="RUN", help="two run ids: params and metrics side by side"
+    )
+    _add_config_arguments(runs)
+
     bench = commands.add_parser(
         "bench", help="k-means benchmark of every engine (segcore bench --help)", add_help=False
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
 
-    report = commands.add_parser("report", help="rebuild a training run's HTML report from MLflow")
-    report.add_argument("--run-id", required=True)
+    report = commands.add_parser(
+        "report", help="a training run's HTML report from MLflow, with the segments over time"
+    )
+    report.add_argument("--run-id", help="training run (default: the champion's)")
     report.add_argument("--out", help="HTML file to write (default: segments_report_<run>.html)")
     _add_config_arguments(report)
 
@@ -85,21 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=50_000)
     demo.add_argument("--seed", type=int, default=7)
     _add_config_arguments(demo)
+
+    drift = commands.add_parser(
+        "drift", help="migration and drift between the scorings of two dates (exit 4 above drift.*)"
+    )
+    drift.add_argument("--from", dest="start", type=_date, required=True, help="earlier as_of (YYYY-MM-DD)")
+    drift.add_argument("--to", dest="end", type=_date, required=True, help="later as_of (YYYY-MM-DD)")
+    _add_config_arguments(drift)
     return parser
 
 
-def run_generate(out: str, customers: int, seed: int, end: dt.date, shape: str = "sample") -> None:
+def run_generate(
+    out: str, customers: int, seed: int, end: dt.date, shape: str = "sample", lapsing: float = 0.0
+) -> None:
     from segcore.synth import generate_lake
     from segcore.synth_shapes import SHAPES
 
     if customers < 1:
         raise SegcoreError(f"--customers must be at least 1, got {customers}")
+    if not 0 <= lapsing <= 1:
+        raise SegcoreError(f"--lapsing must be a share between 0 and 1, got {lapsing}")
+    if lapsing and shape != "sample":
+        raise SegcoreError(f"--lapsing applies to --shape sample only, not {shape}")
     if shape != "sample":
         shaped = SHAPES[shape](out, customers, seed, end)
         tables = ", ".join(f"{table} {rows:,} rows" for table, rows in shaped.rows.items())
         print(f"lake {shaped.path} ({shape}): {tables}")
         return
-    summary = generate_lake(out, customers, seed, end)
+    summary = generate_lake(out, customers, seed, end, lapsing)
     print(
         f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
         f"{summary.events:,} events"
@@ -153,16 +191,25 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
     return result
 
 
-def run_report(config: Config, run_id: str, out: str | None) -> None:
+def run_report(config: Config, run_id: str | None, out: str | None, verbose: bool = False) -> None:
     from mlflow.exceptions import MlflowException
 
-    from segcore.report import report_from_run
-    from segcore.tracking import check_tracking, use_tracking
+    from segcore.history import segment_history
+    from segcore.report import history_section, report_from_run
+    from segcore.tracking import check_tracking, resolve_model, use_tracking
 
     check_tracking(config)
-    use_tracking(config)
+    client = use_tracking(config)
+    if run_id is None:
+        _, version = resolve_model(config)
+        run_id = client.get_model_version(config.mlflow.registered_model, version).run_id
+    spark = _spark("segcore-report", verbose)
+    with step("report", "read the segments over time") as figures:
+        history = segment_history(spark, config)
+        figures["scorings"] = history.segments.as_of.nunique()
+    section = history_section(history, config.path(config.score.profiles_output))
     try:
-        path = report_from_run(run_id, out)
+        path = report_from_run(run_id, out, section)
     except MlflowException as exc:
         raise SegcoreError(
             f"run {run_id} has no report inputs in {config.tracking_uri()}: {exc.message}"
@@ -179,23 +226,118 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
 
 
+def month_before(day: dt.date) -> dt.date:
+    """The same day a month earlier; a month's last day gives the previous month's last day."""
+    first = day.replace(day=1)
+    previous_end = first - dt.timedelta(days=1)
+    if (day + dt.timedelta(days=1)).day == 1:
+        return previous_end
+    return previous_end.replace(day=min(day.day, previous_end.day))
+
+
+def run_promote(config: Config, version: str | None, force: bool) -> None:
+    from segcore.promote import PromotionRefused, promote
+    from segcore.tracking import check_tracking
+
+    check_tracking(config)
+    try:
+        result = promote(config, version, force)
+    except PromotionRefused as refused:
+        print(refused.promotion.table().to_string(index=False))
+        raise
+    if result.gate is not None:
+        print(result.table().to_string(index=False))
+    print(
+        {
+            "promoted": f"promoted: {result.name} version {result.version} is champion "
+            f"(was {result.champion})",
+            "forced": f"promoted without the gate (--force): {result.name} version {result.version} is "
+            f"champion (was {result.champion})",
+            "first champion": f"no champion yet: {result.name} version {result.version} is champion "
+            "(no gate to pass)",
+            "already champion": f"{result.name} version {result.version} is already the champion",
+        }[result.decision]
+    )
+
+
+def run_runs(config: Config, as_of: dt.date | None, engine: str | None, compare: list[str] | None) -> None:
+    from segcore.runs import compare_runs, training_runs
+    from segcore.tracking import check_tracking
+
+    check_tracking(config)
+    if compare:
+        table = compare_runs(config, *compare)
+        print(f"A = run {compare[0]}, B = run {compare[1]}")
+        print(table.to_string(index=False, max_colwidth=48))
+        return
+    table = training_runs(config, as_of, engine)
+    if table.empty:
+        where = "".join(
+            f" with {key} {value}" for key, value in (("as_of", as_of), ("engine", engine)) if value
+        )
+        print(
+            f"no training runs{where} in experiment '{config.mlflow.experiment}' at {config.tracking_uri()}"
+        )
+        return
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
 def run_demo(args: argparse.Namespace) -> None:
+    """Two months of the sample lake (some loyal customers lapse in the second): features, train
+    and score the first; features and score the second with the first's model; drift between them;
+    then train on the second month and try to promote that version through the gate."""
+    from segcore.errors import Alert
+
     workdir = os.path.abspath(args.workdir)
     # The demo chooses k from a range; --set kmeans.k=... after it wins.
     config = load_config(args.config, [f"workdir={workdir}", DEMO_K_RANGE, *args.overrides])
+    earlier = config.model_copy(update={"as_of": month_before(config.as_of)})
     run_generate(
         config.path(os.path.dirname(config.lake.orders.path or "lake/orders") or "lake"),
         args.customers,
         args.seed,
         config.as_of,
+        lapsing=DEMO_LAPSING,
     )
+    run_features(earlier, args.verbose)
+    first = run_train(earlier, args.verbose, force=True)
+    run_score(earlier, first.model.version, args.verbose)
+    print()
     run_features(config, args.verbose)
+    run_score(config, first.model.version, args.verbose)
+    print()
+    try:
+        run_drift(config, earlier.as_of, config.as_of, args.verbose)
+    except Alert as alert:
+        print(f"drift alert (`segcore drift` exits with code 4 here): {alert}")
+    print()
     result = run_train(config, args.verbose, force=True)
-    run_score(config, result.model.version, args.verbose)
-    report = os.path.join(workdir, "segments_report.html")
-    with open(report, "w") as file:
-        file.write(result.report_html)
-    print(f"\nreport: {report}")
+    print(f"\npromotion of version {result.model.version} (`segcore promote`):")
+    try:
+        run_promote(config, result.model.version, force=False)
+    except Alert as refused:
+        print(f"refused (`segcore promote` exits with code 4 here): {refused}")
+    print()
+    run_report(config, result.run_id, os.path.join(workdir, "segments_report.html"), args.verbose)
+
+
+def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = False) -> None:
+    """Compare two scorings, print the migration table; raise :class:`Alert` (exit 4) above a
+    threshold, once the partition and the MLflow run are written."""
+    from segcore.drift_stage import check_dates, compare_scorings, describe
+    from segcore.errors import Alert
+    from segcore.tracking import check_tracking
+
+    check_dates(start, end)
+    check_tracking(config)
+    result = compare_scorings(_spark("segcore-drift", verbose), config, start, end)
+    print(describe(result))
+    if result.alerts:
+        raise Alert(
+            f"drift {start} -> {end} above threshold (run {result.run_id} tagged 'alert'):\n  "
+            + "\n  ".join(result.alerts)
+        )
+    print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,17 +351,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "verbose", False))
     try:
         if args.command == "generate":
-            run_generate(args.out, args.customers, args.seed, args.end, args.shape)
+            run_generate(args.out, args.customers, args.seed, args.end, args.shape, args.lapsing)
         elif args.command == "demo":
             run_demo(args)
+        elif args.command == "drift":
+            run_drift(load_config(args.config, args.overrides), args.start, args.end, args.verbose)
         else:
             config = load_config(args.config, args.overrides)
             if args.command == "features":
                 run_features(config, args.verbose)
             elif args.command == "train":
                 run_train(config, args.verbose, args.force)
+            elif args.command == "runs":
+                run_runs(config, args.as_of, args.engine, args.compare)
+            elif args.command == "promote":
+                run_promote(config, args.version, args.force)
             elif args.command == "report":
-                run_report(config, args.run_id, args.out)
+                run_report(config, args.run_id, args.out, args.verbose)
             else:
                 run_score(config, args.model_version, args.verbose)
     except SegcoreError as exc:

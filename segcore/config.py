@@ -217,6 +217,27 @@ class ScoreConfig(_Strict):
     model_alias: str = "champion"
 
 
+class DriftConfig(_Strict):
+    """Drift between two scorings (``segcore drift``) and its alert thresholds (null: no alert)."""
+
+    output: str = "drift"
+    # Population stability index of any feature, of the segment shares; absolute change of any
+    # segment's share of customers (0.05 = 5 percentage points).
+    max_psi: float | None = Field(0.25, gt=0)
+    max_segment_psi: float | None = Field(0.1, gt=0)
+    max_share_shift: float | None = Field(0.05, gt=0, le=1)
+    psi_bins: int = Field(10, ge=2, le=100)
+    features: list[str] | None = None  # features whose PSI is computed (null: every feature column)
+
+
+class PromoteConfig(_Strict):
+    """The gate ``segcore promote`` holds a challenger to before it becomes the champion."""
+
+    min_stability: float = Field(0.8, ge=0, le=1)  # ARI between the two models' assignments
+    min_segment_share: float = Field(0.02, ge=0, lt=1)  # of the customers, for every segment
+    max_quality_loss: float = Field(0.05, ge=0)  # relative loss of the select.rule's metric
+
+
 class MlflowConfig(_Strict):
     """Where runs and models are recorded. ``tracking_uri: null`` means MLFLOW_TRACKING_URI, or
     the embedded SQLite store ``sqlite:///<workdir>/mlflow.db``."""
@@ -238,6 +259,8 @@ class Config(_Strict):
     select: SelectConfig = Field(default_factory=SelectConfig)
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     def path(self, relative_or_absolute: str) -> str:

@@ -10,6 +10,7 @@ naming the table, the column or config key, and what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -314,3 +315,19 @@ def read_partition(spark: SparkSession, path: str, what: str, hint: str) -> Data
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
             raise LakeError(f"{what} {path} does not exist: {hint}") from None
         raise
+
+
+def partition_dates(spark: SparkSession, table: str) -> list[dt.date]:
+    """The as_of dates of the partitions of output table ``table`` (a folder), oldest first."""
+    fs, path = filesystem(spark, table)
+    if not fs.exists(path):
+        return []
+    dates = []
+    for status in fs.listStatus(path):
+        name = status.getPath().getName()
+        if status.isDirectory() and name.startswith("as_of="):
+            try:
+                dates.append(dt.date.fromisoformat(name.removeprefix("as_of=")))
+            except ValueError:
+                continue  # not a partition of ours
+    return sorted(dates)

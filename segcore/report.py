@@ -1,8 +1,8 @@
 """Plots (PNG) and the self-contained HTML report of a training run.
 
 Training draws the plots and logs them under ``plots/``; the report embeds those PNGs (base64)
-and the profile table in one HTML file that opens without network access. ``segcore report
---run-id`` rebuilds it from a run's artifacts alone.
+and the profile table in one HTML file that opens without network access. ``segcore report``
+rebuilds it from a run's artifacts and adds the segments over time (:mod:`segcore.history`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import html
 import io
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -21,6 +22,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
+if TYPE_CHECKING:
+    from segcore.history import History
+
+# The page may show inline (data:) images and its own styles, and load nothing else.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PLOT_TITLES = {  # in the report's order
     "k_selection.png": "Choosing k",
     "segment_sizes.png": "Segment size and revenue",
@@ -83,17 +89,112 @@ def projection_plot(points: np.ndarray, segment_ids: np.ndarray, names: dict[int
     return _png(figure)
 
 
-def build_html(title: str, summary: str, images: dict[str, bytes], profile: pd.DataFrame) -> str:
-    """One HTML page, images inline, no external resources."""
-    sections = [
+def history_plot(segments: pd.DataFrame) -> bytes:
+    """Customers, share and revenue share of each segment (a line each) per scoring date."""
+    ordered = segments.sort_values("as_of")
+    names = ordered.groupby("segment_id").segment_name.last()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
+    for sid, group in ordered.groupby("segment_id"):
+        dates = pd.to_datetime(group["as_of"])
+        for ax, column in zip(axes, ("customers", "share", "revenue_share"), strict=True):
+            ax.plot(dates, group[column], marker="o", label=f"{sid} {names[sid]}")
+    ticks = sorted(pd.to_datetime(ordered["as_of"]).unique())
+    for ax, title in zip(axes, ("customers", "share of customers", "share of revenue"), strict=True):
+        ax.set_title(title)
+        ax.set_xticks(ticks, [t.strftime("%Y-%m-%d") for t in ticks], rotation=30, ha="right")
+    axes[0].legend(fontsize=7)
+    return _png(figure)
+
+
+def _label(segment_id: int, name: str) -> str:
+    return name if segment_id == -1 else f"{segment_id} {name}"
+
+
+def migration_plot(matrix: pd.DataFrame, before: str, after: str) -> bytes:
+    """Heatmap of the migration matrix: row shares (of each earlier segment, or of the new
+    customers) by later segment (or departed), annotated with share and customers."""
+    rows = sorted(matrix.from_segment.unique(), key=lambda s: (s == -1, s))
+    columns = sorted(matrix.to_segment.unique(), key=lambda s: (s == -1, s))
+    shares = matrix.pivot(index="from_segment", columns="to_segment", values="share").reindex(
+        rows, columns=columns
+    )
+    counts = matrix.pivot(index="from_segment", columns="to_segment", values="customers")
+    counts = counts.reindex(rows, columns=columns).fillna(0).astype(int)
+    row_names = matrix.drop_duplicates("from_segment").set_index("from_segment").from_name
+    column_names = matrix.drop_duplicates("to_segment").set_index("to_segment").to_name
+    figure, ax = plt.subplots(figsize=(2.5 + 1.1 * len(columns), 1.2 + 0.55 * len(rows)))
+    image = ax.imshow(shares.fillna(0).to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, j in np.ndindex(shares.shape):
+        if counts.iat[i, j]:
+            colour = "white" if shares.iat[i, j] > 0.6 else "black"
+            ax.text(
+                j,
+                i,
+                f"{shares.iat[i, j]:.0%}\n{counts.iat[i, j]:,}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=colour,
+            )
+    ax.set_xticks(range(len(columns)), [_label(c, column_names[c]) for c in columns], rotation=35, ha="right")
+    ax.set_yticks(range(len(rows)), [_label(r, row_names[r]) for r in rows])
+    ax.set_xlabel(f"segment on {after}")
+    ax.set_ylabel(f"segment on {before}")
+    figure.colorbar(image, ax=ax, label="share of the row's customers")
+    return _png(figure)
+
+
+def _image(name: str, title: str, data: bytes) -> str:
+    return (
         f"<h2>{html.escape(title)}</h2>"
-        f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">'
-        for name, title in PLOT_TITLES.items()
-        if name in images
+        f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+    )
+
+
+def history_section(history: History, source: str) -> str:
+    """The report's "Segments over time" section for the scorings under ``source``."""
+    if history.segments.empty:
+        return (
+            f"<h2>Segments over time</h2><p>No scorings yet in {html.escape(source)}: run segcore score.</p>"
+        )
+    dates = sorted(history.segments.as_of.unique())
+    parts = [
+        _image(
+            "history.png",
+            f"Segments over time ({len(dates)} scorings, {dates[0]} to {dates[-1]})",
+            history_plot(history.segments),
+        )
     ]
+    if history.migration is not None and history.migration_dates is not None:
+        before, after = (d.isoformat() for d in history.migration_dates)
+        parts.append(
+            _image(
+                "migration.png",
+                f"Migration from {before} to {after}",
+                migration_plot(history.migration, before, after),
+            )
+        )
+    else:
+        parts.append("<p>The migration between scorings needs two scorings.</p>")
+    shares = history.segments.pivot_table(
+        index=["segment_id", "segment_name"], columns="as_of", values="share"
+    )
+    table = shares.to_html(float_format=lambda v: f"{v:.1%}", border=0, classes="profile", na_rep="")
+    return (
+        "".join(parts) + f'<h3>Share of customers by scoring</h3><div style="overflow-x:auto">{table}</div>'
+    )
+
+
+def build_html(
+    title: str, summary: str, images: dict[str, bytes], profile: pd.DataFrame, history: str = ""
+) -> str:
+    """One HTML page, images inline, no external resources (a Content-Security-Policy that allows
+    only inline images and styles); ``history`` is :func:`history_section`'s HTML, if any."""
+    sections = [_image(name, title, images[name]) for name, title in PLOT_TITLES.items() if name in images]
     table = profile.to_html(index=False, float_format=lambda v: f"{v:,.3f}", border=0, classes="profile")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} img{{max-width:100%}}
 table.profile{{border-collapse:collapse;font-size:12px}}
 .profile td,.profile th{{padding:2px 6px;border-bottom:1px solid #ddd}}
@@ -101,12 +202,14 @@ table.profile{{border-collapse:collapse;font-size:12px}}
 <h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>
 {"".join(sections)}
 <h2>Segment profiles</h2><div style="overflow-x:auto">{table}</div>
+{history}
 </body></html>
 """
 
 
-def report_from_run(run_id: str, out: str | None = None) -> Path:
-    """Rebuild a training run's report from its artifacts, log it to the run, write it to ``out``."""
+def report_from_run(run_id: str, out: str | None = None, history: str = "") -> Path:
+    """Rebuild a training run's report from its artifacts (with the ``history`` section, if any),
+    log it to the run, write it to ``out``."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -123,6 +226,7 @@ def report_from_run(run_id: str, out: str | None = None) -> Path:
             run.data.tags.get("summary", ""),
             images,
             pd.read_csv(profile_file),
+            history,
         )
     target = Path(out or f"segments_report_{run_id}.html")
     target.write_text(page)

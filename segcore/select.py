@@ -27,7 +27,11 @@ RULE_METRIC = {
 
 def quality_metrics(points: np.ndarray, centres: np.ndarray) -> dict[str, float]:
     """Silhouette, Davies–Bouldin and Calinski–Harabasz of the sample labelled by ``centres``."""
-    labels, _ = nearest(points, centres)
+    return labelling_metrics(points, nearest(points, centres)[0])
+
+
+def labelling_metrics(points: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The quality metrics of ``points`` grouped by ``labels`` (empty with fewer than 2 groups)."""
     if len(np.unique(labels)) < 2:
         return {}
     return {

@@ -11,6 +11,12 @@ one ``part-0.parquet`` per ``month=YYYY-MM`` folder of ``orders/`` and ``events/
 row group per batch. Customers are drawn in blocks of :data:`BLOCK_CUSTOMERS`, each block from a
 random stream of its own (the seed and the block's number), so the lake does not depend on the
 batch size.
+
+Behaviour can shift before the end date: with ``lapsing`` > 0 that share of the
+``high_value_loyal`` customers of each block (drawn from a stream of their own, so the rest of the
+lake is unchanged) lapse: their activity ends :data:`LAPSE_DAYS` days earlier, so they have no
+orders and no events in the last month. The ``lapsed`` column of ``planted_segments.parquet``
+marks them.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ MONTH_WEIGHT = np.array([0.8, 0.8, 0.9, 0.95, 1.0, 0.9, 0.85, 0.9, 1.0, 1.1, 1.5
 BLOCK_CUSTOMERS = 10_000  # customers drawn from one random stream
 BATCH_CUSTOMERS = 20_000  # customers held in memory at once (rounded up to whole blocks)
 FIRST_CUSTOMER_ID = 100_001
+LAPSING_SEGMENT = "high_value_loyal"
+LAPSE_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,18 @@ def _windows(rng: np.random.Generator, signup: np.ndarray, segment: np.ndarray, 
     return first, last
 
 
+def _lapsing(seed: int, number: int, segment: np.ndarray, share: float) -> np.ndarray:
+    """Which customers of block ``number`` lapse: ``share`` of its lapsing segment, from a stream of
+    their own."""
+    loyal = np.flatnonzero(segment == [s.name for s in PLANTED_SEGMENTS].index(LAPSING_SEGMENT))
+    chosen = np.random.default_rng([seed, number, LAPSE_DAYS]).choice(
+        loyal, round(share * len(loyal)), replace=False
+    )
+    lapsed = np.zeros(len(segment), dtype=bool)
+    lapsed[chosen] = True
+    return lapsed
+
+
 def _orders(rng, ids, segment, first, last, first_order_id: int) -> pa.Table:
     counts = np.maximum(
         rng.poisson(_per_segment("orders_mean")[segment]), _per_segment("min_orders")[segment]
@@ -269,7 +289,9 @@ class _Block:
     events: pa.Table
 
 
-def _block(seed: int, number: int, customers: int, end: dt.date, first_order_id: int) -> _Block:
+def _block(
+    seed: int, number: int, customers: int, end: dt.date, first_order_id: int, lapsing: float
+) -> _Block:
     """Block ``number`` of the lake: its customers, their planted segments, orders and events."""
     rng = np.random.default_rng([seed, number])
     start = number * BLOCK_CUSTOMERS
@@ -278,8 +300,16 @@ def _block(seed: int, number: int, customers: int, end: dt.date, first_order_id:
     segment = rng.choice(len(PLANTED_SEGMENTS), size=len(ids), p=weights / weights.sum())
     table, signup = _customers(rng, ids, np.datetime64(end.isoformat(), "D"), segment)
     first, last = _windows(rng, signup, segment, np.datetime64(end.isoformat(), "s"))
+    lapsed = _lapsing(seed, number, segment, lapsing)
+    last = np.where(lapsed, np.maximum(last - LAPSE_DAYS * DAY, first + DAY), last)
     names = [s.name for s in PLANTED_SEGMENTS]
-    planted = pa.table({"customer_id": pa.array(ids, pa.int64()), "segment": _strings(names, segment)})
+    planted = pa.table(
+        {
+            "customer_id": pa.array(ids, pa.int64()),
+            "segment": _strings(names, segment),
+            "lapsed": pa.array(lapsed, pa.bool_()),
+        }
+    )
     return _Block(
         table,
         planted,
@@ -288,11 +318,11 @@ def _block(seed: int, number: int, customers: int, end: dt.date, first_order_id:
     )
 
 
-def _blocks(customers: int, seed: int, end: dt.date) -> Iterator[_Block]:
+def _blocks(customers: int, seed: int, end: dt.date, lapsing: float) -> Iterator[_Block]:
     """The lake's blocks in order (order ids run on from one block to the next)."""
     orders = 0
     for number in range(-(-customers // BLOCK_CUSTOMERS)):
-        block = _block(seed, number, customers, end, orders + 1)
+        block = _block(seed, number, customers, end, orders + 1, lapsing)
         orders += block.orders.num_rows
         yield block
 
@@ -341,20 +371,28 @@ class LakeSummary:
 
 
 def generate_lake(
-    out: str | Path, customers: int, seed: int, end: dt.date, batch_customers: int = BATCH_CUSTOMERS
+    out: str | Path,
+    customers: int,
+    seed: int,
+    end: dt.date,
+    lapsing: float = 0.0,
+    batch_customers: int = BATCH_CUSTOMERS,
 ) -> LakeSummary:
     """Write ``customers/``, ``orders/``, ``events/`` and ``planted_segments.parquet`` under
     ``out``, ``batch_customers`` customers (whole blocks) at a time, replacing any previous lake
-    there only once the new one is complete."""
+    there only once the new one is complete; ``lapsing``: the share of loyal customers without
+    activity in the last month (module docstring)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
+    if not 0 <= lapsing <= 1:
+        raise ValueError("lapsing must be a share between 0 and 1")
     blocks_per_batch = max(1, -(-batch_customers // BLOCK_CUSTOMERS))
     out = Path(out)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     orders = events = 0
     try:
         with ExitStack() as stack:
-            lake, blocks = _LakeWriter(staging, stack), _blocks(customers, seed, end)
+            lake, blocks = _LakeWriter(staging, stack), _blocks(customers, seed, end, lapsing)
             while batch := list(islice(blocks, blocks_per_batch)):
                 lake.write(batch)
                 orders += sum(block.orders.num_rows for block in batch)

@@ -217,3 +217,8 @@ def load_segment_model(model_uri: str) -> SegmentModel:
     """The model's state, read from its JSON artifact."""
     model = mlflow.pyfunc.load_model(model_uri)
     return model.unwrap_python_model().model
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version of registered model ``name`` that holds ``alias``, if any."""
+    return _alias_version(MlflowClient(), name, alias)
