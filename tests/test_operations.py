@@ -54,7 +54,7 @@ def silent():
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
-@pytest.mark.parametrize("stage", ["train", "score", "report"])
+@pytest.mark.parametrize("stage", ["train", "score", "report", "promote", "runs"])
 def test_unusable_tracking_server_fails_within_30_s_before_any_spark_work(
     tmp_path, not_mlflow, silent, stage
 ):
