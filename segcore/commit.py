@@ -185,6 +185,7 @@ def _recover_previous_layout(store: Store, partition: str) -> None:
     if not store.entries(partition):
         retired = sorted(entry for entry in leftovers if entry.startswith("_old_"))
         if retired:
+            store.delete(partition)  # an empty folder (made by the writability check) or nothing
             store.rename(join(parent, retired[-1]), partition)
             leftovers.remove(retired[-1])
     for entry in leftovers:
