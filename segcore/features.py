@@ -295,9 +295,10 @@ def run_features(spark: SparkSession, config: Config) -> FeatureResult:
     with commit_partitions(spark, [target]) as outputs:  # the output is checked writable first
         frame, input_rows = build_features(spark, config)
         written = outputs.write(frame, target, sidecar={INPUT_ROWS_FILE: json.dumps(input_rows)})
+        customers = written.count()
     return FeatureResult(
         path=target,
-        customers=written.count(),
+        customers=customers,
         feature_columns=[c for c in written.columns if c != "customer_id"],
         input_rows=input_rows,
     )

@@ -336,8 +336,8 @@ class Outputs:
 
     def write(self, frame: DataFrame, target: str, sidecar: dict[str, str] | None = None) -> DataFrame:
         """Stage ``frame`` as Parquet for ``target`` (not yet visible to readers) and return the
-        staged data. ``sidecar`` maps file names (starting with ``_``, which Spark readers skip)
-        to text written beside the data."""
+        staged data, readable until the commit. ``sidecar`` maps file names (starting with ``_``,
+        which Spark readers skip) to text written beside the data."""
         staging = self._pending.staging(target)
         try:
             frame.write.mode("error").parquet(staging)
