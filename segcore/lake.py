@@ -405,7 +405,9 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
     """Every partition of the output table ``path`` as committed, with its ``as_of`` column: what
     ``spark.read.parquet(path)`` gives when no write is in flight, and exact at any instant."""
     store = HadoopStore(spark, path)
-    partitions = sorted(name for name, is_folder in store.entries(path) if is_folder and "=" in name)
+    partitions = sorted(
+        name for name, is_folder in store.entries(path) if is_folder and "=" in name and name[0] not in "_."
+    )
     folders = [commit.current(store, commit.join(path, name)) for name in partitions]
     folders = [folder for folder in folders if folder is not None]
     if not folders:
