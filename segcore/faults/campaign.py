@@ -143,7 +143,10 @@ def run_cases(campaign: Campaign, cases: list[Case]) -> list[tuple[Case, Outcome
     for case in cases:
         started = time.monotonic()
         print(f"case {case.name} ...", file=sys.stderr, flush=True)
-        outcome = case.run(campaign)
+        try:
+            outcome = case.run(campaign)
+        except Exception as exc:  # a case that could not run is a row of the table, not the end of it
+            outcome = Outcome(None, f"case failed: {type(exc).__name__}: {str(exc)[:200]}", False)
         print(f"case {case.name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         results.append((case, outcome))
     return results
