@@ -263,6 +263,21 @@ class Config(_Strict):
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
+    @model_validator(mode="after")
+    def _fixed_k_in_range(self) -> Config:
+        """``select.rule: fixed`` names a k of the range, checked at load rather than after every fit."""
+        k = self.kmeans.k
+        if self.select.rule != "fixed" or not isinstance(k, KRange):
+            return self
+        fixed = self.select.fixed_k
+        if fixed is None or not k.min <= fixed <= k.max:
+            got = "is not set" if fixed is None else f"is {fixed}"
+            raise ConfigError(
+                f"config key 'select.fixed_k' {got}: select.rule 'fixed' needs a k of the range kmeans.k "
+                f"({k.min}..{k.max}): set select.fixed_k, or another select.rule"
+            )
+        return self
+
     def path(self, relative_or_absolute: str) -> str:
         """Resolve a configured path: URIs and absolute paths as given, others under workdir."""
         if "://" in relative_or_absolute or os.path.isabs(relative_or_absolute):
@@ -285,11 +300,22 @@ class Config(_Strict):
         return (Path(self.workdir).resolve() / "mlartifacts").as_uri()
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without its own date parsing: dates reach the typed config as text, so that an
+    impossible one (2026-02-30) is reported with its key."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set kmeans.k=6")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    return key.strip().split("."), yaml.load(raw, Loader=_Loader) if raw.strip() else None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -349,7 +375,7 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> Config:
         if not file.is_file():
             raise ConfigError(f"config file {path} not found: pass --config with an existing YAML file")
         try:
-            data = yaml.safe_load(file.read_text()) or {}
+            data = yaml.load(file.read_text(), Loader=_Loader) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import LakeError
-from segcore.lake import INPUT_ROWS_FILE, load_table, write_partition
+from segcore.lake import INPUT_ROWS_FILE, commit_partitions, load_table
 
 AGE_BANDS = (25, 35, 45, 55, 65)  # upper bounds: <25 is band 0, ..., >=65 is band 5
 UNKNOWN = -1.0  # age, age_band and income_band_index of a customer whose value is missing
@@ -291,13 +291,14 @@ def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict
 
 def run_features(spark: SparkSession, config: Config) -> FeatureResult:
     """Build the feature table for ``config.as_of`` and write it atomically to its partition."""
-    frame, input_rows = build_features(spark, config)
     target = config.partition(config.features.output)
-    write_partition(frame, target, sidecar={INPUT_ROWS_FILE: json.dumps(input_rows)})
-    written = spark.read.parquet(target)
+    with commit_partitions(spark, [target]) as outputs:  # the output is checked writable first
+        frame, input_rows = build_features(spark, config)
+        written = outputs.write(frame, target, sidecar={INPUT_ROWS_FILE: json.dumps(input_rows)})
+        customers = written.count()
     return FeatureResult(
         path=target,
-        customers=written.count(),
+        customers=customers,
         feature_columns=[c for c in written.columns if c != "customer_id"],
         input_rows=input_rows,
     )

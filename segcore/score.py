@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mlflow.pyfunc
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
-from segcore.lake import read_partition, write_partition
+from segcore.lake import commit_partitions, read_partition
 from segcore.logs import step
 from segcore.model import OUTPUT_COLUMNS, SegmentModel
 from segcore.profile import feature_columns, profile_segments
@@ -27,47 +28,50 @@ class ScoreResult:
 
 def score(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
     """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
-    model_version — one row per customer of the feature table."""
+    model_version — one row per customer of the feature table; and ``profiles/as_of=<as_of>``,
+    committed with it (readers see both old or both new)."""
     with step("score", "load the model") as figures:
         model_uri, version = resolve_model(config, model_version)
         model = load_segment_model(model_uri)
         figures["version"] = version
     features = model.features
     table = config.partition(config.features.output)
-    frame = read_partition(
-        spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
-    )
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise ModelError(
-            f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
-            "lacks: rebuild the features with the same feature groups, or score with another version"
-        )
-    assign = mlflow.pyfunc.spark_udf(
-        spark,
-        model_uri,
-        result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
-        env_manager="local",
-    )
-    inputs = [F.col(f).cast("double").alias(f) for f in features]
-    segments = frame.select(
-        "customer_id",
-        assign(F.struct(*inputs)).alias("segment"),
-    ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
     target = config.partition(config.score.output)
-    with step("score", "assign and write segments") as figures:
-        write_partition(segments, target)
-        written = spark.read.parquet(target)
-        figures["customers"] = customers = written.count()
-    with step("score", "write profiles"):
-        write_profiles(spark, config, model, frame, written)
+    profiles = config.partition(config.score.profiles_output)
+    with commit_partitions(spark, [target, profiles]) as outputs:  # checked writable; one commit for both
+        frame = read_partition(
+            spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
+        )
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise ModelError(
+                f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
+                "lacks: rebuild the features with the same feature groups, or score with another version"
+            )
+        assign = mlflow.pyfunc.spark_udf(
+            spark,
+            model_uri,
+            result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
+            env_manager="local",
+        )
+        inputs = [F.col(f).cast("double").alias(f) for f in features]
+        segments = frame.select(
+            "customer_id",
+            assign(F.struct(*inputs)).alias("segment"),
+        ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
+        with step("score", "assign and write segments") as figures:
+            written = outputs.write(segments, target)
+            figures["customers"] = customers = written.count()
+        with step("score", "write profiles"):
+            profile = segment_profiles(config, model, frame, written)
+            outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
     return ScoreResult(target, model_uri, version, customers)
 
 
-def write_profiles(
-    spark: SparkSession, config: Config, model: SegmentModel, features: DataFrame, segments: DataFrame
-) -> str:
-    """Per-segment profile of this scoring (Spark aggregation over every customer), written to
+def segment_profiles(
+    config: Config, model: SegmentModel, features: DataFrame, segments: DataFrame
+) -> pd.DataFrame:
+    """Per-segment profile of this scoring (Spark aggregation over every customer), for
     ``profiles/as_of=<as_of>`` beside the segments."""
     labelled = segments.select("customer_id", F.col("segment_id").alias("label")).join(
         features, "customer_id"
@@ -77,6 +81,4 @@ def write_profiles(
     )
     names = dict(zip(model.segment_ids, model.segment_names, strict=True))
     profile.insert(1, "segment_name", profile["segment_id"].map(names))
-    target = config.partition(config.score.profiles_output)
-    write_partition(spark.createDataFrame(profile).coalesce(1), target)
-    return target
+    return profile

@@ -22,12 +22,12 @@ from pyspark.sql import functions as F
 from segcore import report
 from segcore.align import align, champion_centres
 from segcore.config import Config, KRange
-from segcore.errors import TrainingError
+from segcore.errors import LakeError, TrainingError
 from segcore.fitting import fit_settings, fit_sweep
 from segcore.kmeans.core import KMeansResult
 from segcore.kmeans.kernels import nearest
 from segcore.kmeans.spark_engine import assign_spark
-from segcore.lake import INPUT_ROWS_FILE, read_partition, read_text
+from segcore.lake import INPUT_ROWS_FILE, read_partition, read_text, resolve_partition
 from segcore.lineage import FINGERPRINT_TAG, fingerprint, run_tags
 from segcore.logs import step
 from segcore.model import SegmentModel
@@ -190,11 +190,22 @@ def _params(config: Config, selection: Selection, preparation: Preparation, rows
 
 
 def _read_features(spark: SparkSession, config: Config) -> tuple[DataFrame, str]:
-    path = config.partition(config.features.output)
-    frame = read_partition(
-        spark, path, "feature table", f"run `segcore features` for as_of={config.as_of} first"
-    )
-    return frame, path
+    """The committed feature partition and the folder holding it (what the Dask engine, the
+    lineage fingerprint and the input row counts read)."""
+    hint = f"run `segcore features` for as_of={config.as_of} first"
+    folder = resolve_partition(spark, config.partition(config.features.output), "feature table", hint)
+    return read_partition(spark, folder, "feature table", hint), folder
+
+
+def count_customers(frame: DataFrame, path: str) -> int:
+    """The feature table's rows, refusing duplicate customer ids (one Spark aggregation)."""
+    rows, customers = frame.agg(F.count(F.lit(1)), F.count_distinct("customer_id")).first()
+    if rows != customers:
+        raise LakeError(
+            f"feature table {path} has {rows - customers:,} duplicate customer_id row(s) ({rows:,} rows, "
+            f"{customers:,} customers): rebuild it with `segcore features`, or remove the duplicates"
+        )
+    return rows
 
 
 def unchanged_version(spark: SparkSession, config: Config) -> RegisteredModel | None:
@@ -211,8 +222,8 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     frame, path = _read_features(spark, config)
     tags = run_tags(spark, config)  # before the work: an unreachable Dask scheduler stops it here
     with step("train", "prepare features") as figures:
+        rows = figures["customers"] = count_customers(frame, path)
         preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
-        rows = figures["customers"] = frame.count()
     ks = _k_values(config, rows)
     use_tracking(config)
     champion = _champion(config)

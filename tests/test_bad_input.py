@@ -169,3 +169,16 @@ def test_scoring_with_a_model_whose_features_are_missing_is_refused(spark, lake,
     run_features(spark, narrow)
     with pytest.raises(ModelError, match=r"needs feature column\(s\) \['age'\] that table 'features'"):
         score(spark, narrow)
+
+
+def test_duplicate_customer_rows_in_the_feature_table_are_refused(spark, previous, lake, tmp_path):
+    _, _, frame = previous
+    doubled = pd.concat([frame, frame.iloc[[5, 9, 9]]])  # customers 5 and 9: three extra rows
+    config = make_config(tmp_path, lake)
+    write_partition(spark.createDataFrame(doubled), config.partition("features"))
+    with pytest.raises(
+        LakeError,
+        match=rf"feature table {tmp_path}/features/as_of=2026-06-30/v-\S+ has 3 duplicate customer_id "
+        rf"row\(s\) \({len(frame) + 3:,} rows, {len(frame):,} customers\)",
+    ):
+        train(spark, config)

@@ -78,3 +78,35 @@ def test_cluster_profile_uses_uris_a_tracking_server_and_the_spark_engine():
     assert all(config.partition(output).startswith("s3a://segcore/") for output in outputs)
     assert config.tracking_uri().startswith("http://")
     assert config.kmeans.engine == "spark"
+
+
+@pytest.mark.parametrize("fixed_k", [None, 9])
+def test_fixed_rule_needs_a_fixed_k_of_the_range_at_load(fixed_k):
+    overrides = ["select.rule=fixed", "kmeans.k={min: 3, max: 5}", f"select.fixed_k={fixed_k or 'null'}"]
+    got = "is not set" if fixed_k is None else "is 9"
+    with pytest.raises(ConfigError, match=rf"config key 'select.fixed_k' {got}: .* kmeans.k \(3..5\)"):
+        build_config({}, overrides)
+
+
+def test_an_impossible_date_is_named_by_its_key(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("as_of: 2026-02-30\n")
+    for loaded in (lambda: load_config(str(config)), lambda: build_config({}, ["as_of=2026-02-30"])):
+        with pytest.raises(ConfigError, match=r"config key 'as_of': .*day value is outside .*'2026-02-30'"):
+            loaded()
+
+
+def test_checkable_config_stops_the_command_before_spark_starts(tmp_path):
+    import subprocess
+    import sys
+
+    segcore = Path(sys.executable).parent / "segcore"
+    for args in (["features", "--set", "as_of=2026-02-30"], ["train", "--set", "select.rule=fixed"]):
+        if args[0] == "train":
+            args += ["--set", "kmeans.k={min: 3, max: 5}"]
+        result = subprocess.run(
+            [segcore, *args, "--set", f"workdir={tmp_path}"], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "config key '" in result.stderr
+        assert "spark application" not in result.stderr

@@ -3,11 +3,13 @@ and counted beside the feature table, and every kind of lake error is one line w
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from lake_data import LINE_COUNTS, lines_lake, write_config, write_lines
 from test_cli import BIN, run
 
+from segcore.commit import local_partition
 from segcore.lake import INPUT_ROWS_FILE
 
 
@@ -20,7 +22,8 @@ def test_an_invoice_line_lake_mapped_by_yaml_builds_features_and_counts_dropped_
     data["lake"]["max_dropped_fraction"] = 0.6
     result = _features(tmp_path, data)
     assert result.returncode == 0, result.stderr[-3000:]
-    counts = json.loads((tmp_path / "features" / "as_of=2026-06-30" / INPUT_ROWS_FILE).read_text())
+    folder = local_partition(tmp_path / "features" / "as_of=2026-06-30")
+    counts = json.loads((Path(folder) / INPUT_ROWS_FILE).read_text())
     assert {name: counts[name] for name in LINE_COUNTS} == LINE_COUNTS
     assert counts["orders_orphan_customer"] == 1
     assert counts["customers_dropped_null_customer_id"] == 1

@@ -86,11 +86,13 @@ def features_workdir(spark, tmp_path_factory):
     return workdir
 
 
-def test_unwritable_output_is_an_environment_error_naming_the_path(features_workdir, tmp_path):
+def test_unwritable_output_is_an_environment_error_found_before_the_lake_is_read(features_workdir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = segcore(
-        "features", "--set", f"workdir={features_workdir}", "--set", f"features.output={blocker}/features"
+        "features",
+        *("--set", f"workdir={features_workdir}", "--set", f"features.output={blocker}/features"),
+        *("--set", f"lake.orders.path={tmp_path}/no-such-table"),  # would be exit 2, were it read first
     )
     assert result.returncode == 3, result.stderr[-2000:]
     assert f"cannot write output {blocker}/features/as_of=2026-06-30" in result.stderr

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from test_cli import BIN, ROOT, run
 
+from segcore.commit import local_partition
+
 CUSTOMERS = 300
 SEED = 21
 END = "2026-06-30"  # the examples' as_of is a month earlier: later rows must be ignored
@@ -49,7 +51,8 @@ def shaped(request, tmp_path_factory):
 
 
 def _partition(shaped, table: str) -> str:
-    return str(shaped["workdir"] / table / f"as_of={shaped['as_of'].date().isoformat()}")
+    """The committed data folder of ``table``'s partition."""
+    return local_partition(shaped["workdir"] / table / f"as_of={shaped['as_of'].date().isoformat()}")
 
 
 def _transaction_lines(lake, as_of: pd.Timestamp) -> tuple[pd.DataFrame, int]:

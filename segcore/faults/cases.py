@@ -1,0 +1,10 @@
+"""Every case of the campaign, in the order it runs: each module contributes its ``CASES``."""
+
+from segcore.faults import outputs
+from segcore.faults.campaign import Case
+
+CASE_MODULES = (outputs,)
+
+
+def all_cases() -> list[Case]:
+    return [case for module in CASE_MODULES for case in module.CASES]
