@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from mlflow.types import ColSpec, Schema
 import segcore
 from segcore.config import Config, config_to_yaml
 from segcore.errors import EnvironmentProblem, ModelError
+from segcore.logs import log
 from segcore.model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel
+from segcore.run_lifecycle import TrackedRun, pause
+from segcore.stopping import signals_held
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 # What the model's code imports (segcore.model and segcore.prepare), pinned at the training
@@ -65,7 +69,7 @@ def check_tracking(config: Config) -> None:
             ) from None
     with _one_quick_attempt():
         try:
-            MlflowClient(uri).search_experiments(max_results=1)
+            _open_store(uri)
         except Exception as exc:  # requests, SQLAlchemy and MLflow errors alike mean "not usable"
             reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise EnvironmentProblem(
@@ -74,17 +78,46 @@ def check_tracking(config: Config) -> None:
             ) from None
 
 
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a SQLite store, an exclusive lock on the file ``<db>.lock`` beside it (others: none)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    with open(uri.removeprefix("sqlite:///") + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _open_store(uri: str) -> None:
+    """Reach the store; a new SQLite file gets its schema here, under the store's file lock, so
+    that trains starting together on a new store do not race MLflow's schema migrations."""
+    with _store_lock(uri):
+        client = MlflowClient(uri)  # a SQLite store is created with the client
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+
+
 def use_tracking(config: Config) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists."""
     uri = config.tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _open_store(uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
-    if client.get_experiment_by_name(config.mlflow.experiment) is None:
+    name = config.mlflow.experiment
+    if client.get_experiment_by_name(name) is None:
         location = config.artifact_location() if uri.startswith("sqlite:") else None
-        client.create_experiment(config.mlflow.experiment, artifact_location=location)
-    mlflow.set_experiment(config.mlflow.experiment)
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            if client.get_experiment_by_name(name) is None:
+                raise  # not a train that created it at the same moment
+    mlflow.set_experiment(name)
     return client
 
 
@@ -124,12 +157,8 @@ class RegisteredModel:
     is_champion: bool
 
 
-def log_and_register(
-    model: SegmentModel, registered_name: str, version_tags: dict[str, str]
-) -> RegisteredModel:
-    """Log the model in the active run, register a new version (tagged ``version_tags``) with alias
-    ``challenger``, make it ``champion`` too when the model has none yet, and raise the registered
-    model's ``next_segment_id`` tag past the ids this version uses."""
+def log_model(model: SegmentModel) -> str:
+    """Log the model in the active run, not registered yet; returns its model URI."""
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp, "segment_model.json")
         state.write_text(model.to_json())
@@ -141,20 +170,57 @@ def log_and_register(
             signature=signature(model.features),
             # Segment centres in original units: aggregates, never a customer's row.
             input_example=pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
-            registered_model_name=registered_name,
             pip_requirements=pinned_requirements(),
         )
-    version = str(info.registered_model_version)
+    return info.model_uri
+
+
+def _create_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def register(
+    model_uri: str, name: str, next_id: int, version_tags: dict[str, str], run: TrackedRun
+) -> RegisteredModel:
+    """The last step of training ``run``: raise the model's ``next_segment_id`` tag to at least
+    ``next_id``, register ``model_uri`` as a new version of model ``name`` (tagged
+    ``version_tags``) with alias ``challenger`` (``champion`` too when the model has none yet), tag
+    the run with it and end the run FINISHED. Anything that stops this before the run has ended
+    (an error, SIGTERM, SIGINT) deletes the version again and gives ``challenger`` back to the
+    version that had it; a process killed outright in between leaves that to the next train
+    (:func:`segcore.run_lifecycle.delete_unfinished_versions`)."""
     client = MlflowClient()
-    next_id = max(next_free_id(registered_name), model.next_id)
-    client.set_registered_model_tag(registered_name, NEXT_ID_TAG, str(next_id))
-    for key, value in version_tags.items():
-        client.set_model_version_tag(registered_name, version, key, value)
-    client.set_registered_model_alias(registered_name, CHALLENGER, version)
-    champion = _alias_version(client, registered_name, CHAMPION)
-    if champion is None:
-        client.set_registered_model_alias(registered_name, CHAMPION, version)
-    return RegisteredModel(registered_name, version, f"models:/{registered_name}/{version}", champion is None)
+    _create_registered_model(client, name)
+    client.set_registered_model_tag(name, NEXT_ID_TAG, str(max(next_free_id(name), next_id)))
+    previous = _alias_version(client, name, CHALLENGER)
+    version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
+    try:
+        pause("register")
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        champion = _alias_version(client, name, CHAMPION)
+        if champion is None:
+            client.set_registered_model_alias(name, CHAMPION, version)
+        mlflow.set_tag("model_version", version)
+        run.finish()
+    except BaseException:
+        if not run.finished:
+            with signals_held():
+                _unregister(client, name, version, previous)
+        raise
+    return RegisteredModel(name, version, f"models:/{name}/{version}", champion is None)
+
+
+def _unregister(client: MlflowClient, name: str, version: str, previous_challenger: str | None) -> None:
+    try:
+        client.delete_model_version(name, version)  # its aliases go with it
+        if previous_challenger is not None:
+            client.set_registered_model_alias(name, CHALLENGER, previous_challenger)
+    except Exception as exc:  # the store itself failed: the next train deletes the version
+        log.error("could not delete version %s of %s, registered without its alias: %s", version, name, exc)
 
 
 def next_free_id(name: str) -> int:

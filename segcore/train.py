@@ -33,17 +33,19 @@ from segcore.logs import step
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
 from segcore.profile import feature_columns, name_segments, profile_with_population, summary_table
+from segcore.run_lifecycle import TrackedRun, delete_unfinished_versions, end_abandoned_runs, tracked_run
 from segcore.select import choose_k, quality_metrics, stability
 from segcore.tracking import (
     CHAMPION,
     RegisteredModel,
     find_version,
     load_segment_model,
-    log_and_register,
     log_bytes,
     log_config,
+    log_model,
     log_table,
     next_free_id,
+    register,
     use_tracking,
 )
 
@@ -216,7 +218,18 @@ def unchanged_version(spark: SparkSession, config: Config) -> RegisteredModel | 
 
 
 def train(spark: SparkSession, config: Config) -> TrainResult:
-    """Train on ``features/as_of=<as_of>`` and register a new model version."""
+    """Train on ``features/as_of=<as_of>`` and register a new model version, in an MLflow run that
+    ends FINISHED, or FAILED or KILLED with the reason (:mod:`segcore.run_lifecycle`). Runs and versions
+    that trains killed outright on this host left behind are ended and reported first."""
+    client = use_tracking(config)
+    experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    end_abandoned_runs(client, experiment_id)
+    delete_unfinished_versions(client, config.mlflow.registered_model, experiment_id)
+    with tracked_run(f"train-{config.as_of}") as run:
+        return _train_in_run(spark, config, run)
+
+
+def _train_in_run(spark: SparkSession, config: Config, run: TrackedRun) -> TrainResult:
     settings = config.train
     features = list(dict.fromkeys(settings.features))
     frame, path = _read_features(spark, config)
@@ -267,13 +280,10 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
     page = report.build_html(f"Customer segments — {config.as_of}", summary, images, profile)
 
     version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
-    with (
-        step("train", "record the run and register the model"),
-        mlflow.start_run(run_name=f"train-{config.as_of}-k{selection.chosen}") as run,
-    ):
-        mlflow.set_tags(tags)
+    with step("train", "record the run and register the model"):
+        mlflow.set_tags({**tags, "mlflow.runName": f"train-{config.as_of}-k{selection.chosen}"})
         for row in selection.k_table.to_dict("records"):
-            with mlflow.start_run(run_name=f"k={row['k']}", nested=True):
+            with tracked_run(f"k={row['k']}", nested=True):
                 mlflow.log_params(
                     {"k": row["k"], "engine": config.kmeans.engine, "as_of": config.as_of.isoformat()}
                 )
@@ -297,8 +307,8 @@ def train(spark: SparkSession, config: Config) -> TrainResult:
         for name, data in images.items():
             log_bytes(data, f"plots/{name}")
         mlflow.log_text(page, "report/segments_report.html")
-        registered = log_and_register(model, config.mlflow.registered_model, version_tags)
-        mlflow.set_tag("model_version", registered.version)
+        model_uri = log_model(model)
+        registered = register(model_uri, config.mlflow.registered_model, model.next_id, version_tags, run)
     return TrainResult(
         run.info.run_id,
         registered,

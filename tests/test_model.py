@@ -17,13 +17,15 @@ from mlflow.tracking import MlflowClient
 from segcore.align import align
 from segcore.model import STATE_FORMAT, SegmentModel
 from segcore.prepare import Preparation
+from segcore.run_lifecycle import tracked_run
 from segcore.tracking import (
     CHAMPION,
     MODEL_REQUIREMENTS,
     NEXT_ID_TAG,
     load_segment_model,
-    log_and_register,
+    log_model,
     next_free_id,
+    register,
 )
 
 PREPARATION = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
@@ -52,8 +54,8 @@ def _register(centres, champion: SegmentModel | None) -> tuple[SegmentModel, str
     alignment = align(centres, champion, PREPARATION, 2.0, next_free_id(NAME))
     names = [f"segment {i}" for i in alignment.ids]
     model = SegmentModel(PREPARATION, centres, alignment.ids, names, alignment.next_id)
-    with mlflow.start_run():
-        registered = log_and_register(model, NAME, {})
+    with tracked_run("registration") as run:
+        registered = register(log_model(model), NAME, model.next_id, {}, run)
     return model, registered.version
 
 

@@ -50,16 +50,20 @@ def _to_numpy(batches: Iterator[pa.RecordBatch], n_features: int, dtype: str) ->
 
 
 def _collective(context, secret: bytes, timeout: float) -> StarCollective:
+    from segcore.kmeans.collective import HANDSHAKE_TIMEOUT_S, executor_host
+
     rank, world = context.partitionId(), len(context.getTaskInfos())
     if world == 1:
         return StarCollective(0, 1, {})
+    handshake = min(HANDSHAKE_TIMEOUT_S, timeout)
     if rank == 0:
-        host = context.getTaskInfos()[0].address.rsplit(":", 1)[0]
-        listener = socket.create_server((host, 0))
-        context.allGather(f"{host}:{listener.getsockname()[1]}")
-        return StarCollective.serve(listener, world, secret, timeout)
+        # The executor's own address as Spark reports it, not every interface of the host.
+        host = executor_host(context.getTaskInfos()[0].address)
+        listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        context.allGather(f"[{host}]:{listener.getsockname()[1]}")
+        return StarCollective.serve(listener, world, secret, timeout, handshake)
     host, port = context.allGather("")[0].rsplit(":", 1)
-    return StarCollective.join((host, int(port)), rank, world, secret, timeout)
+    return StarCollective.join((host.strip("[]"), int(port)), rank, world, secret, timeout, handshake)
 
 
 def fit_spark(
