@@ -136,18 +136,11 @@ def _sklearn(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
 
 
 def _cuml(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
-    from cuml.cluster import KMeans
+    """segcore's cuml engine (cuML's KMeans on one GPU, with the core's tol)."""
+    from segcore.kmeans.cuml_engine import fit_cuml
 
-    X, k = _read_numpy(data), len(init)
-
-    def fit(max_iter: int, given: np.ndarray | None) -> tuple[int, float]:
-        start = "scalable-k-means++" if given is None else given
-        model = KMeans(
-            n_clusters=k, init=start, n_init=1, max_iter=max_iter, tol=0.0, random_state=args.seed
-        ).fit(X)
-        return int(model.n_iter_), float(model.inertia_)
-
-    return _measure(fit, init, args)
+    X = _read_numpy(data)
+    return _segcore(lambda settings: fit_cuml(X, len(init), settings, dtype="float32"), init, args)
 
 
 def _local(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
