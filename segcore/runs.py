@@ -27,6 +27,7 @@ RUN_COLUMNS = [
     *QUALITY,
     "version",
     "alias",
+    "fit_s",
     "duration_s",
 ]
 

@@ -148,6 +148,27 @@ def test_without_a_champion_the_version_is_promoted_without_a_gate(registry, cap
     assert promotion_tags(first)["gate"] == "none: there was no champion"
 
 
+def test_without_a_challenger_alias_the_latest_version_is_the_candidate(registry, degraded, capsys):
+    MlflowClient().delete_registered_model_alias(NAME, "challenger")
+    code, _, err = segcore(registry, capsys, "promote")
+    assert code == 4
+    assert f"version {degraded.model.version} of '{NAME}' was not promoted" in err
+
+
+def test_the_gate_without_the_feature_partition_is_exit_2(registry, degraded, capsys):
+    code, _, err = segcore(
+        registry, capsys, "promote", "--version", degraded.model.version, "--set", "as_of=2026-04-30"
+    )
+    assert code == 2
+    assert "feature table " in err and "as_of=2026-04-30 does not exist: run `segcore features`" in err
+
+
+def test_promoting_from_a_model_without_versions_is_exit_2(registry, capsys):
+    code, _, err = segcore(registry, capsys, "promote", "--set", "mlflow.registered_model=nothing_here")
+    assert code == 2
+    assert "registered model 'nothing_here' has no versions: run `segcore train` first" in err
+
+
 def test_promoting_a_version_that_does_not_exist_is_exit_2(registry, capsys):
     code, _, err = segcore(registry, capsys, "promote", "--version", "99")
     assert code == 2
@@ -167,6 +188,8 @@ def test_runs_lists_the_training_runs_with_version_alias_and_metrics(registry, d
     assert f"{registry['first'].metrics['davies_bouldin']:.4g}" in first
     code, out, _ = segcore(registry, capsys, "runs", "--as-of", MAY)
     assert out.startswith(f"no training runs with as_of {MAY} in experiment 'segcore'")
+    code, out, _ = segcore(registry, capsys, "runs", "--as-of", JUNE, "--engine", "spark")
+    assert out.startswith(f"no training runs with as_of {JUNE} with engine spark in experiment 'segcore'")
 
 
 def test_runs_compare_puts_two_runs_side_by_side(registry, degraded, capsys):
@@ -177,6 +200,8 @@ def test_runs_compare_puts_two_runs_side_by_side(registry, degraded, capsys):
     rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines()[2:]}
     assert rows["param", "features"][-1] == "changed"
     assert rows["param", "as_of"] == ["param", "as_of", JUNE, JUNE]  # same: no difference shown
+    order = list(rows)
+    assert order.index(("param", "features")) < order.index(("param", "as_of"))  # differences first
     difference = other.metrics["davies_bouldin"] - first.metrics["davies_bouldin"]
     assert rows["metric", "davies_bouldin"][-1] == f"{difference:+.4g}"
     code, _, err = segcore(registry, capsys, "runs", "--compare", first.run_id, "no-such-run")
@@ -196,6 +221,8 @@ def report(registry, tmp_path_factory):
 def test_the_report_shows_each_scoring_and_the_latest_migration(spark, registry, report):
     page = report.read_text()
     assert "<title>Customer segments — run train-2026-06-30-k5</title>" in page
+    logged = MlflowClient().list_artifacts(registry["first"].run_id, "report")  # the champion's run
+    assert "report/report.html" in {artifact.path for artifact in logged}
     assert "Segments over time (2 scorings, 2026-05-31 to 2026-06-30)" in page
     assert f"Migration from {MAY} to {JUNE}" in page
     assert re.findall(r'<img alt="([a-z_]+\.png)" src="data:image/png;base64,', page) == [

@@ -54,7 +54,7 @@ def silent():
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
-@pytest.mark.parametrize("stage", ["train", "score", "report"])
+@pytest.mark.parametrize("stage", ["train", "score", "report", "promote", "runs"])
 def test_unusable_tracking_server_fails_within_30_s_before_any_spark_work(
     tmp_path, not_mlflow, silent, stage
 ):
@@ -179,3 +179,23 @@ def test_train_prints_the_segment_table(served_runs):
         int(re.findall(r"\s(\d+)\s+[\d.]+\s+[\d.-]+\s+[\d.-]+$", line)[0]) for line in lines[heading + 2 :]
     )
     assert customers == 500
+
+
+def test_runs_lists_and_compares_the_training_runs_on_the_server(served_runs):
+    listed = segcore("runs", *served_runs["settings"])
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    first, forced = (run.info.run_id for run in _parent_runs(MlflowClient(served_runs["uri"])))
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert set(rows) == {first, forced}
+    assert re.search(r"\s2026-06-30\s+local\s+4\s+single\s.*\s1\s+champion\s", rows[first])
+    assert re.search(r"\s2\s+challenger\s", rows[forced])
+    compared = segcore("runs", "--compare", first, forced, *served_runs["settings"])
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    lines = compared.stdout.splitlines()
+    assert lines[0] == f"A = run {first}, B = run {forced}"
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[2:]}
+    assert rows["param", "k"] == ["param", "k", "4", "4"]  # the same: no difference
+    assert rows["param", "as_of"] == ["param", "as_of", "2026-06-30", "2026-06-30"]
+    a, b, difference = rows["metric", "fit_seconds"][2:]
+    assert difference.startswith(("+", "-"))  # B - A
+    assert float(difference) == pytest.approx(float(b) - float(a), rel=1e-3, abs=1e-5)

@@ -221,7 +221,8 @@ def test_notebooks_run_against_a_workdir(history, notebook, monkeypatch):
         assert f"{scored:,} customers scored with model version(s) ['{champion}']" in text
     else:
         assert f"champion (v{champion})" in text
-        assert history["runs"]["later"].run_id in text
+        assert f"A: champion v{champion}, run {history['runs']['later'].run_id}" in text  # segcore.runs
+        assert all(run.run_id in text for run in history["runs"].values())  # the training_runs table
 
 
 def test_compare_notebook_reads_the_tracking_uri_from_the_environment(history, tmp_path, monkeypatch):
