@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     drift = commands.add_parser(
         "drift", help="migration and drift between the scorings of two dates (exit 4 above drift.*)"
     )
-    drift.add_argument("--from", dest="start", type=_date, required=True, help="earlier as_of (YYYY-MM-DD)")
-    drift.add_argument("--to", dest="end", type=_date, required=True, help="later as_of (YYYY-MM-DD)")
+    for flag, dest, which in (("--from", "start", "earlier"), ("--to", "end", "later")):
+        drift.add_argument(flag, dest=dest, type=_date, required=True, metavar="DATE", help=f"{which} as_of")
     _add_config_arguments(drift)
     return parser
 
