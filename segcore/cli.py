@@ -205,13 +205,15 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
     if run_id is None:
         _, version = resolve_model(config)
         run_id = client.get_model_version(config.mlflow.registered_model, version).run_id
-    spark = _spark("segcore-report", verbose)
-    with step("report", "read the segments over time") as figures:
-        history = segment_history(spark, config)
-        figures["scorings"] = history.segments.as_of.nunique()
-    section = history_section(history, config.path(config.score.profiles_output))
     try:
-        path = report_from_run(run_id, out, section)
+        client.get_run(run_id)  # an unknown run is found before Spark starts
+        spark = _spark("segcore-report", verbose)
+        with step("report", "read the segments over time") as figures:
+            history = segment_history(spark, config)
+            figures["scorings"] = history.segments.as_of.nunique()
+        path = report_from_run(
+            run_id, out, history_section(history, config.path(config.score.profiles_output))
+        )
     except MlflowException as exc:
         raise SegcoreError(
             f"run {run_id} has no report inputs in {config.tracking_uri()}: {exc.message}"
