@@ -27,18 +27,16 @@ import json
 import os
 import posixpath
 import re
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
 from segcore.errors import LakeError
+from segcore.pauses import pause
 
 POINTER = "_CURRENT"
 VERSION_PREFIX = "v-"
 STAGING_PREFIX = "_tmp_"
-PAUSE_ENV = "SEGCORE_TEST_PAUSE_AT"  # tests: pause at this step of a write, to kill the process there
 STEPS = ("staged", "published", "pointer-temp", "committed")
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:(?://[^/]*)?)?(.*)$")  # scheme://authority, path
 
@@ -96,13 +94,6 @@ class LocalStore:
 
 def join(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}"
-
-
-def pause(step: str) -> None:
-    """In tests only (``SEGCORE_TEST_PAUSE_AT=<step>``): say so on stderr and wait to be killed."""
-    if os.environ.get(PAUSE_ENV) == step:
-        print(f"segcore: paused at {step}", file=sys.stderr, flush=True)
-        time.sleep(3600)
 
 
 def _relative(source: str, target: str) -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,16 +20,8 @@ from segcore.stopping import Stopped, signals_held, stop_on_signals
 
 HOST_TAG, PID_TAG = "segcore.host", "segcore.pid"
 FAILURE_TAG = "failure_reason"
-PAUSE_ENV = "SEGCORE_TEST_PAUSE_AT"  # tests: pause at this step, to kill or stop the process there
 # How many of the newest versions without an alias are checked for a run that never finished.
 RECENT_VERSIONS = 50
-
-
-def pause(step: str) -> None:
-    """In tests only (``SEGCORE_TEST_PAUSE_AT=<step>``): say so on stderr and wait to be killed."""
-    if os.environ.get(PAUSE_ENV) == step:
-        print(f"segcore: paused at {step}", file=sys.stderr, flush=True)
-        time.sleep(3600)
 
 
 def process_tags() -> dict[str, str]:

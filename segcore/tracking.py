@@ -23,7 +23,8 @@ from segcore.config import Config, config_to_yaml
 from segcore.errors import EnvironmentProblem, ModelError
 from segcore.logs import log
 from segcore.model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel
-from segcore.run_lifecycle import TrackedRun, pause
+from segcore.pauses import pause
+from segcore.run_lifecycle import TrackedRun
 from segcore.stopping import signals_held
 
 CHALLENGER, CHAMPION = "challenger", "champion"

@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,9 +19,10 @@ from segcore.drift import centre_change, feature_psi, migration_matrix
 from segcore.lake import read_partition, read_text, write_partition
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
+from segcore.run_lifecycle import tracked_run
 from segcore.score import score
 from segcore.synth import LAPSE_DAYS, generate_lake
-from segcore.tracking import log_and_register, use_tracking
+from segcore.tracking import log_model, register, use_tracking
 
 LATER = dt.date(2026, 7, 31)
 LAPSING_SHARE = 0.10
@@ -235,8 +235,8 @@ def test_scorings_of_two_versions_report_the_centre_change_and_that_ids_are_matc
     config = config_with({"workdir": str(tmp_path)})
     use_tracking(config)
     for model in (EARLIER_MODEL, LATER_MODEL):
-        with mlflow.start_run():
-            log_and_register(model, config.mlflow.registered_model, {})
+        with tracked_run("train") as run:
+            register(log_model(model), config.mlflow.registered_model, model.next_id, {}, run)
     for day, version, ids in (("2026-05-31", "1", [4, 5, 5]), ("2026-06-30", "2", [5, 6, 6])):
         dated = config.model_copy(update={"as_of": dt.date.fromisoformat(day)})
         features = spark.createDataFrame(

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from segcore.commit import PAUSE_ENV, POINTER, STEPS, local_partition
+from segcore.commit import POINTER, STEPS, local_partition
 from segcore.errors import EnvironmentProblem
 from segcore.lake import commit_partitions, read_partition, read_table, write_partition
+from segcore.pauses import PAUSE_ENV
 
 WRITER = """
 import sys

@@ -19,7 +19,8 @@ from conftest import AS_OF, make_config
 from mlflow.tracking import MlflowClient
 
 from segcore.errors import TrainingError
-from segcore.run_lifecycle import FAILURE_TAG, HOST_TAG, PAUSE_ENV, PID_TAG
+from segcore.pauses import PAUSE_ENV
+from segcore.run_lifecycle import FAILURE_TAG, HOST_TAG, PID_TAG
 from segcore.train import train
 
 SEGCORE = Path(sys.executable).parent / "segcore"

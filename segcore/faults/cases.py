@@ -1,9 +1,9 @@
 """Every case of the campaign, in the order it runs: each module contributes its ``CASES``."""
 
-from segcore.faults import outputs
+from segcore.faults import outputs, tracking
 from segcore.faults.campaign import Case
 
-CASE_MODULES = (outputs,)
+CASE_MODULES = (outputs, tracking)
 
 
 def all_cases() -> list[Case]:

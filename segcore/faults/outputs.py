@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from segcore.commit import PAUSE_ENV, STEPS, local_partition
+from segcore.commit import STEPS, local_partition
 from segcore.faults.campaign import AS_OF, Campaign, Case, Outcome
+from segcore.pauses import PAUSE_ENV
 
 
 def _killed(stage: str, marker: str, env: dict[str, str] | None = None):

@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from segcore.faults.campaign import Campaign, Case, Outcome
 from segcore.kmeans.collective import MAC_BYTES, CollectiveError, StarCollective
-from segcore.run_lifecycle import FAILURE_TAG, PAUSE_ENV
+from segcore.pauses import PAUSE_ENV
+from segcore.run_lifecycle import FAILURE_TAG
 
 MODEL = "customer_segments"
 ONE_K = ("--force", "--set", "kmeans.k=3")
