@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from segcore.config import Config, load_config
 from segcore.errors import SegcoreError
 from segcore.logs import log, quiet_spark, setup_logging, step
-from segcore.stopping import Stopped, raise_on_signals
+from segcore.stopping import raise_on_signals, stopped_by
 
 DEFAULT_LAKE_END = dt.date(2026, 6, 30)
 DEMO_K_RANGE = "kmeans.k={min: 3, max: 8}"
@@ -378,8 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegcoreError as exc:
         print(f"segcore {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (Stopped, KeyboardInterrupt) as exc:
-        stopped = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT)
+    except BaseException as exc:
+        stopped = stopped_by(exc)
+        if stopped is None:
+            raise
         print(f"segcore {args.command}: {stopped}", file=sys.stderr)
         return stopped.exit_code
     return 0

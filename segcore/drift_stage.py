@@ -1,7 +1,8 @@
 """The drift stage: compare the scorings of two as_of dates, write ``drift/from=…_to=…/``, log an
 MLflow run and check the thresholds in ``drift.*``.
 
-The partition's Parquet data is the migration matrix; beside it (files Spark readers skip)
+The partition's Parquet data is the migration matrix; beside it in the committed version folder
+(files Spark readers skip)
 ``_segments.csv`` (share and revenue-share change per segment), ``_features.csv`` (PSI per
 feature), ``_centres.csv`` (centre change, only when the scorings used different model versions)
 and ``_summary.json`` (the headline figures, versions and alerts).
@@ -32,6 +33,7 @@ from segcore.drift import (
 from segcore.errors import ConfigError, LakeError
 from segcore.lake import read_partition, write_partition
 from segcore.logs import log, step
+from segcore.run_lifecycle import tracked_run
 from segcore.tracking import load_segment_model, log_table, use_tracking
 
 MATRIX_SCHEMA = T.StructType(
@@ -182,10 +184,11 @@ def _metrics(result: DriftResult) -> dict[str, float]:
 
 
 def _record(config: Config, result: DriftResult) -> str:
-    """The MLflow run of this comparison: metrics, tables as CSV, an ``alert`` tag when any."""
+    """The MLflow run of this comparison (ending FAILED or KILLED with the reason if it is cut
+    short): metrics, tables as CSV, an ``alert`` tag when any."""
     use_tracking(config)
     limits = config.drift
-    with mlflow.start_run(run_name=f"drift-{result.start}-to-{result.end}") as run:
+    with tracked_run(f"drift-{result.start}-to-{result.end}") as run:
         mlflow.set_tags(
             {
                 "stage": "drift",

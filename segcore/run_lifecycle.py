@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from segcore.logs import log
-from segcore.stopping import Stopped, signals_held, stop_on_signals
+from segcore.stopping import Stopped, signals_held, stop_on_signals, stopped_by
 
 HOST_TAG, PID_TAG = "segcore.host", "segcore.pid"
 FAILURE_TAG = "failure_reason"
@@ -71,7 +71,8 @@ def tracked_run(run_name: str, nested: bool = False) -> Iterator[TrackedRun]:
 
 
 def _end_failed(run_id: str, exc: BaseException) -> None:
-    status = RunStatus.KILLED if isinstance(exc, (Stopped, KeyboardInterrupt)) else RunStatus.FAILED
+    exc = stopped_by(exc) or exc
+    status = RunStatus.KILLED if isinstance(exc, Stopped) else RunStatus.FAILED
     try:
         mlflow.set_tag(FAILURE_TAG, failure_reason(exc))
         mlflow.end_run(RunStatus.to_string(status))

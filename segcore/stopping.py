@@ -30,6 +30,22 @@ class Stopped(BaseException):
         return 128 + self.signum
 
 
+def stopped_by(exc: BaseException) -> Stopped | None:
+    """The signal behind ``exc``: ``exc`` itself, or a :class:`Stopped` (or KeyboardInterrupt) that a
+    library's clean-up turned into another error on the way out (PySpark's collect reports the
+    broken stream of the call the signal interrupted, with the signal as its context)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Stopped):
+            return current
+        if isinstance(current, KeyboardInterrupt):
+            return Stopped(signal.SIGINT)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class _Held:
     depth = 0
     pending: int | None = None

@@ -16,7 +16,7 @@ from test_cli import submit
 
 from segcore.cli import main, month_before
 from segcore.drift import centre_change, feature_psi, migration_matrix
-from segcore.lake import read_partition, read_text, write_partition
+from segcore.lake import read_partition, read_text, resolve_partition, write_partition
 from segcore.model import SegmentModel
 from segcore.prepare import Preparation
 from segcore.run_lifecycle import tracked_run
@@ -118,7 +118,8 @@ def test_a_planted_migration_is_reported_and_below_the_thresholds_exits_0(spark,
     assert matrix.loc[(mover, mover), "customers"] == months["members"] - months["lapsers"]
     assert matrix.loc[(-1, lapsed), "customers"] == ARRIVING
     assert matrix.loc[(months["leaving"], -1), "customers"] == DEPARTING
-    segments = pd.read_csv(io.StringIO(read_text(spark, f"{target}/_segments.csv"))).set_index("segment_id")
+    folder = resolve_partition(spark, target)
+    segments = pd.read_csv(io.StringIO(read_text(spark, f"{folder}/_segments.csv"))).set_index("segment_id")
     for segment, shift in months["shift"].items():
         assert segments.loc[segment, "share_shift"] == pytest.approx(shift, abs=1e-9)
     mover_row = next(line for line in printed.splitlines() if line.startswith(f"{mover} ")).split()
@@ -139,7 +140,7 @@ def test_above_a_threshold_the_drift_job_exits_4_names_it_and_tags_the_run(spark
     assert f"beyond drift.max_share_shift {100 * threshold:g} pp" in output
     assert "migration (each row's customers" in output
     target = f"{months['config'].path('drift')}/from=2026-06-30_to={LATER}"
-    summary = json.loads(read_text(spark, f"{target}/_summary.json"))
+    summary = json.loads(read_text(spark, f"{resolve_partition(spark, target)}/_summary.json"))
     client = MlflowClient(months["config"].tracking_uri())
     experiment = client.get_experiment_by_name(months["config"].mlflow.experiment)
     latest = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
@@ -257,7 +258,7 @@ def test_scorings_of_two_versions_report_the_centre_change_and_that_ids_are_matc
     assert code == 0
     assert "scorings used model versions 1 and 2: segments are matched by id" in printed
     target = f"{config.path('drift')}/from=2026-05-31_to=2026-06-30"
-    centres = pd.read_csv(io.StringIO(read_text(spark, f"{target}/_centres.csv")))
+    centres = pd.read_csv(io.StringIO(read_text(spark, f"{resolve_partition(spark, target)}/_centres.csv")))
     assert centres.segment_id.tolist() == [5]
     assert centres.centre_distance.iloc[0] == pytest.approx(np.hypot(0.5, 1.0))
 
