@@ -5,7 +5,7 @@ spark-submit jobs/build_features.py --config conf/default.yaml --set as_of=2026-
 
 import sys
 
-from segcore.cli import main
+from segcore.cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["features", *sys.argv[1:]]))

@@ -7,7 +7,7 @@ Exit code 4 when a drift.* threshold is crossed.
 
 import sys
 
-from segcore.cli import main
+from segcore.cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["drift", *sys.argv[1:]]))

@@ -13,7 +13,7 @@ import time
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segcore.lake import commit_partitions
+from segcore.storage.partitions import commit_partitions
 
 
 def main(rows: int) -> None:

@@ -4,7 +4,7 @@ run of under two minutes."""
 
 import sys
 
-from segcore.bench import main
+from segcore.tools.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

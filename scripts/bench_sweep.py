@@ -32,7 +32,7 @@ CHOSEN = re.compile(r"segments as of \S+: k=(?P<k>\d+)")
 
 
 def _segcore(tree: Path, *args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "segcore.cli", *args]
+    command = [sys.executable, "-m", "segcore.cli.commands", *args]
     done = subprocess.run(
         command, cwd=cwd, env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True
     )

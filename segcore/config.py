@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segcore.errors import ConfigError
-from segcore.schema import identity_mapping
+from segcore.lake.schema import identity_mapping
 
 # The user's MLFLOW_TRACKING_URI, read once: mlflow.set_tracking_uri() writes that variable in
 # this process, so reading it later would return whatever store the last run used.

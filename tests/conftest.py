@@ -22,7 +22,7 @@ os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 from segcore.config import Config, build_config  # noqa: E402
-from segcore.synth import generate_lake  # noqa: E402
+from segcore.sample.lake import generate_lake  # noqa: E402
 
 AS_OF = dt.date(2026, 6, 30)
 LAKE_CUSTOMERS = 3000
@@ -80,9 +80,9 @@ def config_with(data: dict, **changes) -> Config:
 @pytest.fixture(scope="session")
 def pipeline(spark, lake, tmp_path_factory):
     """generate -> features -> train -> score, run once for the end-to-end assertions."""
-    from segcore.features import run_features
-    from segcore.score import score
-    from segcore.train import train
+    from segcore.features.stage import run_features
+    from segcore.score.stage import score
+    from segcore.train.stage import train
 
     workdir = tmp_path_factory.mktemp("pipeline")
     config = make_config(workdir, lake)

@@ -12,9 +12,9 @@ from conftest import make_config
 from pyspark.sql import functions as F
 
 from segcore.errors import LakeError, TrainingError
-from segcore.features import run_features
-from segcore.lake import write_partition
-from segcore.train import train
+from segcore.features.stage import run_features
+from segcore.storage.partitions import write_partition
+from segcore.train.stage import train
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_mapping_an_unknown_column_name_is_refused(spark, lake, previous):
 
 def test_scoring_with_a_model_whose_features_are_missing_is_refused(spark, lake, tmp_path):
     from segcore.errors import ModelError
-    from segcore.score import score
+    from segcore.score.stage import score
 
     config = make_config(tmp_path, lake, train__features=["frequency", "monetary_total", "age"])
     run_features(spark, config)

@@ -32,7 +32,7 @@ README_MASTER = "spark://master:7077"
 PROBE = """
 import json, os, sys
 
-from segcore.spark import get_spark
+from segcore.runtime.spark import get_spark
 
 
 def where(_):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from segcore.kmeans.collective import (
+from segcore.kmeans.engines.collective import (
     MAC_BYTES,
     NONCE_BYTES,
     CollectiveError,

@@ -23,10 +23,10 @@ from test_cli import run
 
 from segcore.config import DaskEngineConfig, TrainConfig
 from segcore.errors import EnvironmentProblem
-from segcore.fitting import dask_client
 from segcore.kmeans import FitSettings, core
+from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.kernels import nearest
-from segcore.kmeans.local import LocalBlocks
+from segcore.train.engines import dask_client
 
 distributed = pytest.importorskip("distributed")
 
@@ -137,7 +137,7 @@ def train(tmp_path: Path, features: Path, scheduler: str):
 def _registered_model(workdir: Path):
     import mlflow
 
-    from segcore.tracking import load_segment_model
+    from segcore.tracking.store import load_segment_model
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     try:

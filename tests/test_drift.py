@@ -14,15 +14,16 @@ from conftest import config_with
 from mlflow.tracking import MlflowClient
 from test_cli import submit
 
-from segcore.cli import main, month_before
-from segcore.drift import centre_change, feature_psi, migration_matrix
-from segcore.lake import read_partition, read_text, resolve_partition, write_partition
-from segcore.model import SegmentModel
-from segcore.prepare import Preparation
-from segcore.run_lifecycle import tracked_run
-from segcore.score import score
-from segcore.synth import LAPSE_DAYS, generate_lake
-from segcore.tracking import log_model, register, use_tracking
+from segcore.cli.commands import main, month_before
+from segcore.drift.figures import centre_change, feature_psi, migration_matrix
+from segcore.model.preparation import Preparation
+from segcore.model.segment_model import SegmentModel
+from segcore.sample.lake import LAPSE_DAYS, generate_lake
+from segcore.score.stage import score
+from segcore.storage.hadoop import read_text
+from segcore.storage.partitions import read_partition, resolve_partition, write_partition
+from segcore.tracking.lifecycle import tracked_run
+from segcore.tracking.store import log_model, register, use_tracking
 
 LATER = dt.date(2026, 7, 31)
 LAPSING_SHARE = 0.10

@@ -12,12 +12,12 @@ from sklearn.datasets import make_blobs
 
 from segcore.config import KMeansConfig
 from segcore.errors import TrainingError
-from segcore.fitting import fit_sweep
 from segcore.kmeans import FitSettings, core
-from segcore.kmeans.local import LocalBlocks
-from segcore.kmeans.mllib_engine import fit_mllib
-from segcore.kmeans.spark_engine import SlotsError, fit_spark, sweep_spark
-from segcore.prepare import Preparation
+from segcore.kmeans.engines.local import LocalBlocks
+from segcore.kmeans.engines.mllib import fit_mllib
+from segcore.kmeans.engines.spark import SlotsError, fit_spark, sweep_spark
+from segcore.model.preparation import Preparation
+from segcore.train.engines import fit_sweep
 
 K, ITERATIONS = 6, 25
 COLUMNS = [f"x{i}" for i in range(5)]
@@ -74,7 +74,7 @@ def test_spark_matches_scikit_learn(frame, data):
 def test_dask_matches_scikit_learn(dask_client, data):
     import dask.array as da
 
-    from segcore.kmeans.dask_engine import fit_dask
+    from segcore.kmeans.engines.dask import fit_dask
 
     array = da.from_array(data[0], chunks=(2_500, len(COLUMNS))).persist()
     result = fit_dask(
@@ -132,7 +132,7 @@ def test_seeded_init_is_repeatable_on_spark_and_good(frame, data):
 def test_seeded_init_is_repeatable_on_dask(dask_client, data):
     import dask.array as da
 
-    from segcore.kmeans.dask_engine import fit_dask
+    from segcore.kmeans.engines.dask import fit_dask
 
     array = da.from_array(data[0], chunks=(3_000, len(COLUMNS))).persist()
     runs = [
@@ -148,7 +148,7 @@ import sys
 import numpy as np, pandas as pd
 from pyspark.sql import SparkSession
 from segcore.kmeans import FitSettings
-from segcore.kmeans.spark_engine import fit_spark
+from segcore.kmeans.engines.spark import fit_spark
 points, out = np.load(sys.argv[1]), sys.argv[2]
 spark = SparkSession.builder.master("local[3]").config("spark.ui.enabled", "false").getOrCreate()
 spark.sparkContext.setLogLevel("ERROR")
@@ -186,7 +186,7 @@ def test_the_same_seed_gives_the_same_centres_on_spark_with_1_2_3_workers(data, 
 def test_the_same_seed_gives_the_same_centres_on_dask_with_any_chunks(dask_client, data, seeded_local):
     import dask.array as da
 
-    from segcore.kmeans.dask_engine import fit_dask
+    from segcore.kmeans.engines.dask import fit_dask
 
     for chunks in (12_000, 2_500, 1_001, (5_000, 4_000, 3_000)):
         array = da.from_array(data[0], chunks=(chunks, len(COLUMNS)))
@@ -288,7 +288,7 @@ def test_a_spark_sweep_equals_separate_fits_and_runs_the_jobs_of_one_fit(spark, 
 def test_a_dask_sweep_equals_separate_fits(dask_client, data, sweep):
     import dask.array as da
 
-    from segcore.kmeans.dask_engine import fit_dask, sweep_dask
+    from segcore.kmeans.engines.dask import fit_dask, sweep_dask
 
     array = da.from_array(data[0], chunks=(3_000, len(COLUMNS)))
     swept = sweep_dask(array, sweep, client=dask_client)

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_config
 
 from segcore.errors import LakeError
-from segcore.features import run_features
+from segcore.features.stage import run_features
 
 AS_OF = dt.date(2026, 4, 30)  # inside the lake's history: later rows must be ignored
 SAMPLE = 40

@@ -50,7 +50,7 @@ def _assert_as_scikit_learn(points, result, reference):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cuml_from_the_same_centres_matches_scikit_learn(blobs, dtype):
-    from segcore.kmeans.cuml_engine import fit_cuml
+    from segcore.kmeans.engines.cuml import fit_cuml
 
     init = blobs[np.random.default_rng(3).choice(len(blobs), K, replace=False)]
     reference = SklearnKMeans(K, init=init, n_init=1, tol=1e-4, algorithm="lloyd").fit(blobs)
@@ -62,7 +62,7 @@ def test_cuml_from_the_same_centres_matches_scikit_learn(blobs, dtype):
 def test_cuml_seeded_sweep_matches_scikit_learn(blobs):
     """Seeded k-means|| for two k in one sweep: at the planted k, scikit-learn's segments and
     inertia; one below, no worse an inertia than scikit-learn's best of 10 k-means++ starts."""
-    from segcore.kmeans.cuml_engine import sweep_cuml
+    from segcore.kmeans.engines.cuml import sweep_cuml
 
     results = sweep_cuml(blobs, {K - 1: FitSettings(seed=7), K: FitSettings(seed=7)}, "float32")
     _assert_as_scikit_learn(blobs, results[K], SklearnKMeans(K, n_init=10, random_state=0).fit(blobs))
@@ -71,7 +71,7 @@ def test_cuml_seeded_sweep_matches_scikit_learn(blobs):
 
 
 def test_cuml_with_tol_zero_stops_when_no_centre_moves(blobs):
-    from segcore.kmeans.cuml_engine import fit_cuml
+    from segcore.kmeans.engines.cuml import fit_cuml
 
     result = fit_cuml(blobs, K, FitSettings(seed=7, tol=0.0, max_iter=300))
     assert result.converged and result.n_iter < 300  # cuML's own tol=0 would run all 300

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from segcore.kmeans import kernels
-from segcore.kmeans.local import LocalBlocks
+from segcore.kmeans.engines.local import LocalBlocks
 
 
 @pytest.fixture(scope="module")

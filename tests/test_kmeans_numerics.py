@@ -11,8 +11,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from segcore.kmeans import FitSettings, LocalBlocks
+from segcore.kmeans.engines.spark import fit_spark
 from segcore.kmeans.estimator import KMeans
-from segcore.kmeans.spark_engine import fit_spark
 
 K = 6
 

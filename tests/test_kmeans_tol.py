@@ -4,8 +4,8 @@ the centres, at most tol × the mean per-feature variance), mapped for cuML and 
 import numpy as np
 import pytest
 
-from segcore.kmeans.cuml_engine import cuml_tol
-from segcore.kmeans.mllib_engine import mllib_epsilon
+from segcore.kmeans.engines.cuml import cuml_tol
+from segcore.kmeans.engines.mllib import mllib_epsilon
 
 TOL, MEAN_VARIANCE = 1e-4, 2.5
 THRESHOLD = TOL * MEAN_VARIANCE  # the core converges when shift <= 2.5e-4

@@ -9,8 +9,8 @@ import pytest
 from lake_data import LINE_COUNTS, lines_lake, write_config, write_lines
 from test_cli import BIN, run
 
-from segcore.commit import local_partition
-from segcore.lake import INPUT_ROWS_FILE
+from segcore.lake.tables import INPUT_ROWS_FILE
+from segcore.storage.versions import local_partition
 
 
 def _features(tmp_path, data):

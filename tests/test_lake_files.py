@@ -10,7 +10,7 @@ from conftest import config_with
 from lake_data import LINE_COUNTS, lines_lake, write_csv, write_parquet
 
 from segcore.errors import LakeError
-from segcore.lake import load_table
+from segcore.lake.tables import load_table
 
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 EXTRA = "month=2026-02/part-9.parquet"

@@ -9,7 +9,7 @@ from conftest import config_with
 from lake_data import LINE_COUNTS, USED_AMOUNTS, lines_lake, write_csv, write_parquet
 
 from segcore.errors import LakeError
-from segcore.lake import load_table
+from segcore.lake.tables import load_table
 
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 

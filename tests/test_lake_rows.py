@@ -8,7 +8,7 @@ from conftest import config_with
 from lake_data import CUSTOMER_COUNTS, LINE_COUNTS, USED_AMOUNTS, lines_lake, write_parquet
 
 from segcore.errors import ConfigError, LakeError
-from segcore.lake import load_table
+from segcore.lake.tables import load_table
 
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 

@@ -14,11 +14,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from segcore.align import align
-from segcore.model import STATE_FORMAT, SegmentModel
-from segcore.prepare import Preparation
-from segcore.run_lifecycle import tracked_run
-from segcore.tracking import (
+from segcore.model.preparation import Preparation
+from segcore.model.segment_model import STATE_FORMAT, SegmentModel
+from segcore.tracking.lifecycle import tracked_run
+from segcore.tracking.store import (
     CHAMPION,
     MODEL_REQUIREMENTS,
     NEXT_ID_TAG,
@@ -27,6 +26,7 @@ from segcore.tracking import (
     next_free_id,
     register,
 )
+from segcore.train.align import align
 
 PREPARATION = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
 NAME = "segments-test"

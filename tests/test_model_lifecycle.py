@@ -13,13 +13,13 @@ from conftest import config_with, make_config
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from segcore.cli import main
+from segcore.cli.commands import main
 from segcore.config import config_to_yaml
-from segcore.features import run_features
-from segcore.gate import ari_from_contingency, id_conflicts
-from segcore.lake import read_partition
-from segcore.score import score
-from segcore.train import train
+from segcore.features.stage import run_features
+from segcore.promote.gate import ari_from_contingency, id_conflicts
+from segcore.score.stage import score
+from segcore.storage.partitions import read_partition
+from segcore.train.stage import train
 
 MAY, JUNE = "2026-05-31", "2026-06-30"
 NAME = "customer_segments"

@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 
 from segcore.config import build_config
-from segcore.fitting import fit_settings
 from segcore.kmeans import LocalBlocks, fit
-from segcore.prepare import Preparation
-from segcore.profile import (
+from segcore.model.preparation import Preparation
+from segcore.model.profiles import (
     Population,
     mixed_percentiles,
     name_segments,
     profile_segments,
     profile_with_population,
 )
-from segcore.train import select_k
+from segcore.train.engines import fit_settings
+from segcore.train.stage import select_k
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
 

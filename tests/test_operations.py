@@ -18,8 +18,8 @@ import pytest
 from conftest import make_config
 from mlflow.tracking import MlflowClient
 
-from segcore.features import run_features
-from segcore.synth import generate_lake
+from segcore.features.stage import run_features
+from segcore.sample.lake import generate_lake
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGCORE = Path(sys.executable).parent / "segcore"

@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from segcore.commit import POINTER, STEPS, local_partition
 from segcore.errors import EnvironmentProblem
-from segcore.lake import commit_partitions, read_partition, read_table, write_partition
-from segcore.pauses import PAUSE_ENV
+from segcore.runtime.crash_points import PAUSE_ENV
+from segcore.storage.partitions import commit_partitions, read_partition, read_table, write_partition
+from segcore.storage.versions import POINTER, STEPS, local_partition
 
 WRITER = """
 import sys
 from pyspark.sql import SparkSession, functions as F
-from segcore.lake import commit_partitions
+from segcore.storage.partitions import commit_partitions
 spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
 primary, follower = sys.argv[1:]
 with commit_partitions(spark, [primary, follower]) as outputs:
@@ -149,7 +149,7 @@ def test_scoring_commits_segments_and_profiles_with_one_pointer(spark, pipeline)
 
 
 def test_unwritable_profiles_stop_scoring_before_segments_are_replaced(spark, pipeline, tmp_path):
-    from segcore.score import score
+    from segcore.score.stage import score
 
     config = pipeline["config"]
     before = local_partition(config.partition("segments"))

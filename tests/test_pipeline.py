@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from segcore.train import train
+from segcore.train.stage import train
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from conftest import AS_OF, make_config
 from mlflow.tracking import MlflowClient
 
 from segcore.errors import TrainingError
-from segcore.pauses import PAUSE_ENV
-from segcore.run_lifecycle import FAILURE_TAG, HOST_TAG, PID_TAG
-from segcore.stopping import Stopped, stopped_by
-from segcore.train import train
+from segcore.runtime.crash_points import PAUSE_ENV
+from segcore.runtime.stopping import Stopped, stopped_by
+from segcore.tracking.lifecycle import FAILURE_TAG, HOST_TAG, PID_TAG
+from segcore.train.stage import train
 
 SEGCORE = Path(sys.executable).parent / "segcore"
 MODEL = "customer_segments"

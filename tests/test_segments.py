@@ -11,15 +11,15 @@ from conftest import LAKE_CUSTOMERS, make_config
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from segcore.align import align
-from segcore.features import run_features
+from segcore.features.stage import run_features
 from segcore.kmeans import FitSettings
-from segcore.model import SegmentModel
-from segcore.prepare import Preparation
-from segcore.score import score
-from segcore.select import choose_k, knee, stability
-from segcore.synth import generate_lake
-from segcore.train import train
+from segcore.model.preparation import Preparation
+from segcore.model.segment_model import SegmentModel
+from segcore.sample.lake import generate_lake
+from segcore.score.stage import score
+from segcore.train.align import align
+from segcore.train.choose_k import choose_k, knee, stability
+from segcore.train.stage import train
 
 PLANTED_K = 5
 K_RANGE = {"min": 3, "max": 7}
@@ -221,7 +221,7 @@ def test_notebooks_run_against_a_workdir(history, notebook, monkeypatch):
         assert f"{scored:,} customers scored with model version(s) ['{champion}']" in text
     else:
         assert f"champion (v{champion})" in text
-        assert f"A: champion v{champion}, run {history['runs']['later'].run_id}" in text  # segcore.runs
+        assert f"A: champion v{champion}, run {history['runs']['later'].run_id}" in text
         assert all(run.run_id in text for run in history["runs"].values())  # the training_runs table
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from segcore.synth import BLOCK_CUSTOMERS, generate_lake
+from segcore.sample.lake import BLOCK_CUSTOMERS, generate_lake
 
 END = dt.date(2026, 3, 15)
 CUSTOMERS = 2 * BLOCK_CUSTOMERS + 321  # three blocks, the last one short

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from test_cli import BIN, ROOT, run
 
-from segcore.commit import local_partition
+from segcore.storage.versions import local_partition
 
 CUSTOMERS = 300
 SEED = 21
@@ -211,7 +211,7 @@ def test_customers_whose_orders_were_all_cancelled(shaped):
 
 @pytest.mark.parametrize("shape", ["transactions", "normalized"])
 def test_generate_shape_is_deterministic(tmp_path, shape):
-    from segcore.synth_shapes import SHAPES
+    from segcore.sample.shapes import SHAPES
 
     summaries = [SHAPES[shape](tmp_path / name, 50, SEED, pd.Timestamp(END).date()) for name in ("a", "b")]
     assert summaries[0].rows == summaries[1].rows

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from segcore.kmeans import core
-from segcore.kmeans.local import LocalBlocks
+from segcore.kmeans.engines.local import LocalBlocks
 
 ENGINES = ("local", "spark", "dask")
 
@@ -187,7 +187,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return frame.select("*", *[column[i].alias(n) for i, n in enumerate(names)]), names
 
     def _fit_spark(self, frame, settings) -> None:
-        from segcore.kmeans.spark_engine import assign_spark, fit_spark
+        from segcore.kmeans.engines.spark import assign_spark, fit_spark
 
         frame, columns = self._spark_columns(frame)
         result = fit_spark(
@@ -207,7 +207,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _fit_dask(self, array, settings) -> None:
         import dask.array as da
 
-        from segcore.kmeans.dask_engine import assign_dask, fit_dask
+        from segcore.kmeans.engines.dask import assign_dask, fit_dask
 
         array = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
         result = fit_dask(array, self.n_clusters, settings, client=self._dask_client(), dtype=self.dtype)
@@ -219,12 +219,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Index of the nearest centre (for Spark: ``X`` with a ``label`` column)."""
         check_is_fitted(self)
         if self.engine == "spark":
-            from segcore.kmeans.spark_engine import assign_spark
+            from segcore.kmeans.engines.spark import assign_spark
 
             frame, columns = self._spark_columns(X)
             return assign_spark(frame, columns, self.cluster_centers_)
         if self.engine == "dask":
-            from segcore.kmeans.dask_engine import assign_dask
+            from segcore.kmeans.engines.dask import assign_dask
 
             return assign_dask(X, self.cluster_centers_)[0]
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])

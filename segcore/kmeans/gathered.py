@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.kernels import Farthest, Partials
-from segcore.kmeans.local import LocalBlocks
 
 # Runs fn(block, block_index) on every block; returns the answers in block order.
 MapBlocks = Callable[[Callable[[LocalBlocks, int], Any]], list[Any]]

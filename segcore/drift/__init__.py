@@ -1,0 +1,1 @@
+"""The drift stage: two scorings compared (migration, shares, PSI), alerting above thresholds."""

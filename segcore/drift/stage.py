@@ -1,0 +1,328 @@
+"""The drift stage: compare the scorings of two as_of dates, write ``drift/from=…_to=…/``, log an
+MLflow run and check the thresholds in ``drift.*``.
+
+The partition's Parquet data is the migration matrix; beside it in the committed version folder
+(files Spark readers skip)
+``_segments.csv`` (share and revenue-share change per segment), ``_features.csv`` (PSI per
+feature), ``_centres.csv`` (centre change, only when the scorings used different model versions)
+and ``_summary.json`` (the headline figures, versions and alerts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, replace
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from segcore.config import Config
+from segcore.drift.figures import (
+    DEPARTED,
+    NEW,
+    centre_change,
+    feature_psi,
+    migration_matrix,
+    segment_psi,
+    segment_shift,
+)
+from segcore.errors import ConfigError, LakeError
+from segcore.runtime.logs import log, step
+from segcore.storage.partitions import read_partition, write_partition
+from segcore.tracking.lifecycle import tracked_run
+from segcore.tracking.store import load_segment_model, log_table, use_tracking
+
+MATRIX_SCHEMA = T.StructType(
+    [
+        T.StructField("from_segment", T.LongType()),
+        T.StructField("to_segment", T.LongType()),
+        T.StructField("customers", T.LongType()),
+        T.StructField("share", T.DoubleType()),
+        T.StructField("from_name", T.StringType()),
+        T.StructField("to_name", T.StringType()),
+    ]
+)
+_NUMERIC = (T.NumericType, T.BooleanType)
+IDS_NOTE = (
+    "segments are matched by id: ids are stable by construction (a new version's segments keep "
+    "the champion's ids where their centres match, new ones get ids never used before)"
+)
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    path: str
+    run_id: str
+    start: dt.date
+    end: dt.date
+    versions: tuple[str, str]
+    matrix: pd.DataFrame
+    segments: pd.DataFrame
+    features: pd.DataFrame
+    centres: pd.DataFrame | None
+    segment_psi: float
+    alerts: list[str]
+
+
+def drift_partition(config: Config, start: dt.date, end: dt.date) -> str:
+    return f"{config.path(config.drift.output).rstrip('/')}/from={start.isoformat()}_to={end.isoformat()}"
+
+
+def _read(spark: SparkSession, config: Config, day: dt.date) -> tuple[DataFrame, DataFrame]:
+    """The scoring and the feature table of ``day``."""
+    dated = config.model_copy(update={"as_of": day})
+    scoring = read_partition(
+        spark,
+        dated.partition(config.score.output),
+        "scoring",
+        f"run `segcore features --set as_of={day}` then `segcore score --set as_of={day}` "
+        "(with the same --config) first",
+    )
+    features = read_partition(
+        spark,
+        dated.partition(config.features.output),
+        "feature table",
+        f"run `segcore features --set as_of={day}` first",
+    )
+    return scoring, features
+
+
+def _feature_names(config: Config, before: DataFrame, after: DataFrame, paths: tuple[str, str]) -> list[str]:
+    """``drift.features``, or every numeric feature column of both tables."""
+    if config.drift.features is None:
+        numeric = {f.name for f in after.schema.fields if isinstance(f.dataType, _NUMERIC)}
+        return [
+            f.name
+            for f in before.schema.fields
+            if f.name != "customer_id" and f.name in numeric and isinstance(f.dataType, _NUMERIC)
+        ]
+    for frame, path in zip((before, after), paths, strict=True):
+        missing = [f for f in config.drift.features if f not in frame.columns]
+        if missing:
+            raise LakeError(
+                f"feature table {path} lacks column(s) {missing} named in drift.features: "
+                "remove them from drift.features or rebuild the features with those groups"
+            )
+    return list(config.drift.features)
+
+
+def _version(scoring: DataFrame) -> str:
+    """The model version of a scoring ("1"; "1,2" when mixed; "unknown" without the column)."""
+    if "model_version" not in scoring.columns:
+        return "unknown"
+    versions = sorted(str(r[0]) for r in scoring.select("model_version").distinct().limit(3).collect())
+    return ",".join(versions) or "unknown"
+
+
+def _centres(config: Config, versions: tuple[str, str]) -> pd.DataFrame | None:
+    """Centre change between the two scorings' model versions (None when they are equal, or not
+    comparable: unknown or several versions in one scoring, a version gone from the registry, or
+    different features)."""
+    if versions[0] == versions[1] or any("," in v or v == "unknown" for v in versions):
+        return None
+    name = config.mlflow.registered_model
+    use_tracking(config)
+    try:
+        before, after = (load_segment_model(f"models:/{name}/{v}") for v in versions)
+    except MlflowException as exc:
+        log.warning(
+            "drift: cannot load versions %s and %s of '%s' (%s): no centre change", *versions, name, exc
+        )
+        return None
+    if not set(after.features) <= set(before.features):
+        log.info("drift: versions %s and %s use different features: no centre change", *versions)
+        return None
+    return centre_change(before, after)
+
+
+def _alerts(config: Config, segments: pd.DataFrame, features: pd.DataFrame, shares_psi: float) -> list[str]:
+    """One line per threshold crossed."""
+    limits, alerts = config.drift, []
+    if limits.max_psi is not None:
+        for row in features[features["psi"] > limits.max_psi].itertuples():
+            alerts.append(f"feature '{row.feature}' PSI {row.psi:.3f} > drift.max_psi {limits.max_psi:g}")
+    if limits.max_segment_psi is not None and shares_psi > limits.max_segment_psi:
+        alerts.append(
+            f"segment shares PSI {shares_psi:.3f} > drift.max_segment_psi {limits.max_segment_psi:g}"
+        )
+    if limits.max_share_shift is not None:
+        moved = segments[segments["share_shift"].abs() > limits.max_share_shift]
+        for row in moved.itertuples():
+            alerts.append(
+                f"segment {row.segment_id} ({row.segment_name}) share {100 * row.share_shift:+.1f} pp, "
+                f"beyond drift.max_share_shift {100 * limits.max_share_shift:g} pp"
+            )
+    return alerts
+
+
+def _metrics(result: DriftResult) -> dict[str, float]:
+    matrix, segments = result.matrix, result.segments
+    metrics = {f"psi_{row.feature}": row.psi for row in result.features.itertuples()}
+    for row in segments.itertuples():
+        metrics[f"share_shift_segment_{row.segment_id}"] = row.share_shift
+        if pd.notna(row.revenue_share_shift):
+            metrics[f"revenue_share_shift_segment_{row.segment_id}"] = row.revenue_share_shift
+    stayed = matrix[(matrix.from_segment != NEW) & (matrix.to_segment != DEPARTED)]
+    metrics.update(
+        max_psi=float(result.features["psi"].max()) if len(result.features) else 0.0,
+        max_share_shift=float(segments["share_shift"].abs().max()),
+        segment_psi=result.segment_psi,
+        new_customers=float(matrix.loc[matrix.from_segment == NEW, "customers"].sum()),
+        departed_customers=float(matrix.loc[matrix.to_segment == DEPARTED, "customers"].sum()),
+        moved_share=float(
+            stayed.loc[stayed.from_segment != stayed.to_segment, "customers"].sum()
+            / max(stayed["customers"].sum(), 1)
+        ),
+    )
+    if result.centres is not None:
+        metrics["max_centre_distance"] = float(result.centres["centre_distance"].max())
+    return metrics
+
+
+def _record(config: Config, result: DriftResult) -> str:
+    """The MLflow run of this comparison (ending FAILED or KILLED with the reason if it is cut
+    short): metrics, tables as CSV, an ``alert`` tag when any."""
+    use_tracking(config)
+    limits = config.drift
+    with tracked_run(f"drift-{result.start}-to-{result.end}") as run:
+        mlflow.set_tags(
+            {
+                "stage": "drift",
+                "from_as_of": result.start.isoformat(),
+                "to_as_of": result.end.isoformat(),
+                "model_version_from": result.versions[0],
+                "model_version_to": result.versions[1],
+            }
+        )
+        mlflow.log_params(
+            {
+                "from_as_of": result.start.isoformat(),
+                "to_as_of": result.end.isoformat(),
+                "max_psi": limits.max_psi,
+                "max_segment_psi": limits.max_segment_psi,
+                "max_share_shift": limits.max_share_shift,
+                "psi_bins": limits.psi_bins,
+                "output": result.path,
+            }
+        )
+        mlflow.log_metrics(_metrics(result))
+        log_table(result.matrix, "drift/migration.csv")
+        log_table(result.segments, "drift/segments.csv")
+        log_table(result.features, "drift/features_psi.csv")
+        if result.centres is not None:
+            log_table(result.centres, "drift/centres.csv")
+            mlflow.set_tag("ids", IDS_NOTE)
+        if result.alerts:
+            mlflow.set_tag("alert", "; ".join(result.alerts))
+    return run.info.run_id
+
+
+def check_dates(start: dt.date, end: dt.date) -> None:
+    if start >= end:
+        raise ConfigError(f"--from {start} must be an earlier date than --to {end}")
+
+
+def compare_scorings(spark: SparkSession, config: Config, start: dt.date, end: dt.date) -> DriftResult:
+    """Compare the scorings of ``start`` and ``end``: write the drift partition (first), then
+    record the MLflow run. Thresholds crossed are in ``alerts`` (the caller decides the exit)."""
+    check_dates(start, end)
+    before, features_before = _read(spark, config, start)
+    after, features_after = _read(spark, config, end)
+    paths = tuple(
+        config.model_copy(update={"as_of": d}).partition(config.features.output) for d in (start, end)
+    )
+    names = _feature_names(config, features_before, features_after, paths)
+    with step("drift", "migration matrix and segment shares") as figures:
+        matrix = migration_matrix(before, after)
+        segments = segment_shift(before, after, features_before, features_after)
+        shares_psi = segment_psi(segments)
+        versions = (_version(before), _version(after))
+        figures.update(pairs=len(matrix), versions="->".join(versions))
+    with step("drift", "feature PSI") as figures:
+        features = feature_psi(features_before, features_after, names, config.drift.psi_bins)
+        figures["features"] = len(features)
+    centres = _centres(config, versions)
+    if centres is not None:
+        log.info("drift: model versions %s and %s: %s", *versions, IDS_NOTE)
+    alerts = _alerts(config, segments, features, shares_psi)
+    target = drift_partition(config, start, end)
+    summary = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "model_versions": list(versions),
+        "segment_psi": shares_psi,
+        "max_psi": float(features["psi"].max()) if len(features) else 0.0,
+        "max_share_shift": float(segments["share_shift"].abs().max()),
+        "alerts": alerts,
+    }
+    sidecar = {
+        "_segments.csv": segments.to_csv(index=False),
+        "_features.csv": features.to_csv(index=False),
+        "_summary.json": json.dumps(summary, indent=1),
+    }
+    if centres is not None:
+        sidecar["_centres.csv"] = centres.to_csv(index=False)
+    with step("drift", "write the drift partition"):
+        frame = spark.createDataFrame(matrix, MATRIX_SCHEMA)
+        write_partition(frame.coalesce(1), target, sidecar)
+    result = DriftResult(
+        target, "", start, end, versions, matrix, segments, features, centres, shares_psi, alerts
+    )
+    with step("drift", "record the MLflow run"):
+        return replace(result, run_id=_record(config, result))
+
+
+def _label(segment: int, name: str | None) -> str:
+    return name if segment == NEW else f"{segment} {name or ''}".strip()
+
+
+def migration_table(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The matrix as the console shows it: a row per earlier segment (and new customers), a column
+    per later segment id (and departed), each cell the percentage of the row's customers."""
+    rows = matrix.assign(
+        row=[_label(s, n) for s, n in zip(matrix.from_segment, matrix.from_name, strict=True)],
+        column=["departed" if s == DEPARTED else str(s) for s in matrix.to_segment],
+    )
+    order = sorted(matrix.from_segment.unique(), key=lambda s: (s == NEW, s))
+    labels = rows.drop_duplicates("from_segment").set_index("from_segment")["row"]
+    columns = [str(s) for s in sorted(matrix.to_segment.unique()) if s != DEPARTED]
+    columns += ["departed"] if (matrix.to_segment == DEPARTED).any() else []
+    table = rows.pivot_table(index="row", columns="column", values="share", aggfunc="sum", fill_value=0.0)
+    table = (100 * table).round(1).reindex(index=[labels[s] for s in order], columns=columns, fill_value=0.0)
+    table["customers"] = rows.groupby("row")["customers"].sum().reindex(table.index)
+    table.index.name, table.columns.name = None, "from \\ to"
+    return table
+
+
+def describe(result: DriftResult) -> str:
+    """The console report: versions, migration table, segment shares, the largest feature PSIs."""
+    start, end = result.start, result.end
+    versions = result.versions
+    lines = [f"drift {start} -> {end}: {result.path} (MLflow run {result.run_id})"]
+    if versions[0] == versions[1]:
+        lines.append(f"both scorings used model version {versions[0]}")
+    else:
+        lines.append(f"scorings used model versions {versions[0]} and {versions[1]}: {IDS_NOTE}")
+    lines += ["", "migration (each row's customers, % going to each later segment id):"]
+    lines.append(migration_table(result.matrix).to_string())
+    segments = result.segments.assign(
+        share_from=(100 * result.segments.share_from).round(1),
+        share_to=(100 * result.segments.share_to).round(1),
+        share_shift_pp=(100 * result.segments.share_shift).round(1),
+        revenue_shift_pp=(100 * result.segments.revenue_share_shift).round(1),
+    )
+    columns = ["segment_id", "segment_name", "share_from", "share_to", "share_shift_pp", "revenue_shift_pp"]
+    lines += ["", f"segment shares (%), PSI of the shares {result.segment_psi:.3f}:"]
+    lines.append(segments[columns].to_string(index=False))
+    top = result.features.head(5)[["feature", "psi", "mean_from", "mean_to"]]
+    lines += ["", f"largest feature PSI (all {len(result.features)} in _features.csv):"]
+    lines.append(top.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if result.centres is not None:
+        centres = result.centres[["segment_id", "name_from", "name_to", "centre_distance"]]
+        lines += ["", "centre change between the versions (distance in the later model's scaled space):"]
+        lines.append(centres.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(lines)

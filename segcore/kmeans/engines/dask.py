@@ -1,0 +1,118 @@
+"""The ``dask`` engine: a Dask array on a ``distributed`` cluster, one client round per step.
+
+Each chunk becomes a :class:`LocalBlocks` held in worker memory for the whole fit; every step of
+k-means|| and Lloyd maps one small task over the chunks and combines their O(k·d) answers on the
+client (:class:`~segcore.kmeans.gathered.GatheredBlocks`). A Parquet table enters as one block per
+partition, read and prepared on the workers (:func:`partition_rows`). A sweep over several k
+(:func:`sweep_dask`) fits them all on the blocks loaded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from segcore.kmeans import core
+from segcore.kmeans.engines.local import LocalBlocks
+from segcore.kmeans.gathered import GatheredBlocks
+
+DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error it wraps
+
+
+def _as_blocks(chunk: np.ndarray, dtype: str) -> LocalBlocks:
+    return LocalBlocks(chunk, dtype=dtype)  # centred in float64 before any cast
+
+
+def _rows(partition: pd.DataFrame, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    return prepare(partition.to_numpy(dtype=np.float64))
+
+
+def partition_rows(frame, prepare: Callable[[np.ndarray], np.ndarray], client):
+    """The rows of a Dask DataFrame as a 2-D Dask array: ``prepare`` applied to each partition,
+    computed and held on ``client``'s workers, one block per non-empty partition, with known sizes.
+
+    Built from the partitions themselves: ``to_dask_array(lengths=True)`` counts rows over the
+    partitions of an optimised graph whose small files are fused, and fails on tables of several
+    files ("The number of items in 'lengths' does not match the number of partitions").
+    """
+    import dask
+    import dask.array as da
+
+    parts = client.compute([dask.delayed(_rows)(part, prepare) for part in frame.to_delayed()])
+    lengths = client.gather(client.map(len, parts))
+    width = len(frame.columns)
+    blocks = [
+        da.from_delayed(part, (rows, width), dtype=np.float64)
+        for part, rows in zip(parts, lengths, strict=True)
+        if rows
+    ]
+    if not blocks:
+        raise ValueError("the table has no rows")
+    return da.concatenate(blocks)
+
+
+def fit_dask(
+    array,
+    k: int,
+    settings: core.FitSettings,
+    *,
+    client,
+    dtype: str = "float64",
+) -> core.KMeansResult:
+    """k-means over the rows of a 2-D Dask array, computed on ``client``'s cluster."""
+    return sweep_dask(array, {k: settings}, client=client, dtype=dtype)[k]
+
+
+def sweep_dask(
+    array,
+    fits: Mapping[int, core.FitSettings],
+    *,
+    client,
+    dtype: str = "float64",
+) -> dict[int, core.KMeansResult]:
+    """k-means for every ``k`` of ``fits`` (k → its settings) over the rows of a 2-D Dask array:
+    the blocks are computed and held in worker memory once, and every ``k`` is fitted on them in
+    turn. Each result equals the fit of that ``k`` alone."""
+    threads = sum(client.nthreads().values())
+    if array.numblocks[0] < threads and not np.isnan(array.shape[0]):
+        array = array.rechunk({0: -(-array.shape[0] // threads)})  # at least one chunk per worker thread
+    chunks = array.rechunk({1: -1}).to_delayed().ravel().tolist()
+    futures = client.compute(chunks)
+    blocks = client.map(_as_blocks, futures, dtype=dtype, pure=False)
+
+    def map_blocks(fn):
+        return client.gather(client.map(fn, blocks, range(len(blocks)), pure=False))
+
+    # The blocks stay in worker memory while this function holds their futures.
+    return core.sweep(GatheredBlocks(map_blocks), fits, engine="dask")
+
+
+def assign_dask(array, centres: np.ndarray):
+    """Labels and distances to the nearest centre, as lazy Dask arrays."""
+    from segcore.kmeans.kernels import nearest
+
+    def label(chunk: np.ndarray) -> np.ndarray:
+        labels, squared = nearest(chunk, centres.astype(chunk.dtype))
+        return np.column_stack([labels, np.sqrt(squared)])
+
+    pairs = array.rechunk({1: -1}).map_blocks(label, chunks=(array.chunks[0], (2,)), dtype=np.float64)
+    return pairs[:, 0].astype(np.int64), pairs[:, 1]
+
+
+def _open_table(path: str, columns: list[str]) -> str | None:
+    """Open the table as the fit will (list its files, read a footer); the error, if any."""
+    import dask.dataframe as dd
+
+    try:
+        dd.read_parquet(path, columns=columns)
+    except Exception as exc:  # any failure to read is the answer, reported by the caller
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1].removeprefix(DASK_PREFIX)}"
+    return None
+
+
+def workers_failing_to_read(client, path: str, columns: list[str]) -> dict[str, str]:
+    """The workers of ``client`` that cannot open the Parquet table at ``path``, with their error."""
+    answers = client.run(_open_table, path, columns)
+    return {worker: error for worker, error in sorted(answers.items()) if error}

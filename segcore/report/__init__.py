@@ -1,0 +1,1 @@
+"""Plots, the HTML report and segments over time."""

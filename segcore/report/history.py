@@ -1,0 +1,54 @@
+"""Segments over time: each scoring's segment sizes and revenue shares, and who moved between the
+two latest scorings. Spark reads the partitions; the driver gets per-segment rows and the k×k
+migration matrix only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from segcore.config import Config
+from segcore.drift.figures import migration_matrix
+from segcore.storage.partitions import partition_dates, read_partition
+
+SIZE_COLUMNS = ["customers", "share", "revenue_share"]
+
+
+@dataclass(frozen=True)
+class History:
+    segments: pd.DataFrame  # as_of, segment_id, segment_name, customers, share, revenue_share
+    migration: pd.DataFrame | None  # drift.migration_matrix of the two latest scorings
+    migration_dates: tuple[dt.date, dt.date] | None
+
+
+def _partition(config: Config, output: str, as_of: dt.date) -> str:
+    return config.model_copy(update={"as_of": as_of}).partition(output)
+
+
+def segment_history(spark: SparkSession, config: Config) -> History:
+    """The profiles of every scoring (``score.profiles_output``) and the migration between the two
+    latest scorings (``score.output``)."""
+    frames = []
+    for as_of in partition_dates(spark, config.path(config.score.profiles_output)):
+        profile = read_partition(
+            spark, _partition(config, config.score.profiles_output, as_of), "profiles", "run `segcore score`"
+        )
+        if "revenue_share" not in profile.columns:  # a model without monetary_total
+            profile = profile.withColumn("revenue_share", F.lit(None).cast("double"))
+        frames.append(
+            profile.select("segment_id", "segment_name", *SIZE_COLUMNS).toPandas().assign(as_of=as_of)
+        )
+    columns = ["as_of", "segment_id", "segment_name", *SIZE_COLUMNS]
+    segments = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    scored = partition_dates(spark, config.path(config.score.output))
+    if len(scored) < 2:
+        return History(segments, None, None)
+    before, after = (
+        read_partition(spark, _partition(config, config.score.output, d), "segments", "run `segcore score`")
+        for d in scored[-2:]
+    )
+    return History(segments, migration_matrix(before, after), (scored[-2], scored[-1]))

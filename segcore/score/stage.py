@@ -1,0 +1,84 @@
+"""Scoring (Spark): assign every customer of the feature table to a segment of a registered model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pyfunc
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from segcore.config import Config
+from segcore.errors import ModelError
+from segcore.model.profiles import feature_columns, profile_segments
+from segcore.model.segment_model import OUTPUT_COLUMNS, SegmentModel
+from segcore.runtime.logs import step
+from segcore.storage.partitions import commit_partitions, read_partition
+from segcore.tracking.store import load_segment_model, resolve_model
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    path: str
+    model_uri: str
+    model_version: str
+    customers: int
+
+
+def score(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
+    """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
+    model_version — one row per customer of the feature table; and ``profiles/as_of=<as_of>``,
+    committed with it (readers see both old or both new)."""
+    with step("score", "load the model") as figures:
+        model_uri, version = resolve_model(config, model_version)
+        model = load_segment_model(model_uri)
+        figures["version"] = version
+    features = model.features
+    table = config.partition(config.features.output)
+    target = config.partition(config.score.output)
+    profiles = config.partition(config.score.profiles_output)
+    with commit_partitions(spark, [target, profiles]) as outputs:  # checked writable; one commit for both
+        frame = read_partition(
+            spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
+        )
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise ModelError(
+                f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
+                "lacks: rebuild the features with the same feature groups, or score with another version"
+            )
+        assign = mlflow.pyfunc.spark_udf(
+            spark,
+            model_uri,
+            result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
+            env_manager="local",
+        )
+        inputs = [F.col(f).cast("double").alias(f) for f in features]
+        segments = frame.select(
+            "customer_id",
+            assign(F.struct(*inputs)).alias("segment"),
+        ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
+        with step("score", "assign and write segments") as figures:
+            written = outputs.write(segments, target)
+            figures["customers"] = customers = written.count()
+        with step("score", "write profiles"):
+            profile = segment_profiles(config, model, frame, written)
+            outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
+    return ScoreResult(target, model_uri, version, customers)
+
+
+def segment_profiles(
+    config: Config, model: SegmentModel, features: DataFrame, segments: DataFrame
+) -> pd.DataFrame:
+    """Per-segment profile of this scoring (Spark aggregation over every customer), for
+    ``profiles/as_of=<as_of>`` beside the segments."""
+    labelled = segments.select("customer_id", F.col("segment_id").alias("label")).join(
+        features, "customer_id"
+    )
+    profile = profile_segments(
+        labelled.drop("customer_id"), feature_columns(features), model.preparation, config.train.log_features
+    )
+    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
+    profile.insert(1, "segment_name", profile["segment_id"].map(names))
+    return profile

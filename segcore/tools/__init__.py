@@ -1,0 +1,1 @@
+"""Tools shipped with segcore: the k-means benchmark and the fault campaign."""

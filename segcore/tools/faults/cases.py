@@ -1,0 +1,10 @@
+"""Every case of the campaign, in the order it runs: each module contributes its ``CASES``."""
+
+from segcore.tools.faults import outputs, tracking
+from segcore.tools.faults.campaign import Case
+
+CASE_MODULES = (outputs, tracking)
+
+
+def all_cases() -> list[Case]:
+    return [case for module in CASE_MODULES for case in module.CASES]

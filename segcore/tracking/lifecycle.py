@@ -1,0 +1,147 @@
+"""MLflow runs that always end: FINISHED, or FAILED (an exception) or KILLED (SIGTERM, SIGINT)
+with the reason in the tag ``failure_reason``; and runs that a process killed outright (SIGKILL,
+a lost node) left RUNNING, ended by the next train on that host together with any model version
+such a run registered without its alias."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from segcore.runtime.logs import log
+from segcore.runtime.stopping import Stopped, signals_held, stop_on_signals, stopped_by
+
+HOST_TAG, PID_TAG = "segcore.host", "segcore.pid"
+FAILURE_TAG = "failure_reason"
+# How many of the newest versions without an alias are checked for a run that never finished.
+RECENT_VERSIONS = 50
+
+
+def process_tags() -> dict[str, str]:
+    """Where the run's process lives, so a later train can tell whether it still exists."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What tag ``failure_reason`` says about ``exc``."""
+    if isinstance(exc, Stopped):
+        return f"{exc} (a scheduler or a user ended process {os.getpid()} on {socket.gethostname()})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    text = str(exc).strip() or "no message"
+    return f"{type(exc).__name__}: {text}"[:4000]
+
+
+class TrackedRun:
+    """The active run of :func:`tracked_run`."""
+
+    def __init__(self, run: mlflow.ActiveRun):
+        self.info, self.finished = run.info, False
+
+    def finish(self) -> None:
+        """End the run FINISHED now; a SIGTERM or SIGINT meanwhile waits until that is recorded."""
+        with signals_held():
+            mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+            self.finished = True
+
+
+@contextmanager
+def tracked_run(run_name: str, nested: bool = False) -> Iterator[TrackedRun]:
+    """An MLflow run tagged with this host and process id, that ends FINISHED (at the end, or
+    where the body calls ``finish``), or FAILED on an exception or KILLED on SIGTERM/SIGINT
+    before that, with the reason in tag ``failure_reason``."""
+    with stop_on_signals():
+        run = TrackedRun(mlflow.start_run(run_name=run_name, nested=nested, tags=process_tags()))
+        try:
+            yield run
+        except BaseException as exc:
+            if not run.finished:
+                with signals_held():  # a second signal must not cut the ending short
+                    _end_failed(run.info.run_id, exc)
+            raise
+        if not run.finished:
+            run.finish()
+
+
+def _end_failed(run_id: str, exc: BaseException) -> None:
+    exc = stopped_by(exc) or exc
+    status = RunStatus.KILLED if isinstance(exc, Stopped) else RunStatus.FAILED
+    try:
+        mlflow.set_tag(FAILURE_TAG, failure_reason(exc))
+        mlflow.end_run(RunStatus.to_string(status))
+    except Exception as problem:  # the store itself failed: the next train ends the run
+        log.error("could not end MLflow run %s as %s: %s", run_id, RunStatus.to_string(status), problem)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier process with this very id: it is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def end_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """End as KILLED, and report, the runs on this host left RUNNING by a process that no longer
+    exists; returns their ids."""
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    ended = []
+    for run in client.search_runs([experiment_id], query, max_results=1000):
+        pid = int(run.data.tags.get(PID_TAG, "0"))
+        if _process_exists(pid):
+            continue
+        reason = f"left RUNNING by process {pid} on {host}, which no longer exists: ended by a later train"
+        client.set_tag(run.info.run_id, FAILURE_TAG, reason)
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+        log.warning(
+            "train: run %s (%s) was left RUNNING by process %d on %s, which no longer exists: "
+            "ended it as KILLED",
+            run.info.run_id,
+            run.info.run_name,
+            pid,
+            host,
+        )
+        ended.append(run.info.run_id)
+    return ended
+
+
+def delete_unfinished_versions(client: MlflowClient, name: str, experiment_id: str) -> list[str]:
+    """Delete, and report, recent versions of model ``name`` that have no alias and whose run (in
+    ``experiment_id``) ended FAILED or KILLED: it stopped between registering and the alias."""
+    try:
+        aliased = {str(version) for version in client.get_registered_model(name).aliases.values()}
+    except MlflowException:
+        return []  # not registered yet
+    versions = client.search_model_versions(f"name = '{name}'")
+    loose = [v for v in versions if v.run_id and str(v.version) not in aliased]
+    loose = sorted(loose, key=lambda v: int(v.version))[-RECENT_VERSIONS:]
+    if not loose:
+        return []
+    ids = ", ".join(f"'{v.run_id}'" for v in loose)
+    runs = client.search_runs([experiment_id], f"attributes.run_id IN ({ids})", max_results=RECENT_VERSIONS)
+    unfinished = {r.info.run_id: r.info.status for r in runs if r.info.status in ("FAILED", "KILLED")}
+    deleted = []
+    for version in loose:
+        if version.run_id in unfinished:
+            client.delete_model_version(name, version.version)
+            log.warning(
+                "train: deleted version %s of %s: its run %s ended %s before giving it its alias",
+                version.version,
+                name,
+                version.run_id,
+                unfinished[version.run_id],
+            )
+            deleted.append(str(version.version))
+    return deleted

@@ -1,0 +1,1 @@
+"""The train stage: prepare, fit every k through the engine adapter, choose k, align ids, name."""
