@@ -13,7 +13,7 @@ import segcore.kmeans.estimator
 IMPORT_EVERY_MODULE = """
 import json, pkgutil, importlib, sys
 import segcore.kmeans
-names = [f"segcore.kmeans.{m.name}" for m in pkgutil.iter_modules(segcore.kmeans.__path__)]
+names = [m.name for m in pkgutil.walk_packages(segcore.kmeans.__path__, "segcore.kmeans.")]
 for name in names:
     importlib.import_module(name)
 loaded = sorted(m for m in sys.modules if m.startswith(("segcore", "cuml")))
@@ -26,8 +26,12 @@ def test_no_module_of_the_core_imports_the_pipeline():
         [sys.executable, "-c", IMPORT_EVERY_MODULE], capture_output=True, text=True, check=True
     )
     found = json.loads(done.stdout)
-    modules = {p.stem for p in Path(segcore.kmeans.__file__).parent.glob("*.py")} - {"__init__"}
-    assert {name.rsplit(".", 1)[1] for name in found["imported"]} == modules
+    package = Path(segcore.kmeans.__file__).parent
+    modules = {
+        ".".join(p.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+        for p in package.rglob("*.py")
+    } - {"__init__"}
+    assert {name.removeprefix("segcore.kmeans.") for name in found["imported"]} == modules
     # Nothing of the pipeline, and no cuML (imported only when a cuml fit runs).
     outside = [m for m in found["loaded"] if m != "segcore" and not m.startswith("segcore.kmeans")]
     assert outside == [], (
