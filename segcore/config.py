@@ -284,9 +284,9 @@ class Config(_Strict):
             return relative_or_absolute
         return str(Path(self.workdir, relative_or_absolute).resolve())
 
-    def partition(self, output: str) -> str:
-        """The ``as_of=YYYY-MM-DD`` partition of an output table."""
-        return f"{self.path(output).rstrip('/')}/as_of={self.as_of.isoformat()}"
+    def partition(self, output: str, as_of: dt.date | None = None) -> str:
+        """The ``as_of=YYYY-MM-DD`` partition of an output table, for ``as_of`` or the config's date."""
+        return f"{self.path(output).rstrip('/')}/as_of={(as_of or self.as_of).isoformat()}"
 
     def tracking_uri(self) -> str:
         if self.mlflow.tracking_uri:

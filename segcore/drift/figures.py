@@ -25,6 +25,10 @@ PSI_COLUMNS = ["feature", "psi", "bins", "mean_from", "mean_to", "missing_from",
 PSI_FLOOR = 1e-4
 QUANTILE_ERROR = 1e-3
 REVENUE_FEATURE = "monetary_total"
+IDS_NOTE = (
+    "segments are matched by id: ids are stable by construction (a new version's segments keep "
+    "the champion's ids where their centres match, new ones get ids never used before)"
+)
 
 
 def _side(frame: DataFrame, role: str) -> DataFrame:

@@ -14,15 +14,14 @@ import datetime as dt
 import json
 from dataclasses import dataclass, replace
 
-import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from segcore.config import Config
 from segcore.drift.figures import (
     DEPARTED,
+    IDS_NOTE,
     NEW,
     centre_change,
     feature_psi,
@@ -30,11 +29,12 @@ from segcore.drift.figures import (
     segment_psi,
     segment_shift,
 )
-from segcore.errors import ConfigError, LakeError
+from segcore.errors import ConfigError, LakeError, ModelError
 from segcore.runtime.logs import log, step
 from segcore.storage.partitions import read_partition, write_partition
 from segcore.tracking.lifecycle import tracked_run
-from segcore.tracking.store import load_segment_model, log_table, use_tracking
+from segcore.tracking.registry import load_version
+from segcore.tracking.store import open_tracking
 
 MATRIX_SCHEMA = T.StructType(
     [
@@ -47,10 +47,6 @@ MATRIX_SCHEMA = T.StructType(
     ]
 )
 _NUMERIC = (T.NumericType, T.BooleanType)
-IDS_NOTE = (
-    "segments are matched by id: ids are stable by construction (a new version's segments keep "
-    "the champion's ids where their centres match, new ones get ids never used before)"
-)
 
 
 @dataclass(frozen=True)
@@ -74,17 +70,16 @@ def drift_partition(config: Config, start: dt.date, end: dt.date) -> str:
 
 def _read(spark: SparkSession, config: Config, day: dt.date) -> tuple[DataFrame, DataFrame]:
     """The scoring and the feature table of ``day``."""
-    dated = config.model_copy(update={"as_of": day})
     scoring = read_partition(
         spark,
-        dated.partition(config.score.output),
+        config.partition(config.score.output, day),
         "scoring",
         f"run `segcore features --set as_of={day}` then `segcore score --set as_of={day}` "
         "(with the same --config) first",
     )
     features = read_partition(
         spark,
-        dated.partition(config.features.output),
+        config.partition(config.features.output, day),
         "feature table",
         f"run `segcore features --set as_of={day}` first",
     )
@@ -124,14 +119,11 @@ def _centres(config: Config, versions: tuple[str, str]) -> pd.DataFrame | None:
     different features)."""
     if versions[0] == versions[1] or any("," in v or v == "unknown" for v in versions):
         return None
-    name = config.mlflow.registered_model
-    use_tracking(config)
+    tracking = open_tracking(config)
     try:
-        before, after = (load_segment_model(f"models:/{name}/{v}") for v in versions)
-    except MlflowException as exc:
-        log.warning(
-            "drift: cannot load versions %s and %s of '%s' (%s): no centre change", *versions, name, exc
-        )
+        before, after = (load_version(tracking, v) for v in versions)
+    except ModelError as exc:
+        log.warning("drift: cannot load versions %s and %s (%s): no centre change", *versions, exc)
         return None
     if not set(after.features) <= set(before.features):
         log.info("drift: versions %s and %s use different features: no centre change", *versions)
@@ -186,10 +178,9 @@ def _metrics(result: DriftResult) -> dict[str, float]:
 def _record(config: Config, result: DriftResult) -> str:
     """The MLflow run of this comparison (ending FAILED or KILLED with the reason if it is cut
     short): metrics, tables as CSV, an ``alert`` tag when any."""
-    use_tracking(config)
     limits = config.drift
-    with tracked_run(f"drift-{result.start}-to-{result.end}") as run:
-        mlflow.set_tags(
+    with tracked_run(open_tracking(config), f"drift-{result.start}-to-{result.end}") as run:
+        run.set_tags(
             {
                 "stage": "drift",
                 "from_as_of": result.start.isoformat(),
@@ -198,7 +189,7 @@ def _record(config: Config, result: DriftResult) -> str:
                 "model_version_to": result.versions[1],
             }
         )
-        mlflow.log_params(
+        run.log_params(
             {
                 "from_as_of": result.start.isoformat(),
                 "to_as_of": result.end.isoformat(),
@@ -209,16 +200,16 @@ def _record(config: Config, result: DriftResult) -> str:
                 "output": result.path,
             }
         )
-        mlflow.log_metrics(_metrics(result))
-        log_table(result.matrix, "drift/migration.csv")
-        log_table(result.segments, "drift/segments.csv")
-        log_table(result.features, "drift/features_psi.csv")
+        run.log_metrics(_metrics(result))
+        run.log_table(result.matrix, "drift/migration.csv")
+        run.log_table(result.segments, "drift/segments.csv")
+        run.log_table(result.features, "drift/features_psi.csv")
         if result.centres is not None:
-            log_table(result.centres, "drift/centres.csv")
-            mlflow.set_tag("ids", IDS_NOTE)
+            run.log_table(result.centres, "drift/centres.csv")
+            run.set_tags({"ids": IDS_NOTE})
         if result.alerts:
-            mlflow.set_tag("alert", "; ".join(result.alerts))
-    return run.info.run_id
+            run.set_tags({"alert": "; ".join(result.alerts)})
+    return run.run_id
 
 
 def check_dates(start: dt.date, end: dt.date) -> None:
@@ -230,11 +221,19 @@ def compare_scorings(spark: SparkSession, config: Config, start: dt.date, end: d
     """Compare the scorings of ``start`` and ``end``: write the drift partition (first), then
     record the MLflow run. Thresholds crossed are in ``alerts`` (the caller decides the exit)."""
     check_dates(start, end)
+    result = _compare(spark, config, start, end)
+    with step("drift", "write the drift partition"):
+        frame = spark.createDataFrame(result.matrix, MATRIX_SCHEMA)
+        write_partition(frame.coalesce(1), result.path, _sidecar(result))
+    with step("drift", "record the MLflow run"):
+        return replace(result, run_id=_record(config, result))
+
+
+def _compare(spark: SparkSession, config: Config, start: dt.date, end: dt.date) -> DriftResult:
+    """Every figure of the comparison, with the thresholds crossed (no run id yet)."""
     before, features_before = _read(spark, config, start)
     after, features_after = _read(spark, config, end)
-    paths = tuple(
-        config.model_copy(update={"as_of": d}).partition(config.features.output) for d in (start, end)
-    )
+    paths = (config.partition(config.features.output, start), config.partition(config.features.output, end))
     names = _feature_names(config, features_before, features_after, paths)
     with step("drift", "migration matrix and segment shares") as figures:
         matrix = migration_matrix(before, after)
@@ -250,79 +249,28 @@ def compare_scorings(spark: SparkSession, config: Config, start: dt.date, end: d
         log.info("drift: model versions %s and %s: %s", *versions, IDS_NOTE)
     alerts = _alerts(config, segments, features, shares_psi)
     target = drift_partition(config, start, end)
+    return DriftResult(
+        target, "", start, end, versions, matrix, segments, features, centres, shares_psi, alerts
+    )
+
+
+def _sidecar(result: DriftResult) -> dict[str, str]:
+    """The files written beside the migration matrix: tables as CSV and the headline figures."""
+    features, segments = result.features, result.segments
     summary = {
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "model_versions": list(versions),
-        "segment_psi": shares_psi,
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "model_versions": list(result.versions),
+        "segment_psi": result.segment_psi,
         "max_psi": float(features["psi"].max()) if len(features) else 0.0,
         "max_share_shift": float(segments["share_shift"].abs().max()),
-        "alerts": alerts,
+        "alerts": result.alerts,
     }
     sidecar = {
         "_segments.csv": segments.to_csv(index=False),
         "_features.csv": features.to_csv(index=False),
         "_summary.json": json.dumps(summary, indent=1),
     }
-    if centres is not None:
-        sidecar["_centres.csv"] = centres.to_csv(index=False)
-    with step("drift", "write the drift partition"):
-        frame = spark.createDataFrame(matrix, MATRIX_SCHEMA)
-        write_partition(frame.coalesce(1), target, sidecar)
-    result = DriftResult(
-        target, "", start, end, versions, matrix, segments, features, centres, shares_psi, alerts
-    )
-    with step("drift", "record the MLflow run"):
-        return replace(result, run_id=_record(config, result))
-
-
-def _label(segment: int, name: str | None) -> str:
-    return name if segment == NEW else f"{segment} {name or ''}".strip()
-
-
-def migration_table(matrix: pd.DataFrame) -> pd.DataFrame:
-    """The matrix as the console shows it: a row per earlier segment (and new customers), a column
-    per later segment id (and departed), each cell the percentage of the row's customers."""
-    rows = matrix.assign(
-        row=[_label(s, n) for s, n in zip(matrix.from_segment, matrix.from_name, strict=True)],
-        column=["departed" if s == DEPARTED else str(s) for s in matrix.to_segment],
-    )
-    order = sorted(matrix.from_segment.unique(), key=lambda s: (s == NEW, s))
-    labels = rows.drop_duplicates("from_segment").set_index("from_segment")["row"]
-    columns = [str(s) for s in sorted(matrix.to_segment.unique()) if s != DEPARTED]
-    columns += ["departed"] if (matrix.to_segment == DEPARTED).any() else []
-    table = rows.pivot_table(index="row", columns="column", values="share", aggfunc="sum", fill_value=0.0)
-    table = (100 * table).round(1).reindex(index=[labels[s] for s in order], columns=columns, fill_value=0.0)
-    table["customers"] = rows.groupby("row")["customers"].sum().reindex(table.index)
-    table.index.name, table.columns.name = None, "from \\ to"
-    return table
-
-
-def describe(result: DriftResult) -> str:
-    """The console report: versions, migration table, segment shares, the largest feature PSIs."""
-    start, end = result.start, result.end
-    versions = result.versions
-    lines = [f"drift {start} -> {end}: {result.path} (MLflow run {result.run_id})"]
-    if versions[0] == versions[1]:
-        lines.append(f"both scorings used model version {versions[0]}")
-    else:
-        lines.append(f"scorings used model versions {versions[0]} and {versions[1]}: {IDS_NOTE}")
-    lines += ["", "migration (each row's customers, % going to each later segment id):"]
-    lines.append(migration_table(result.matrix).to_string())
-    segments = result.segments.assign(
-        share_from=(100 * result.segments.share_from).round(1),
-        share_to=(100 * result.segments.share_to).round(1),
-        share_shift_pp=(100 * result.segments.share_shift).round(1),
-        revenue_shift_pp=(100 * result.segments.revenue_share_shift).round(1),
-    )
-    columns = ["segment_id", "segment_name", "share_from", "share_to", "share_shift_pp", "revenue_shift_pp"]
-    lines += ["", f"segment shares (%), PSI of the shares {result.segment_psi:.3f}:"]
-    lines.append(segments[columns].to_string(index=False))
-    top = result.features.head(5)[["feature", "psi", "mean_from", "mean_to"]]
-    lines += ["", f"largest feature PSI (all {len(result.features)} in _features.csv):"]
-    lines.append(top.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if result.centres is not None:
-        centres = result.centres[["segment_id", "name_from", "name_to", "centre_distance"]]
-        lines += ["", "centre change between the versions (distance in the later model's scaled space):"]
-        lines.append(centres.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return "\n".join(lines)
+        sidecar["_centres.csv"] = result.centres.to_csv(index=False)
+    return sidecar

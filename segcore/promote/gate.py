@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from segcore.config import Config
-from segcore.kmeans.engines.spark import assign_spark
 from segcore.kmeans.kernels import nearest
+from segcore.model.assign import sample_rows, with_segment_ids
 from segcore.model.segment_model import SegmentModel
 from segcore.train.choose_k import RULE_METRIC, labelling_metrics
 
@@ -48,9 +47,8 @@ class GateResult:
 
 def _with_ids(frame: DataFrame, model: SegmentModel, column: str) -> DataFrame:
     """``frame`` with ``column``: the segment id ``model`` assigns to each row (Spark)."""
-    labelled = assign_spark(frame, model.features, model.centres, model.preparation.transform_array)
-    ids = F.element_at(F.array(*[F.lit(i) for i in model.segment_ids]), F.col("label") + 1)
-    return labelled.withColumn(column, ids).drop("label", "distance")
+    labelled = with_segment_ids(frame, model.preparation, model.centres, model.segment_ids, column)
+    return labelled.drop("distance")
 
 
 def contingency(frame: DataFrame, champion: SegmentModel, challenger: SegmentModel) -> pd.DataFrame:
@@ -140,12 +138,7 @@ def run_gate(
     conflicts = id_conflicts(table)
     size = config.train.silhouette_sample
     features = list(dict.fromkeys([*champion.features, *challenger.features]))
-    sample = (
-        frame.select(*features)
-        .sample(fraction=min(1.0, 1.2 * size / customers), seed=config.kmeans.seed)
-        .limit(size)
-        .toPandas()
-    )
+    sample = sample_rows(frame.select(*features), customers, size, config.kmeans.seed)
     checks = [
         Check(
             "stability_ari",

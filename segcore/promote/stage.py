@@ -7,8 +7,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
 from segcore.config import Config
@@ -16,7 +14,17 @@ from segcore.errors import Alert, ModelError
 from segcore.promote.gate import Check, GateResult, run_gate
 from segcore.runtime.logs import quiet_spark, step
 from segcore.storage.partitions import read_partition
-from segcore.tracking.store import CHALLENGER, CHAMPION, alias_version, load_segment_model, use_tracking
+from segcore.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    alias_version,
+    existing_version,
+    latest_version,
+    load_version,
+    set_alias,
+    tag_version,
+)
+from segcore.tracking.store import Tracking, open_tracking
 
 TAG = "promotion"
 
@@ -51,23 +59,14 @@ class Promotion:
         )
 
 
-def _challenger(client: MlflowClient, name: str, version: str | None) -> str:
+def _challenger(tracking: Tracking, version: str | None) -> str:
     """The version to promote: ``version``, else the one with alias ``challenger``, else the latest."""
     if version is not None:
-        try:
-            return str(client.get_model_version(name, version).version)
-        except MlflowException:
-            raise ModelError(f"registered model '{name}' has no version {version}") from None
-    found = alias_version(name, CHALLENGER)
-    if found is not None:
-        return found
-    versions = client.search_model_versions(f"name = '{name}'")
-    if not versions:
-        raise ModelError(f"registered model '{name}' has no versions: run `segcore train` first")
-    return str(max(int(v.version) for v in versions))
+        return existing_version(tracking, version)
+    return alias_version(tracking, CHALLENGER) or latest_version(tracking)
 
 
-def _record(client: MlflowClient, promotion: Promotion, config: Config) -> None:
+def _decision_tags(promotion: Promotion, config: Config) -> dict[str, str]:
     tags = {
         "decision": promotion.decision,
         "champion_before": promotion.champion or "none",
@@ -84,28 +83,56 @@ def _record(client: MlflowClient, promotion: Promotion, config: Config) -> None:
         tags["customers"] = str(promotion.gate.customers)
         for check in promotion.gate.checks:
             tags[check.name] = f"{check.value:.6g}"
-    for key, value in tags.items():
-        client.set_model_version_tag(promotion.name, promotion.version, f"{TAG}.{key}", value)
+    return {f"{TAG}.{key}": value for key, value in tags.items()}
 
 
-def _gate(spark: SparkSession, config: Config, champion: str, challenger: str, name: str) -> GateResult:
+def _gate(
+    spark: SparkSession, config: Config, tracking: Tracking, champion: str, challenger: str
+) -> GateResult:
+    table = config.partition(config.features.output)
     frame = read_partition(
         spark,
-        config.partition(config.features.output),
+        table,
         "feature table",
         f"run `segcore features` for as_of={config.as_of} first, or set as_of to a built partition",
     )
-    models = {v: load_segment_model(f"models:/{name}/{v}") for v in (champion, challenger)}
+    models = {v: load_version(tracking, v) for v in (champion, challenger)}
     missing = sorted({f for m in models.values() for f in m.features} - set(frame.columns))
     if missing:
         raise ModelError(
-            f"table 'features' ({config.partition(config.features.output)}) lacks column(s) {missing} "
-            f"that version {champion} or {challenger} of '{name}' needs: rebuild the features"
+            f"table 'features' ({table}) lacks column(s) {missing} that version {champion} or "
+            f"{challenger} of '{tracking.model_name}' needs: rebuild the features"
         )
     with step("promote", f"gate: version {challenger} against champion {champion}") as figures:
         result = run_gate(config, frame, models[champion], models[challenger])
         figures.update(customers=result.customers, failed=",".join(c.name for c in result.failed) or "none")
     return result
+
+
+def _gate_spark(spark: SparkSession | None) -> SparkSession:
+    """``spark``, or a session started for the gate (the only part of promotion that needs one)."""
+    if spark is not None:
+        return spark
+    from segcore.runtime.spark import get_spark
+
+    spark = get_spark("segcore-promote")
+    quiet_spark(spark)
+    return spark
+
+
+def _decide(
+    config: Config, tracking: Tracking, challenger: str, champion: str | None, force: bool, spark
+) -> Promotion:
+    if champion == challenger:
+        return Promotion(tracking.model_name, challenger, champion, "already champion", None)
+    if champion is None:
+        return Promotion(tracking.model_name, challenger, champion, "first champion", None)
+    if force:
+        return Promotion(tracking.model_name, challenger, champion, "forced", None)
+    gate = _gate(_gate_spark(spark), config, tracking, champion, challenger)
+    return Promotion(
+        tracking.model_name, challenger, champion, "refused" if gate.failed else "promoted", gate
+    )
 
 
 def promote(
@@ -115,32 +142,15 @@ def promote(
     gate on the feature partition for ``config.as_of``; raise :class:`PromotionRefused` (exit 4),
     moving nothing, if it does not. ``force`` skips the gate; with no champion yet there is none.
     The decision and its figures become tags ``promotion.*`` of the version."""
-    client = use_tracking(config)
-    name = config.mlflow.registered_model
-    challenger = _challenger(client, name, version)
-    champion = alias_version(name, CHAMPION)
-    gate = None
-    if champion == challenger:
-        decision = "already champion"
-    elif champion is None:
-        decision = "first champion"
-    elif force:
-        decision = "forced"
-    else:
-        if spark is None:  # only the gate needs Spark
-            from segcore.runtime.spark import get_spark
-
-            spark = get_spark("segcore-promote")
-            quiet_spark(spark)
-        gate = _gate(spark, config, champion, challenger, name)
-        decision = "refused" if gate.failed else "promoted"
-    promotion = Promotion(name, challenger, champion, decision, gate)
-    if decision == "already champion":
+    tracking = open_tracking(config)
+    challenger = _challenger(tracking, version)
+    promotion = _decide(config, tracking, challenger, alias_version(tracking, CHAMPION), force, spark)
+    if promotion.decision == "already champion":
         return promotion
-    _record(client, promotion, config)
+    tag_version(tracking, challenger, _decision_tags(promotion, config))
     if not promotion.promoted:
         raise PromotionRefused(promotion)
-    client.set_registered_model_alias(name, CHAMPION, challenger)
+    set_alias(tracking, CHAMPION, challenger)
     return promotion
 
 

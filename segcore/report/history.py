@@ -25,17 +25,13 @@ class History:
     migration_dates: tuple[dt.date, dt.date] | None
 
 
-def _partition(config: Config, output: str, as_of: dt.date) -> str:
-    return config.model_copy(update={"as_of": as_of}).partition(output)
-
-
 def segment_history(spark: SparkSession, config: Config) -> History:
     """The profiles of every scoring (``score.profiles_output``) and the migration between the two
     latest scorings (``score.output``)."""
     frames = []
     for as_of in partition_dates(spark, config.path(config.score.profiles_output)):
         profile = read_partition(
-            spark, _partition(config, config.score.profiles_output, as_of), "profiles", "run `segcore score`"
+            spark, config.partition(config.score.profiles_output, as_of), "profiles", "run `segcore score`"
         )
         if "revenue_share" not in profile.columns:  # a model without monetary_total
             profile = profile.withColumn("revenue_share", F.lit(None).cast("double"))
@@ -48,7 +44,7 @@ def segment_history(spark: SparkSession, config: Config) -> History:
     if len(scored) < 2:
         return History(segments, None, None)
     before, after = (
-        read_partition(spark, _partition(config, config.score.output, d), "segments", "run `segcore score`")
+        read_partition(spark, config.partition(config.score.output, d), "segments", "run `segcore score`")
         for d in scored[-2:]
     )
     return History(segments, migration_matrix(before, after), (scored[-2], scored[-1]))

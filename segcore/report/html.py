@@ -1,147 +1,26 @@
-"""Plots (PNG) and the self-contained HTML report of a training run.
+"""The self-contained HTML report of a training run.
 
-Training draws the plots and logs them under ``plots/``; the report embeds those PNGs (base64)
-and the profile table in one HTML file that opens without network access. ``segcore report``
-rebuilds it from a run's artifacts and adds the segments over time (:mod:`segcore.report.history`).
+Training draws the plots (:mod:`segcore.report.plots`) and logs them under ``plots/``; the report
+embeds those PNGs (base64) and the profile table in one HTML file that opens without network
+access. ``segcore report`` rebuilds it from a run's artifacts and adds the segments over time
+(:mod:`segcore.report.history`).
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+from segcore.report.plots import PLOT_TITLES, history_plot, migration_plot
 
 if TYPE_CHECKING:
     from segcore.report.history import History
 
 # The page may show inline (data:) images and its own styles, and load nothing else.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-PLOT_TITLES = {  # in the report's order
-    "k_selection.png": "Choosing k",
-    "segment_sizes.png": "Segment size and revenue",
-    "profile_heatmap.png": "Standardized profiles",
-    "projection.png": "2-D projection (PCA of a sample)",
-}
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def k_selection_plot(table: pd.DataFrame, chosen_k: int) -> bytes:
-    metrics = [m for m in ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz") if m in table]
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3))
-    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
-        ax.plot(table["k"], table[metric], marker="o")
-        ax.axvline(chosen_k, color="tab:red", linestyle="--", label=f"chosen k={chosen_k}")
-        ax.set_xlabel("k")
-        ax.set_title(metric)
-    np.atleast_1d(axes)[0].legend()
-    return _png(figure)
-
-
-def sizes_plot(profile: pd.DataFrame) -> bytes:
-    labels = profile["segment_name"]
-    figure, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(profile)))
-    y = np.arange(len(profile))
-    ax.barh(y - 0.2, profile["share"], height=0.4, label="share of customers")
-    if "revenue_share" in profile:
-        ax.barh(y + 0.2, profile["revenue_share"], height=0.4, label="share of revenue")
-    ax.set_yticks(y, labels)
-    ax.legend()
-    return _png(figure)
-
-
-def heatmap_plot(profile: pd.DataFrame, features: list[str]) -> bytes:
-    z = profile[[f"z_{f}" for f in features]].to_numpy()
-    figure, ax = plt.subplots(figsize=(1 + 0.7 * len(features), 0.8 + 0.45 * len(profile)))
-    image = ax.imshow(z, cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
-    ax.set_xticks(range(len(features)), features, rotation=45, ha="right")
-    ax.set_yticks(range(len(profile)), profile["segment_name"])
-    figure.colorbar(image, ax=ax, label="standardized difference")
-    return _png(figure)
-
-
-def projection_plot(points: np.ndarray, segment_ids: np.ndarray, names: dict[int, str], seed: int) -> bytes:
-    """The sample in its first two principal components, coloured by segment."""
-    projected = PCA(n_components=2, random_state=seed).fit_transform(points)
-    figure, ax = plt.subplots(figsize=(6, 4.5))
-    for sid in sorted(np.unique(segment_ids)):
-        member = segment_ids == sid
-        ax.scatter(projected[member, 0], projected[member, 1], s=4, alpha=0.5, label=names.get(int(sid), sid))
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.legend(markerscale=4, fontsize=7)
-    return _png(figure)
-
-
-def history_plot(segments: pd.DataFrame) -> bytes:
-    """Customers, share and revenue share of each segment (a line each) per scoring date."""
-    ordered = segments.sort_values("as_of")
-    names = ordered.groupby("segment_id").segment_name.last()
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
-    for sid, group in ordered.groupby("segment_id"):
-        dates = pd.to_datetime(group["as_of"])
-        for ax, column in zip(axes, ("customers", "share", "revenue_share"), strict=True):
-            ax.plot(dates, group[column], marker="o", label=f"{sid} {names[sid]}")
-    ticks = sorted(pd.to_datetime(ordered["as_of"]).unique())
-    for ax, title in zip(axes, ("customers", "share of customers", "share of revenue"), strict=True):
-        ax.set_title(title)
-        ax.set_xticks(ticks, [t.strftime("%Y-%m-%d") for t in ticks], rotation=30, ha="right")
-    axes[0].legend(fontsize=7)
-    return _png(figure)
-
-
-def _label(segment_id: int, name: str) -> str:
-    return name if segment_id == -1 else f"{segment_id} {name}"
-
-
-def migration_plot(matrix: pd.DataFrame, before: str, after: str) -> bytes:
-    """Heatmap of the migration matrix: row shares (of each earlier segment, or of the new
-    customers) by later segment (or departed), annotated with share and customers."""
-    rows = sorted(matrix.from_segment.unique(), key=lambda s: (s == -1, s))
-    columns = sorted(matrix.to_segment.unique(), key=lambda s: (s == -1, s))
-    shares = matrix.pivot(index="from_segment", columns="to_segment", values="share").reindex(
-        rows, columns=columns
-    )
-    counts = matrix.pivot(index="from_segment", columns="to_segment", values="customers")
-    counts = counts.reindex(rows, columns=columns).fillna(0).astype(int)
-    row_names = matrix.drop_duplicates("from_segment").set_index("from_segment").from_name
-    column_names = matrix.drop_duplicates("to_segment").set_index("to_segment").to_name
-    figure, ax = plt.subplots(figsize=(2.5 + 1.1 * len(columns), 1.2 + 0.55 * len(rows)))
-    image = ax.imshow(shares.fillna(0).to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for i, j in np.ndindex(shares.shape):
-        if counts.iat[i, j]:
-            colour = "white" if shares.iat[i, j] > 0.6 else "black"
-            ax.text(
-                j,
-                i,
-                f"{shares.iat[i, j]:.0%}\n{counts.iat[i, j]:,}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color=colour,
-            )
-    ax.set_xticks(range(len(columns)), [_label(c, column_names[c]) for c in columns], rotation=35, ha="right")
-    ax.set_yticks(range(len(rows)), [_label(r, row_names[r]) for r in rows])
-    ax.set_xlabel(f"segment on {after}")
-    ax.set_ylabel(f"segment on {before}")
-    figure.colorbar(image, ax=ax, label="share of the row's customers")
-    return _png(figure)
 
 
 def _image(name: str, title: str, data: bytes) -> str:
@@ -205,30 +84,3 @@ table.profile{{border-collapse:collapse;font-size:12px}}
 {history}
 </body></html>
 """
-
-
-def report_from_run(run_id: str, out: str | None = None, history: str = "") -> Path:
-    """Rebuild a training run's report from its artifacts (with the ``history`` section, if any),
-    log it to the run, write it to ``out``."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        plots = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="plots", dst_path=tmp))
-        profile_file = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="profile/segment_profile.csv", dst_path=tmp
-        )
-        images = {name: (plots / name).read_bytes() for name in PLOT_TITLES if (plots / name).exists()}
-        page = build_html(
-            f"Customer segments — run {run.info.run_name}",
-            run.data.tags.get("summary", ""),
-            images,
-            pd.read_csv(profile_file),
-            history,
-        )
-    target = Path(out or f"segments_report_{run_id}.html")
-    target.write_text(page)
-    client.log_artifact(run_id, str(target), "report")
-    return target

@@ -1,10 +1,10 @@
-"""Scoring (Spark): assign every customer of the feature table to a segment of a registered model."""
+"""The score stage (Spark): assign every customer of the feature table to a segment of a
+registered model, through the registered pyfunc as a Spark UDF, and profile the segments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow.pyfunc
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -12,10 +12,11 @@ from pyspark.sql import functions as F
 from segcore.config import Config
 from segcore.errors import ModelError
 from segcore.model.profiles import feature_columns, profile_segments
-from segcore.model.segment_model import OUTPUT_COLUMNS, SegmentModel
+from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import step
 from segcore.storage.partitions import commit_partitions, read_partition
-from segcore.tracking.store import load_segment_model, resolve_model
+from segcore.tracking.registry import load_segment_model, resolve_version, spark_assigner
+from segcore.tracking.store import open_tracking
 
 
 @dataclass(frozen=True)
@@ -31,41 +32,50 @@ def score(spark: SparkSession, config: Config, model_version: str | None = None)
     model_version — one row per customer of the feature table; and ``profiles/as_of=<as_of>``,
     committed with it (readers see both old or both new)."""
     with step("score", "load the model") as figures:
-        model_uri, version = resolve_model(config, model_version)
+        tracking = open_tracking(config)
+        version = resolve_version(
+            tracking, model_version or config.score.model_version, config.score.model_alias
+        )
+        model_uri = tracking.model_uri(version)
         model = load_segment_model(model_uri)
         figures["version"] = version
-    features = model.features
-    table = config.partition(config.features.output)
     target = config.partition(config.score.output)
     profiles = config.partition(config.score.profiles_output)
     with commit_partitions(spark, [target, profiles]) as outputs:  # checked writable; one commit for both
-        frame = read_partition(
-            spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
-        )
-        missing = [f for f in features if f not in frame.columns]
-        if missing:
-            raise ModelError(
-                f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
-                "lacks: rebuild the features with the same feature groups, or score with another version"
-            )
-        assign = mlflow.pyfunc.spark_udf(
-            spark,
-            model_uri,
-            result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
-            env_manager="local",
-        )
-        inputs = [F.col(f).cast("double").alias(f) for f in features]
-        segments = frame.select(
-            "customer_id",
-            assign(F.struct(*inputs)).alias("segment"),
-        ).select("customer_id", "segment.*", F.lit(version).alias("model_version"))
+        frame = _read_features(spark, config, model, model_uri)
         with step("score", "assign and write segments") as figures:
-            written = outputs.write(segments, target)
+            written = outputs.write(_assign(spark, frame, model, model_uri, version), target)
             figures["customers"] = customers = written.count()
         with step("score", "write profiles"):
             profile = segment_profiles(config, model, frame, written)
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
     return ScoreResult(target, model_uri, version, customers)
+
+
+def _read_features(spark: SparkSession, config: Config, model: SegmentModel, model_uri: str) -> DataFrame:
+    """The feature partition, refusing one that lacks a feature of the model."""
+    table = config.partition(config.features.output)
+    frame = read_partition(
+        spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
+    )
+    missing = [f for f in model.features if f not in frame.columns]
+    if missing:
+        raise ModelError(
+            f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
+            "lacks: rebuild the features with the same feature groups, or score with another version"
+        )
+    return frame
+
+
+def _assign(
+    spark: SparkSession, frame: DataFrame, model: SegmentModel, model_uri: str, version: str
+) -> DataFrame:
+    """customer_id, the model's output columns and model_version, for every row of ``frame``."""
+    assign = spark_assigner(spark, model_uri)
+    inputs = [F.col(f).cast("double").alias(f) for f in model.features]
+    return frame.select("customer_id", assign(F.struct(*inputs)).alias("segment")).select(
+        "customer_id", "segment.*", F.lit(version).alias("model_version")
+    )
 
 
 def segment_profiles(

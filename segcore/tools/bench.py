@@ -346,7 +346,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if args.worker:  # child: one engine, result as JSON on the last line
         folder = Path(args.workdir)
         result = MEASURES[args.worker](folder / "data", np.load(folder / "init.npy"), args)

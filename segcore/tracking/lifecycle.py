@@ -5,18 +5,24 @@ such a run registered without its alias."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import mlflow
-from mlflow.entities import RunStatus
+import pandas as pd
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
+from segcore.config import Config, config_to_yaml
 from segcore.runtime.logs import log
 from segcore.runtime.stopping import Stopped, signals_held, stop_on_signals, stopped_by
+from segcore.tracking.store import Tracking
 
 HOST_TAG, PID_TAG = "segcore.host", "segcore.pid"
 FAILURE_TAG = "failure_reason"
@@ -40,10 +46,44 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class TrackedRun:
-    """The active run of :func:`tracked_run`."""
+    """The active run of :func:`tracked_run`, and what a stage records in it: parameters, metrics
+    (NaN left out), tags and artifacts, through the store's client with the run's id."""
 
-    def __init__(self, run: mlflow.ActiveRun):
-        self.info, self.finished = run.info, False
+    def __init__(self, tracking: Tracking, run: mlflow.ActiveRun):
+        self.tracking, self.info, self.finished = tracking, run.info, False
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        batch = [Param(key, str(value)) for key, value in params.items()]
+        self.tracking.client.log_batch(self.run_id, params=batch)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Log ``metrics``, leaving out NaN (a metric a fit could not measure)."""
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(v), now, 0) for key, v in metrics.items() if not math.isnan(float(v))]
+        self.tracking.client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.tracking.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, text: str, artifact_path: str) -> None:
+        self.tracking.client.log_text(self.run_id, text, artifact_path)
+
+    def log_bytes(self, data: bytes, artifact_path: str) -> None:
+        """Log ``data`` as the artifact file ``artifact_path``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp, Path(artifact_path).name)
+            file.write_bytes(data)
+            self.tracking.client.log_artifact(self.run_id, str(file), str(Path(artifact_path).parent))
+
+    def log_table(self, frame: pd.DataFrame, artifact_path: str) -> None:
+        self.log_bytes(frame.to_csv(index=False).encode(), artifact_path)
+
+    def log_config(self, config: Config) -> None:
+        self.log_text(config_to_yaml(config), "config/resolved.yaml")
 
     def finish(self) -> None:
         """End the run FINISHED now; a SIGTERM or SIGINT meanwhile waits until that is recorded."""
@@ -53,12 +93,15 @@ class TrackedRun:
 
 
 @contextmanager
-def tracked_run(run_name: str, nested: bool = False) -> Iterator[TrackedRun]:
+def tracked_run(tracking: Tracking, run_name: str, nested: bool = False) -> Iterator[TrackedRun]:
     """An MLflow run tagged with this host and process id, that ends FINISHED (at the end, or
     where the body calls ``finish``), or FAILED on an exception or KILLED on SIGTERM/SIGINT
     before that, with the reason in tag ``failure_reason``."""
     with stop_on_signals():
-        run = TrackedRun(mlflow.start_run(run_name=run_name, nested=nested, tags=process_tags()))
+        started = mlflow.start_run(
+            experiment_id=tracking.experiment_id, run_name=run_name, nested=nested, tags=process_tags()
+        )
+        run = TrackedRun(tracking, started)
         try:
             yield run
         except BaseException as exc:
@@ -92,9 +135,10 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def end_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+def end_abandoned_runs(tracking: Tracking) -> list[str]:
     """End as KILLED, and report, the runs on this host left RUNNING by a process that no longer
     exists; returns their ids."""
+    client, experiment_id = tracking.client, tracking.experiment_id
     host = socket.gethostname()
     query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
     ended = []
@@ -117,9 +161,10 @@ def end_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     return ended
 
 
-def delete_unfinished_versions(client: MlflowClient, name: str, experiment_id: str) -> list[str]:
-    """Delete, and report, recent versions of model ``name`` that have no alias and whose run (in
-    ``experiment_id``) ended FAILED or KILLED: it stopped between registering and the alias."""
+def delete_unfinished_versions(tracking: Tracking) -> list[str]:
+    """Delete, and report, recent versions of the model that have no alias and whose run (in the
+    experiment) ended FAILED or KILLED: it stopped between registering and the alias."""
+    client, name, experiment_id = tracking.client, tracking.model_name, tracking.experiment_id
     try:
         aliased = {str(version) for version in client.get_registered_model(name).aliases.values()}
     except MlflowException:

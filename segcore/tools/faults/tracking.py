@@ -12,12 +12,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from mlflow.tracking import MlflowClient
-
 from segcore.kmeans.engines.collective import MAC_BYTES, CollectiveError, StarCollective
 from segcore.runtime.crash_points import PAUSE_ENV
 from segcore.tools.faults.campaign import Campaign, Case, Outcome
 from segcore.tracking.lifecycle import FAILURE_TAG
+from segcore.tracking.store import store_client
 
 MODEL = "customer_segments"
 ONE_K = ("--force", "--set", "kmeans.k=3")
@@ -48,7 +47,7 @@ class _Store:
     """The campaign's MLflow store as a user reads it."""
 
     def __init__(self, campaign: Campaign):
-        self.client = MlflowClient(campaign.tracking_uri)
+        self.client = store_client(campaign.tracking_uri)
         self.experiment = self.client.get_experiment_by_name("segcore").experiment_id
 
     def last_run(self):
@@ -118,7 +117,7 @@ def _first_trains_at_once(campaign: Campaign) -> Outcome:
                 lambda _: campaign.segcore("train", *ONE_K, "--set", f"mlflow.tracking_uri={store}"), range(2)
             )
         )
-    versions = MlflowClient(store).search_model_versions(f"name = '{MODEL}'")
+    versions = store_client(store).search_model_versions(f"name = '{MODEL}'")
     codes = [result.returncode for result in results]
     intact = codes == [0, 0] and len(versions) == 2 and campaign.intact()
     message = (

@@ -1,0 +1,81 @@
+"""Tables printed on the console: the segments of a training, and the migration between scorings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from segcore.drift.figures import DEPARTED, IDS_NOTE, NEW
+
+if TYPE_CHECKING:
+    from segcore.drift.stage import DriftResult
+
+
+def summary_table(profile: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
+    """The table the demo prints: name, size, share, average spend, recency."""
+    return pd.DataFrame(
+        {
+            "segment_id": profile["segment_id"],
+            "segment_name": profile["segment_id"].map(names),
+            "customers": profile["customers"],
+            "share": profile["share"].round(3),
+            "avg_spend": profile.get("mean_monetary_total", pd.Series(np.nan, index=profile.index)).round(2),
+            "avg_recency_days": profile.get(
+                "mean_recency_days", pd.Series(np.nan, index=profile.index)
+            ).round(1),
+        }
+    ).sort_values("customers", ascending=False, ignore_index=True)
+
+
+def _label(segment: int, name: str | None) -> str:
+    return name if segment == NEW else f"{segment} {name or ''}".strip()
+
+
+def migration_table(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The matrix as the console shows it: a row per earlier segment (and new customers), a column
+    per later segment id (and departed), each cell the percentage of the row's customers."""
+    rows = matrix.assign(
+        row=[_label(s, n) for s, n in zip(matrix.from_segment, matrix.from_name, strict=True)],
+        column=["departed" if s == DEPARTED else str(s) for s in matrix.to_segment],
+    )
+    order = sorted(matrix.from_segment.unique(), key=lambda s: (s == NEW, s))
+    labels = rows.drop_duplicates("from_segment").set_index("from_segment")["row"]
+    columns = [str(s) for s in sorted(matrix.to_segment.unique()) if s != DEPARTED]
+    columns += ["departed"] if (matrix.to_segment == DEPARTED).any() else []
+    table = rows.pivot_table(index="row", columns="column", values="share", aggfunc="sum", fill_value=0.0)
+    table = (100 * table).round(1).reindex(index=[labels[s] for s in order], columns=columns, fill_value=0.0)
+    table["customers"] = rows.groupby("row")["customers"].sum().reindex(table.index)
+    table.index.name, table.columns.name = None, "from \\ to"
+    return table
+
+
+def drift_report(result: DriftResult) -> str:
+    """The console report: versions, migration table, segment shares, the largest feature PSIs."""
+    start, end = result.start, result.end
+    versions = result.versions
+    lines = [f"drift {start} -> {end}: {result.path} (MLflow run {result.run_id})"]
+    if versions[0] == versions[1]:
+        lines.append(f"both scorings used model version {versions[0]}")
+    else:
+        lines.append(f"scorings used model versions {versions[0]} and {versions[1]}: {IDS_NOTE}")
+    lines += ["", "migration (each row's customers, % going to each later segment id):"]
+    lines.append(migration_table(result.matrix).to_string())
+    segments = result.segments.assign(
+        share_from=(100 * result.segments.share_from).round(1),
+        share_to=(100 * result.segments.share_to).round(1),
+        share_shift_pp=(100 * result.segments.share_shift).round(1),
+        revenue_shift_pp=(100 * result.segments.revenue_share_shift).round(1),
+    )
+    columns = ["segment_id", "segment_name", "share_from", "share_to", "share_shift_pp", "revenue_shift_pp"]
+    lines += ["", f"segment shares (%), PSI of the shares {result.segment_psi:.3f}:"]
+    lines.append(segments[columns].to_string(index=False))
+    top = result.features.head(5)[["feature", "psi", "mean_from", "mean_to"]]
+    lines += ["", f"largest feature PSI (all {len(result.features)} in _features.csv):"]
+    lines.append(top.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if result.centres is not None:
+        centres = result.centres[["segment_id", "name_from", "name_to", "centre_distance"]]
+        lines += ["", "centre change between the versions (distance in the later model's scaled space):"]
+        lines.append(centres.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(lines)

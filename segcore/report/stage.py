@@ -1,0 +1,42 @@
+"""The report stage: a training run's HTML report rebuilt from its MLflow artifacts, with the
+segments over time, written atomically and logged back to the run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from segcore.config import Config
+from segcore.report.history import segment_history
+from segcore.report.html import build_html, history_section
+from segcore.runtime.logs import step
+from segcore.tracking.artifacts import log_file, report_inputs
+from segcore.tracking.store import Tracking
+
+
+def build_report(
+    spark: SparkSession, config: Config, tracking: Tracking, run_id: str, out: str | None
+) -> Path:
+    """Write the report of training run ``run_id`` to ``out`` (default
+    ``segments_report_<run>.html``) and log it to the run; returns the file."""
+    with step("report", "read the segments over time") as figures:
+        history = segment_history(spark, config)
+        figures["scorings"] = history.segments.as_of.nunique()
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = report_inputs(tracking, run_id, Path(tmp))
+    page = build_html(
+        f"Customer segments — run {inputs.run_name}",
+        inputs.summary,
+        inputs.plots,
+        inputs.profile,
+        history_section(history, config.path(config.score.profiles_output)),
+    )
+    target = Path(out or f"segments_report_{run_id}.html")
+    staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    staged.write_text(page)
+    os.replace(staged, target)  # a reader sees the old page or the new one
+    log_file(tracking, run_id, target, "report")
+    return target

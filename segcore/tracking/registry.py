@@ -1,0 +1,231 @@
+"""The registered segment model: logging a version from code, registering it with its aliases,
+resolving and loading versions, and the pyfunc as a Spark UDF."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from pyspark.sql import SparkSession
+
+import segcore
+from segcore.errors import ModelError
+from segcore.model.segment_model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel
+from segcore.runtime.crash_points import pause
+from segcore.runtime.logs import log
+from segcore.runtime.stopping import signals_held
+from segcore.tracking.lifecycle import TrackedRun
+from segcore.tracking.store import Tracking
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+# What the model's code imports (segcore.model), pinned at the training environment's versions;
+# segcore itself travels with the model as code.
+MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pyspark")
+SEGCORE_SOURCE = Path(segcore.__file__).parent
+MODEL_CODE = SEGCORE_SOURCE / "model" / "pyfunc.py"
+# Registered-model tag: the first segment id no version of the model has used (see segcore.train.align).
+NEXT_ID_TAG = "next_segment_id"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    uri: str
+    is_champion: bool
+
+
+def signature(features: list[str]) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in features]),
+        outputs=Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS.items()]),
+    )
+
+
+def pinned_requirements() -> list[str]:
+    """The model's requirements at the versions installed here, where it is trained."""
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def log_model(model: SegmentModel) -> str:
+    """Log the model in the active run, not registered yet; returns its model URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp, "segment_model.json")
+        state.write_text(model.to_json())
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_CODE),
+            code_paths=[str(SEGCORE_SOURCE)],
+            artifacts={STATE_ARTIFACT: str(state)},
+            signature=signature(model.features),
+            # Segment centres in original units: aggregates, never a customer's row.
+            input_example=pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
+            pip_requirements=pinned_requirements(),
+        )
+    return info.model_uri
+
+
+def _create_registered_model(tracking: Tracking) -> None:
+    try:
+        tracking.client.create_registered_model(tracking.model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def register(
+    tracking: Tracking, model_uri: str, next_id: int, version_tags: dict[str, str], run: TrackedRun
+) -> RegisteredModel:
+    """The last step of training ``run``: raise the model's ``next_segment_id`` tag to at least
+    ``next_id``, register ``model_uri`` as a new version (tagged ``version_tags``) with alias
+    ``challenger`` (``champion`` too when the model has none yet), tag the run with it and end the
+    run FINISHED. Anything that stops this before the run has ended (an error, SIGTERM, SIGINT)
+    deletes the version again and gives ``challenger`` back to the version that had it; a process
+    killed outright in between leaves that to the next train
+    (:func:`segcore.tracking.lifecycle.delete_unfinished_versions`)."""
+    client, name = tracking.client, tracking.model_name
+    _create_registered_model(tracking)
+    client.set_registered_model_tag(name, NEXT_ID_TAG, str(max(next_free_id(tracking), next_id)))
+    previous = alias_version(tracking, CHALLENGER)
+    version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
+    try:
+        pause("register")
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        champion = alias_version(tracking, CHAMPION)
+        if champion is None:
+            client.set_registered_model_alias(name, CHAMPION, version)
+        run.set_tags({"model_version": version})
+        run.finish()
+    except BaseException:
+        if not run.finished:
+            with signals_held():
+                _unregister(tracking, version, previous)
+        raise
+    return RegisteredModel(name, version, tracking.model_uri(version), champion is None)
+
+
+def _unregister(tracking: Tracking, version: str, previous_challenger: str | None) -> None:
+    client, name = tracking.client, tracking.model_name
+    try:
+        client.delete_model_version(name, version)  # its aliases go with it
+        if previous_challenger is not None:
+            client.set_registered_model_alias(name, CHALLENGER, previous_challenger)
+    except Exception as exc:  # the store itself failed: the next train deletes the version
+        log.error("could not delete version %s of %s, registered without its alias: %s", version, name, exc)
+
+
+def next_free_id(tracking: Tracking) -> int:
+    """The first segment id that no registered version of the model has used, champion or not
+    (0 when the model is not registered yet)."""
+    try:
+        tags = tracking.client.get_registered_model(tracking.model_name).tags
+    except MlflowException:
+        return 0
+    return int(tags.get(NEXT_ID_TAG, 0))
+
+
+def find_version(tracking: Tracking, tag: str, value: str) -> RegisteredModel | None:
+    """The newest version of the model tagged ``tag=value``, if any."""
+    name = tracking.model_name
+    try:
+        found = tracking.client.search_model_versions(f"name = '{name}' and tags.{tag} = '{value}'")
+    except MlflowException:
+        return None  # no such registered model yet
+    if not found:
+        return None
+    newest = str(max(int(v.version) for v in found))
+    return RegisteredModel(
+        name, newest, tracking.model_uri(newest), alias_version(tracking, CHAMPION) == newest
+    )
+
+
+def alias_version(tracking: Tracking, alias: str) -> str | None:
+    """The version of the model that holds ``alias``, if any."""
+    try:
+        return str(tracking.client.get_model_version_by_alias(tracking.model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def existing_version(tracking: Tracking, version: str) -> str:
+    """``version`` as registered, or :class:`ModelError` naming the model and store."""
+    try:
+        return str(tracking.client.get_model_version(tracking.model_name, version).version)
+    except MlflowException:
+        raise ModelError(
+            f"registered model '{tracking.model_name}' has no version {version} in {tracking.uri}"
+        ) from None
+
+
+def latest_version(tracking: Tracking) -> str:
+    """The newest version of the model, or :class:`ModelError` when there is none."""
+    versions = tracking.client.search_model_versions(f"name = '{tracking.model_name}'")
+    if not versions:
+        raise ModelError(
+            f"registered model '{tracking.model_name}' has no versions: run `segcore train` first"
+        )
+    return str(max(int(v.version) for v in versions))
+
+
+def resolve_version(tracking: Tracking, version: str | None, alias: str) -> str:
+    """``version`` if given (and registered), else the version holding ``alias``."""
+    if version is not None:
+        return existing_version(tracking, version)
+    found = alias_version(tracking, alias)
+    if found is None:
+        raise ModelError(
+            f"registered model '{tracking.model_name}' has no alias '{alias}' in {tracking.uri}: "
+            "run `segcore train` first, or pass --model-version"
+        )
+    return found
+
+
+def version_run_id(tracking: Tracking, version: str) -> str:
+    """The training run that registered ``version``."""
+    return tracking.client.get_model_version(tracking.model_name, version).run_id
+
+
+def load_segment_model(model_uri: str) -> SegmentModel:
+    """The model's state, read from its JSON artifact."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+
+
+def load_version(tracking: Tracking, version: str) -> SegmentModel:
+    """Version ``version`` of the model, or :class:`ModelError` when it cannot be loaded."""
+    try:
+        return load_segment_model(tracking.model_uri(version))
+    except MlflowException as exc:
+        raise ModelError(f"cannot load version {version} of '{tracking.model_name}': {exc.message}") from None
+
+
+def load_alias(tracking: Tracking, alias: str) -> SegmentModel | None:
+    """The version of the model holding ``alias``, or None where no version holds it."""
+    version = alias_version(tracking, alias)
+    return None if version is None else load_version(tracking, version)
+
+
+def set_alias(tracking: Tracking, alias: str, version: str) -> None:
+    tracking.client.set_registered_model_alias(tracking.model_name, alias, version)
+
+
+def tag_version(tracking: Tracking, version: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        tracking.client.set_model_version_tag(tracking.model_name, version, key, value)
+
+
+def spark_assigner(spark: SparkSession, model_uri: str):
+    """The registered model as a Spark UDF: a struct of the feature columns in, a struct of
+    ``OUTPUT_COLUMNS`` out."""
+    return mlflow.pyfunc.spark_udf(
+        spark,
+        model_uri,
+        result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
+        env_manager="local",
+    )
