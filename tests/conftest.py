@@ -81,14 +81,14 @@ def config_with(data: dict, **changes) -> Config:
 def pipeline(spark, lake, tmp_path_factory):
     """generate -> features -> train -> score, run once for the end-to-end assertions."""
     from segcore.features.stage import run_features
-    from segcore.score.stage import score
-    from segcore.train.stage import train
+    from segcore.score.stage import score_segments
+    from segcore.train.stage import train_segments
 
     workdir = tmp_path_factory.mktemp("pipeline")
     config = make_config(workdir, lake)
     features = run_features(spark, config)
-    trained = train(spark, config)
-    scored = score(spark, config)
+    trained = train_segments(spark, config)
+    scored = score_segments(spark, config)
     return {"config": config, "features": features, "train": trained, "score": scored}
 
 

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from segcore.errors import LakeError, TrainingError
 from segcore.features.stage import run_features
 from segcore.storage.partitions import write_partition
-from segcore.train.stage import train
+from segcore.train.stage import train_segments
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_k_larger_than_customers_is_refused(spark, previous, lake):
     with pytest.raises(
         TrainingError, match=rf"kmeans.k={len(frame) + 1} is larger than the number of customers"
     ):
-        train(spark, config)
+        train_segments(spark, config)
 
 
 def test_constant_feature_is_named(spark, lake, tmp_path):
@@ -136,19 +136,19 @@ def test_constant_feature_is_named(spark, lake, tmp_path):
     )
     run_features(spark, config)
     with pytest.raises(TrainingError, match=r"\['region_nowhere'\] are constant"):
-        train(spark, config)
+        train_segments(spark, config)
 
 
 def test_feature_not_in_table_is_named(spark, previous, lake):
     config = make_config(previous[0], lake, train__features=["frequency", "loyalty_points"])
     with pytest.raises(TrainingError, match=r"no column\(s\) \['loyalty_points'\]"):
-        train(spark, config)
+        train_segments(spark, config)
 
 
 def test_missing_feature_partition_is_named(spark, lake, tmp_path):
     config = make_config(tmp_path, lake, as_of=dt.date(2026, 1, 31).isoformat())
     with pytest.raises(LakeError, match=r"feature table .*as_of=2026-01-31 does not exist"):
-        train(spark, config)
+        train_segments(spark, config)
 
 
 def test_mapping_an_unknown_column_name_is_refused(spark, lake, previous):
@@ -160,15 +160,15 @@ def test_mapping_an_unknown_column_name_is_refused(spark, lake, previous):
 
 def test_scoring_with_a_model_whose_features_are_missing_is_refused(spark, lake, tmp_path):
     from segcore.errors import ModelError
-    from segcore.score.stage import score
+    from segcore.score.stage import score_segments
 
     config = make_config(tmp_path, lake, train__features=["frequency", "monetary_total", "age"])
     run_features(spark, config)
-    train(spark, config)
+    train_segments(spark, config)
     narrow = make_config(tmp_path, lake, features__groups=["rfm"])
     run_features(spark, narrow)
     with pytest.raises(ModelError, match=r"needs feature column\(s\) \['age'\] that table 'features'"):
-        score(spark, narrow)
+        score_segments(spark, narrow)
 
 
 def test_duplicate_customer_rows_in_the_feature_table_are_refused(spark, previous, lake, tmp_path):
@@ -181,4 +181,4 @@ def test_duplicate_customer_rows_in_the_feature_table_are_refused(spark, previou
         match=rf"feature table {tmp_path}/features/as_of=2026-06-30/v-\S+ has 3 duplicate customer_id "
         rf"row\(s\) \({len(frame) + 3:,} rows, {len(frame):,} customers\)",
     ):
-        train(spark, config)
+        train_segments(spark, config)

@@ -19,7 +19,7 @@ from segcore.drift.figures import centre_change, feature_psi, migration_matrix
 from segcore.model.preparation import Preparation
 from segcore.model.segment_model import SegmentModel
 from segcore.sample.lake import LAPSE_DAYS, generate_lake
-from segcore.score.stage import score
+from segcore.score.stage import score_segments
 from segcore.storage.hadoop import read_text
 from segcore.storage.partitions import read_partition, resolve_partition, write_partition
 from segcore.tracking.lifecycle import tracked_run
@@ -69,7 +69,7 @@ def months(spark, pipeline, tmp_path_factory):
         spark.createDataFrame(pd.concat([later, newcomers], ignore_index=True)),
         later_config.partition(first.features.output),
     )
-    score(spark, later_config, pipeline["train"].model.version)
+    score_segments(spark, later_config, pipeline["train"].model.version)
     before = sizes.to_dict()
     after = dict(before)
     after[mover] -= len(lapsers)

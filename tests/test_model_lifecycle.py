@@ -17,9 +17,9 @@ from segcore.cli.commands import main
 from segcore.config import config_to_yaml
 from segcore.features.stage import run_features
 from segcore.promote.gate import ari_from_contingency, id_conflicts
-from segcore.score.stage import score
+from segcore.score.stage import score_segments
 from segcore.storage.partitions import read_partition
-from segcore.train.stage import train
+from segcore.train.stage import train_segments
 
 MAY, JUNE = "2026-05-31", "2026-06-30"
 NAME = "customer_segments"
@@ -35,10 +35,12 @@ def registry(spark, lake, pipeline, tmp_path_factory):
     june = make_config(workdir, lake, features__output=pipeline["config"].path("features"))
     may = make_config(workdir, lake, as_of=MAY)
     run_features(spark, may)
-    first = train(spark, june)
-    score(spark, may)
-    score(spark, june)
-    second = train(spark, make_config(workdir, lake, features__output=june.features.output, kmeans__seed=7))
+    first = train_segments(spark, june)
+    score_segments(spark, may)
+    score_segments(spark, june)
+    second = train_segments(
+        spark, make_config(workdir, lake, features__output=june.features.output, kmeans__seed=7)
+    )
     config_file = workdir / "config.yaml"
     config_file.write_text(config_to_yaml(june))
     return {"config": june, "file": str(config_file), "first": first, "second": second}
@@ -48,7 +50,7 @@ def registry(spark, lake, pipeline, tmp_path_factory):
 def degraded(spark, registry):
     config = registry["config"].model_copy(deep=True)
     config.train.features = DEGRADED_FEATURES
-    return train(spark, config)
+    return train_segments(spark, config)
 
 
 def segcore(registry, capsys, *args) -> tuple[int, str, str]:

@@ -149,7 +149,7 @@ def test_scoring_commits_segments_and_profiles_with_one_pointer(spark, pipeline)
 
 
 def test_unwritable_profiles_stop_scoring_before_segments_are_replaced(spark, pipeline, tmp_path):
-    from segcore.score.stage import score
+    from segcore.score.stage import score_segments
 
     config = pipeline["config"]
     before = local_partition(config.partition("segments"))
@@ -158,5 +158,5 @@ def test_unwritable_profiles_stop_scoring_before_segments_are_replaced(spark, pi
     unwritable = config.model_copy(deep=True)
     unwritable.score.profiles_output = str(blocker)
     with pytest.raises(EnvironmentProblem, match=rf"cannot write output {blocker}/as_of=2026-06-30"):
-        score(spark, unwritable)
+        score_segments(spark, unwritable)
     assert local_partition(config.partition("segments")) == before

@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from segcore.train.stage import train
+from segcore.train.stage import train_segments
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_registered_model_predicts_the_scored_labels(outputs, pipeline):
 
 def test_retraining_adds_a_challenger_and_keeps_the_champion(spark, pipeline):
     config = pipeline["config"]
-    again = train(spark, config)
+    again = train_segments(spark, config)
     client = MlflowClient()
     name = config.mlflow.registered_model
     assert int(again.model.version) == int(pipeline["train"].model.version) + 1
@@ -108,7 +108,7 @@ def test_retraining_adds_a_challenger_and_keeps_the_champion(spark, pipeline):
 def test_distributed_engines_train_the_same_segments(spark, pipeline, engine):
     config = pipeline["config"].model_copy(deep=True)
     config.kmeans.engine = engine
-    result = train(spark, config)
+    result = train_segments(spark, config)
     local = pipeline["train"]
     assert result.metrics["inertia"] == pytest.approx(local.metrics["inertia"], rel=1e-9)
     assert sorted(result.profile.customers) == sorted(local.profile.customers)

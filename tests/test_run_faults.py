@@ -22,7 +22,7 @@ from segcore.errors import TrainingError
 from segcore.runtime.crash_points import PAUSE_ENV
 from segcore.runtime.stopping import Stopped, stopped_by
 from segcore.tracking.lifecycle import FAILURE_TAG, HOST_TAG, PID_TAG
-from segcore.train.stage import train
+from segcore.train.stage import train_segments
 
 SEGCORE = Path(sys.executable).parent / "segcore"
 MODEL = "customer_segments"
@@ -181,7 +181,7 @@ def test_a_failing_train_ends_its_run_failed_with_the_reason(spark, lake, faults
     previous = mlflow.get_tracking_uri()
     try:
         with pytest.raises(TrainingError, match="kmeans.k=100000 is larger than the number of customers"):
-            train(spark, config)
+            train_segments(spark, config)
     finally:
         mlflow.set_tracking_uri(previous)
     run = _parents(faults["client"])[-1]

@@ -16,10 +16,10 @@ from segcore.kmeans import FitSettings
 from segcore.model.preparation import Preparation
 from segcore.model.segment_model import SegmentModel
 from segcore.sample.lake import generate_lake
-from segcore.score.stage import score
+from segcore.score.stage import score_segments
 from segcore.train.align import align
 from segcore.train.choose_k import choose_k, knee, stability
-from segcore.train.stage import train
+from segcore.train.stage import train_segments
 
 PLANTED_K = 5
 K_RANGE = {"min": 3, "max": 7}
@@ -32,20 +32,20 @@ def history(spark, lake, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("segments")
     first = make_config(workdir, lake, kmeans__k=K_RANGE)
     run_features(spark, first)
-    runs = {"first": train(spark, first)}
-    score(spark, first)
+    runs = {"first": train_segments(spark, first)}
+    score_segments(spark, first)
     first_segments = pd.read_parquet(first.partition("segments"))
-    runs["again"] = train(spark, first)
+    runs["again"] = train_segments(spark, first)
     later_lake = tmp_path_factory.mktemp("later") / "lake"
     later_date = dt.date(2026, 7, 31)
     generate_lake(later_lake, LAKE_CUSTOMERS, seed=11, end=later_date)
     later = make_config(workdir, later_lake, kmeans__k=K_RANGE, as_of=later_date.isoformat())
     run_features(spark, later)
-    runs["later"] = train(spark, later)
+    runs["later"] = train_segments(spark, later)
     client = MlflowClient()
     name = first.mlflow.registered_model
     client.set_registered_model_alias(name, "champion", runs["later"].model.version)
-    score(spark, later)
+    score_segments(spark, later)
     return {
         "config": first,
         "later": later,
@@ -152,7 +152,7 @@ def test_names_can_be_set_by_id(spark, history):
     config.kmeans.k = PLANTED_K
     champion_ids = history["runs"]["first"].profile.segment_id.tolist()
     config.segments.names = {champion_ids[0]: "VIP"}
-    result = train(spark, config)
+    result = train_segments(spark, config)
     assert result.profile.set_index("segment_id").segment_name[champion_ids[0]] == "VIP"
 
 
@@ -160,7 +160,7 @@ def test_warm_start_from_the_champion_converges_at_once(spark, history):
     config = history["later"].model_copy(deep=True)
     config.kmeans.k = PLANTED_K
     config.kmeans.init = "champion"
-    result = train(spark, config)
+    result = train_segments(spark, config)
     assert result.metrics["iterations"] <= 2
     assert sorted(result.profile.segment_id) == sorted(history["runs"]["later"].profile.segment_id)
 

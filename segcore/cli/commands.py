@@ -62,7 +62,7 @@ def run_features(config: Config, verbose: bool = False) -> None:
 
 def run_train(config: Config, verbose: bool = False, force: bool = False):
     from segcore.tracking.store import check_tracking
-    from segcore.train.stage import train, unchanged_version
+    from segcore.train.stage import train_segments, unchanged_version
 
     check_tracking(config)
     spark = _spark("segcore-train", verbose)
@@ -73,7 +73,7 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
             f"partition with this config; not registering a duplicate (--force trains again)"
         )
         return None
-    result = train(spark, config)
+    result = train_segments(spark, config)
     role = " (champion)" if result.model.is_champion else ""
     print(
         f"run {result.run_id}: k={result.k}, registered {result.model.name} "
@@ -104,21 +104,21 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
 
 
 def run_score(config: Config, model_version: str | None = None, verbose: bool = False) -> None:
-    from segcore.score.stage import score
+    from segcore.score.stage import score_segments
     from segcore.tracking.store import check_tracking
 
     check_tracking(config)
-    result = score(_spark("segcore-score", verbose), config, model_version)
+    result = score_segments(_spark("segcore-score", verbose), config, model_version)
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
 
 
 def run_promote(config: Config, version: str | None, force: bool) -> None:
-    from segcore.promote.stage import PromotionRefused, promote
+    from segcore.promote.stage import PromotionRefused, promote_version
     from segcore.tracking.store import check_tracking
 
     check_tracking(config)
     try:
-        result = promote(config, version, force)
+        result = promote_version(config, version, force)
     except PromotionRefused as refused:
         print(refused.promotion.table().to_string(index=False))
         raise

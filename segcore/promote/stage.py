@@ -135,7 +135,7 @@ def _decide(
     )
 
 
-def promote(
+def promote_version(
     config: Config, version: str | None = None, force: bool = False, spark: SparkSession | None = None
 ) -> Promotion:
     """Make ``version`` (default: the challenger, else the latest) the champion if it passes the

@@ -27,7 +27,7 @@ class ScoreResult:
     customers: int
 
 
-def score(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
+def score_segments(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
     """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
     model_version — one row per customer of the feature table; and ``profiles/as_of=<as_of>``,
     committed with it (readers see both old or both new)."""

@@ -55,7 +55,7 @@ def unchanged_version(spark: SparkSession, config: Config) -> RegisteredModel | 
     return find_version(open_tracking(config), FINGERPRINT_TAG, fingerprint(spark, config, path))
 
 
-def train(spark: SparkSession, config: Config) -> TrainResult:
+def train_segments(spark: SparkSession, config: Config) -> TrainResult:
     """Train on ``features/as_of=<as_of>`` and register a new model version, in an MLflow run that
     ends FINISHED, or FAILED or KILLED with the reason (:mod:`segcore.tracking.lifecycle`). Runs
     and versions that trains killed outright on this host left behind are ended and reported first."""

@@ -1,0 +1,180 @@
+"""The feature groups' Spark aggregations, one row per customer, from rows before ``as_of``.
+
+Orders may hold one row per order or one per order line: rows sharing an ``order_id`` are one order
+(without an ``order_id`` every row is an order). A row with a negative amount is a return,
+cancellation or credit note, netted by default (``features.returns``); a row flagged ``returned``
+counts as a return in ``return_rate`` only. Exact definitions: README, "Output tables".
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from segcore.config import Config
+from segcore.errors import LakeError
+
+AGE_BANDS = (25, 35, 45, 55, 65)  # upper bounds: <25 is band 0, ..., >=65 is band 5
+UNKNOWN = -1.0  # age, age_band and income_band_index of a customer whose value is missing
+TREND_DAYS = 90
+WINDOW_DECIMALS = 6
+SECONDS_PER_DAY = 86_400.0
+ORDER_KEY = "_order"
+
+
+def slug(value: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", value.lower()).strip("_")
+
+
+def _share(column: str, value: str) -> Column:
+    return F.avg((F.col(column) == F.lit(value)).cast("double"))
+
+
+def _returned(orders: DataFrame) -> Column:
+    if "returned" in orders.columns:
+        return F.coalesce(F.col("returned").cast("boolean"), F.lit(False))
+    return F.lit(False)
+
+
+def apply_returns(orders: DataFrame, returns: str) -> DataFrame:
+    """Order rows under ``features.returns``, with ``is_return`` (a negative or ``returned`` row).
+
+    ``net``: rows are kept as they are, so negative amounts subtract from spend. ``exclude``:
+    negative rows are dropped. ``refuse``: stop on any negative amount. The ``returned`` flag only
+    marks a row as a return for ``return_rate``; amounts are taken as they are."""
+    negative = F.col("amount") < 0
+    if returns == "refuse":
+        count = orders.where(negative).count()
+        if count:
+            raise LakeError(
+                f"table 'orders': column 'amount' has {count} negative value(s) (returns, cancellations or "
+                "credit notes) and features.returns is 'refuse': set features.returns to 'net' to subtract "
+                "them or 'exclude' to leave them out"
+            )
+    if returns == "exclude":
+        orders = orders.where(~negative)
+    return orders.withColumn("is_return", negative | _returned(orders))
+
+
+def _orders_of_lines(lines: DataFrame) -> DataFrame:
+    """One row per order: its first timestamp, net amount, and whether it is a purchase (it has a
+    row with a non-negative amount; an order of negative rows only is a return or cancellation)."""
+    if "order_id" not in lines.columns:
+        return lines.select(
+            "customer_id", "order_ts", F.col("amount").alias("net"), (F.col("amount") >= 0).alias("purchase")
+        )
+    return lines.groupBy("customer_id", "order_id").agg(
+        F.min("order_ts").alias("order_ts"),
+        F.sum("amount").alias("net"),
+        F.max(F.col("amount") >= 0).alias("purchase"),
+    )
+
+
+def _window_spend(net: Column) -> Column:
+    """Net spend of a trend window, at least 0; rounded to 6 decimals so that purchases and their
+    cancellations, summed in any order, leave exactly 0."""
+    return F.greatest(F.round(F.sum(net), WINDOW_DECIMALS), F.lit(0.0))
+
+
+def rfm_features(lines: DataFrame, config: Config) -> DataFrame:
+    """Per customer: frequency, net monetary, last purchase and first order day, interval CV, trend."""
+    as_of = F.lit(config.as_of)
+    orders = _orders_of_lines(lines).withColumn("day", F.to_date("order_ts"))
+    purchases = orders.where("purchase")
+    by_customer = Window.partitionBy("customer_id").orderBy("order_ts")
+    gap_days = (
+        F.unix_timestamp(F.col("order_ts").cast("timestamp"))
+        - F.unix_timestamp(F.lag("order_ts").over(by_customer).cast("timestamp"))
+    ) / SECONDS_PER_DAY
+    intervals = (
+        purchases.withColumn("gap_days", gap_days)
+        .groupBy("customer_id")
+        .agg(
+            F.coalesce(F.try_divide(F.stddev_pop("gap_days"), F.avg("gap_days")), F.lit(0.0)).alias(
+                "order_interval_cv"
+            )
+        )
+    )
+    recent = F.when(F.col("day") >= F.date_sub(as_of, TREND_DAYS), F.col("net")).otherwise(0.0)
+    prior = F.when(
+        (F.col("day") < F.date_sub(as_of, TREND_DAYS)) & (F.col("day") >= F.date_sub(as_of, 2 * TREND_DAYS)),
+        F.col("net"),
+    ).otherwise(0.0)
+    frequency = F.count(F.when(F.col("purchase"), F.lit(1)))
+    frame = orders.groupBy("customer_id").agg(
+        frequency.cast("double").alias("frequency"),
+        F.sum("net").cast("double").alias("monetary_total"),
+        F.max(F.when(F.col("purchase"), F.col("day"))).alias("_last_purchase_day"),
+        F.min("day").alias("_first_order_day"),
+        _window_spend(recent).alias("_recent"),
+        _window_spend(prior).alias("_prior"),
+    )
+    trend = F.try_divide(F.col("_recent") - F.col("_prior"), F.col("_recent") + F.col("_prior"))
+    mean = F.try_divide(F.col("monetary_total"), F.col("frequency"))
+    return (
+        frame.withColumns(
+            {
+                "monetary_mean": F.coalesce(mean, F.lit(0.0)),
+                "spend_trend": F.coalesce(trend, F.lit(0.0)).cast("double"),
+            }
+        )
+        .drop("_recent", "_prior")
+        .join(intervals, "customer_id", "left")
+    )
+
+
+def behaviour_features(lines: DataFrame, config: Config) -> DataFrame:
+    """Per customer, shares over order rows: categories, channels, discounted and returned rows."""
+    features = config.features
+    aggregates = [_share("category", c).alias(f"category_{slug(c)}_share") for c in features.categories]
+    aggregates += [_share("channel", c).alias(f"channel_{slug(c)}_share") for c in features.channels]
+    aggregates += [
+        F.avg((F.col("discount") > 0).cast("double")).alias("discount_rate"),
+        F.avg(F.col("is_return").cast("double")).alias("return_rate"),
+    ]
+    return lines.groupBy("customer_id").agg(*aggregates)
+
+
+def event_features(events: DataFrame, config: Config, groups: list[str]) -> DataFrame:
+    active_months = F.count_distinct(F.date_trunc("month", F.col("event_ts").cast("timestamp")))
+    aggregates: list[Column] = []
+    if "behavioural" in groups:
+        aggregates += [
+            (F.count(F.lit(1)) / active_months).cast("double").alias("events_per_active_month"),
+            (F.count_distinct("session_id") / active_months)
+            .cast("double")
+            .alias("sessions_per_active_month"),
+        ]
+    if "technographic" in groups:
+        aggregates += [_share("device", d).alias(f"device_{slug(d)}_share") for d in config.features.devices]
+        aggregates += [_share("os", o).alias(f"os_{slug(o)}_share") for o in config.features.os]
+    return events.groupBy("customer_id").agg(*aggregates)
+
+
+def customer_features(customers: DataFrame, config: Config, groups: list[str]) -> DataFrame:
+    """Attributes from the customer master; a missing value becomes :data:`UNKNOWN`, never a real one."""
+    as_of = F.lit(config.as_of)
+    columns: list[Column] = [F.col("customer_id")]
+    if "rfm" in groups:
+        columns.append(F.datediff(as_of, F.to_date("signup_date")).cast("double").alias("tenure_days"))
+    if "demographic" in groups:
+        birth_year = F.col("birth_year").cast("double")
+        known = birth_year.isNotNull() & ~F.isnan(birth_year)
+        age = F.year(as_of) - birth_year
+        band = sum((age >= bound).cast("int") for bound in AGE_BANDS)
+        bands = config.features.income_bands
+        income = F.array_position(F.array(*[F.lit(b) for b in bands]), F.col("income_band")) - 1
+        columns += [
+            F.when(known, age).otherwise(UNKNOWN).cast("double").alias("age"),
+            (~known).cast("double").alias("age_unknown"),
+            F.when(known, band).otherwise(UNKNOWN).cast("double").alias("age_band"),
+            F.coalesce(income.cast("double"), F.lit(UNKNOWN)).alias("income_band_index"),
+        ]
+    if "geographic" in groups:
+        columns += [
+            F.coalesce((F.col("region") == F.lit(r)).cast("double"), F.lit(0.0)).alias(f"region_{slug(r)}")
+            for r in config.features.regions
+        ]
+    return customers.select(*columns)
