@@ -137,7 +137,7 @@ def train(tmp_path: Path, features: Path, scheduler: str):
 def _registered_model(workdir: Path):
     import mlflow
 
-    from segcore.tracking.store import load_segment_model
+    from segcore.tracking.registry import load_segment_model
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     try:

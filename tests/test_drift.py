@@ -14,7 +14,8 @@ from conftest import config_with
 from mlflow.tracking import MlflowClient
 from test_cli import submit
 
-from segcore.cli.commands import main, month_before
+from segcore.cli.commands import main
+from segcore.cli.demo import month_before
 from segcore.drift.figures import centre_change, feature_psi, migration_matrix
 from segcore.model.preparation import Preparation
 from segcore.model.segment_model import SegmentModel
@@ -23,7 +24,8 @@ from segcore.score.stage import score_segments
 from segcore.storage.hadoop import read_text
 from segcore.storage.partitions import read_partition, resolve_partition, write_partition
 from segcore.tracking.lifecycle import tracked_run
-from segcore.tracking.store import log_model, register, use_tracking
+from segcore.tracking.registry import log_model, register
+from segcore.tracking.store import open_tracking
 
 LATER = dt.date(2026, 7, 31)
 LAPSING_SHARE = 0.10
@@ -235,10 +237,10 @@ def test_scorings_of_two_versions_report_the_centre_change_and_that_ids_are_matc
     spark, tmp_path, capsys
 ):
     config = config_with({"workdir": str(tmp_path)})
-    use_tracking(config)
+    tracking = open_tracking(config)
     for model in (EARLIER_MODEL, LATER_MODEL):
-        with tracked_run("train") as run:
-            register(log_model(model), config.mlflow.registered_model, model.next_id, {}, run)
+        with tracked_run(tracking, "train") as run:
+            register(tracking, log_model(model), model.next_id, {}, run)
     for day, version, ids in (("2026-05-31", "1", [4, 5, 5]), ("2026-06-30", "2", [5, 6, 6])):
         dated = config.model_copy(update={"as_of": dt.date.fromisoformat(day)})
         features = spark.createDataFrame(

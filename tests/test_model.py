@@ -12,12 +12,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
+from segcore.config import build_config
 from segcore.model.preparation import Preparation
 from segcore.model.segment_model import STATE_FORMAT, SegmentModel
 from segcore.tracking.lifecycle import tracked_run
-from segcore.tracking.store import (
+from segcore.tracking.registry import (
     CHAMPION,
     MODEL_REQUIREMENTS,
     NEXT_ID_TAG,
@@ -26,6 +26,7 @@ from segcore.tracking.store import (
     next_free_id,
     register,
 )
+from segcore.tracking.store import Tracking, open_tracking
 from segcore.train.align import align
 
 PREPARATION = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
@@ -40,22 +41,23 @@ FORMAT_1_STATE = (
 
 @pytest.fixture
 def registry(tmp_path):
-    """A real MLflow SQLite store, the process's tracking URI restored afterwards."""
+    """A real MLflow SQLite store opened as a stage opens it; the tracking URI restored afterwards."""
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment("model-tests")
-    yield MlflowClient()
+    config = build_config(
+        {"workdir": str(tmp_path), "mlflow": {"experiment": "model-tests", "registered_model": NAME}}
+    )
+    yield open_tracking(config)
     mlflow.set_tracking_uri(previous)
 
 
-def _register(centres, champion: SegmentModel | None) -> tuple[SegmentModel, str]:
+def _register(tracking: Tracking, centres, champion: SegmentModel | None) -> tuple[SegmentModel, str]:
     """Align ``centres`` as training does and register the model as a new version."""
     centres = np.asarray(centres, dtype=np.float64)
-    alignment = align(centres, champion, PREPARATION, 2.0, next_free_id(NAME))
+    alignment = align(centres, champion, PREPARATION, 2.0, next_free_id(tracking))
     names = [f"segment {i}" for i in alignment.ids]
     model = SegmentModel(PREPARATION, centres, alignment.ids, names, alignment.next_id)
-    with tracked_run("registration") as run:
-        registered = register(log_model(model), NAME, model.next_id, {}, run)
+    with tracked_run(tracking, "registration") as run:
+        registered = register(tracking, log_model(model), model.next_id, {}, run)
     return model, registered.version
 
 
@@ -75,17 +77,17 @@ def test_a_state_from_a_newer_format_is_refused_with_what_to_do():
 
 
 def test_ids_come_from_every_registered_version_never_reused(registry):
-    champion, first = _register([[0, 0], [10, 0], [0, 10]], None)
+    champion, first = _register(registry, [[0, 0], [10, 0], [0, 10]], None)
     assert champion.segment_ids == [0, 1, 2]
     # A challenger, never promoted: segment 2 disappears, a new one at (50, 50) takes id 3.
-    challenger, second = _register([[0, 0], [10, 0], [50, 50]], champion)
+    challenger, second = _register(registry, [[0, 0], [10, 0], [50, 50]], champion)
     assert challenger.segment_ids == [0, 1, 3]
     # The next version still starts from the champion: segment 1 disappears and a new one appears
     # at (-50, -50). Id 3 meant (50, 50) in the challenger: the new segment gets 4.
-    later, third = _register([[0, 0], [0, 10], [-50, -50]], champion)
+    later, third = _register(registry, [[0, 0], [0, 10], [-50, -50]], champion)
     assert later.segment_ids == [0, 2, 4]
-    assert registry.get_registered_model(NAME).tags[NEXT_ID_TAG] == "5"
-    assert str(registry.get_model_version_by_alias(NAME, CHAMPION).version) == first
+    assert registry.client.get_registered_model(NAME).tags[NEXT_ID_TAG] == "5"
+    assert str(registry.client.get_model_version_by_alias(NAME, CHAMPION).version) == first
     stored = {v: load_segment_model(f"models:/{NAME}/{v}") for v in (second, third)}
     np.testing.assert_array_equal(stored[second].centres[stored[second].segment_ids.index(3)], [50, 50])
     np.testing.assert_array_equal(stored[third].centres[stored[third].segment_ids.index(4)], [-50, -50])
@@ -113,7 +115,7 @@ print(model.predict(pd.DataFrame({"a": [9.0, 0.0], "b": [0.0, 11.0]})).segment_i
 
 def test_a_registered_version_rebuilds_from_its_own_code_and_pinned_requirements(registry, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="mlflow"):
-        _, version = _register([[0, 0], [10, 0], [0, 10]], None)
+        _, version = _register(registry, [[0, 0], [10, 0], [0, 10]], None)
     assert not [r for r in caplog.records if "pickle" in r.getMessage().lower()]
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(tmp_path)))
     assert not list(folder.rglob("*.pkl"))

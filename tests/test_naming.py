@@ -11,15 +11,10 @@ import pytest
 from segcore.config import build_config
 from segcore.kmeans import LocalBlocks, fit
 from segcore.model.preparation import Preparation
-from segcore.model.profiles import (
-    Population,
-    mixed_percentiles,
-    name_segments,
-    profile_segments,
-    profile_with_population,
-)
+from segcore.model.profiles import Population, mixed_percentiles, profile_segments, profile_with_population
 from segcore.train.engines import fit_settings
-from segcore.train.stage import select_k
+from segcore.train.naming import name_segments
+from segcore.train.sweep import select_k
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
 
