@@ -42,30 +42,15 @@ def git_commit() -> str | None:
     return commit if done.returncode == 0 and commit else None
 
 
-def engine_workers(spark: SparkSession, config: Config) -> int:
-    """How many workers (Dask: worker processes) the configured engine fits with."""
-    engine = config.kmeans.engine
-    if engine in ("spark", "spark-mllib"):
-        return config.kmeans.spark.num_workers or spark.sparkContext.defaultParallelism
-    if engine == "dask":
-        if config.kmeans.dask.scheduler is None:
-            return config.kmeans.dask.local_workers
-        from segcore.train.engines import dask_client
-
-        with dask_client(config.kmeans.dask) as client:  # exit code 3 when unreachable or without workers
-            return len(client.scheduler_info()["workers"])
-    return 1
-
-
-def run_tags(spark: SparkSession, config: Config) -> dict[str, str]:
-    """Tags every training run carries."""
+def run_tags(spark: SparkSession, config: Config, workers: int) -> dict[str, str]:
+    """Tags every training run carries (``workers``: how many the engine fits with)."""
     context = spark.sparkContext
     tags = {
         "segcore.version": segcore_version(),
         "spark.app_id": context.applicationId,
         "spark.master": context.master,
         "engine": config.kmeans.engine,
-        "engine.workers": str(engine_workers(spark, config)),
+        "engine.workers": str(workers),
     }
     commit = git_commit()
     if commit:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from segcore.config import DaskEngineConfig, KMeansConfig
 from segcore.errors import EnvironmentProblem, TrainingError
@@ -160,3 +160,17 @@ def _check_workers_read(client, path: str, columns: list[str]) -> None:
             "table on a file system mounted at the same path on every worker, or set features.output "
             "to an object-store URI (s3://, gs://, abfs://) the workers can read"
         )
+
+
+def engine_workers(spark: SparkSession, settings: KMeansConfig) -> int:
+    """How many workers (Dask: worker processes) the configured engine fits with; a configured
+    Dask scheduler is reached for that, so an unreachable one stops the stage before its work."""
+    engine = settings.engine
+    if engine in ("spark", "spark-mllib"):
+        return settings.spark.num_workers or spark.sparkContext.defaultParallelism
+    if engine == "dask":
+        if settings.dask.scheduler is None:
+            return settings.dask.local_workers
+        with dask_client(settings.dask) as client:  # exit code 3 when unreachable or without workers
+            return len(client.scheduler_info()["workers"])
+    return 1

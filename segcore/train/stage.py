@@ -29,6 +29,7 @@ from segcore.tracking.registry import (
     register,
 )
 from segcore.tracking.store import Tracking, open_tracking
+from segcore.train.engines import engine_workers
 from segcore.train.inputs import prepare_inputs, read_features, read_input_rows
 from segcore.train.recording import draw_report, record_every_k, record_training, training_params
 from segcore.train.segments import Segments, build_segments
@@ -68,7 +69,7 @@ def train_segments(spark: SparkSession, config: Config) -> TrainResult:
 
 def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: TrackedRun) -> TrainResult:
     frame, path = read_features(spark, config)
-    tags = run_tags(spark, config)  # before the work: an unreachable Dask scheduler stops it here
+    workers = engine_workers(spark, config.kmeans)  # before the work: an unreachable scheduler stops it
     inputs = prepare_inputs(config, frame, path)
     ks = k_values(config, inputs.rows)
     champion = load_alias(tracking, CHAMPION)
@@ -76,7 +77,12 @@ def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: 
     segments = build_segments(config, inputs, selection, champion, next_free_id(tracking))
     report = draw_report(config, inputs, selection, segments)
     with step("train", "record the run and register the model"):
-        run.set_tags({**tags, "mlflow.runName": f"train-{config.as_of}-k{selection.chosen}"})
+        run.set_tags(
+            {
+                **run_tags(spark, config, workers),
+                "mlflow.runName": f"train-{config.as_of}-k{selection.chosen}",
+            }
+        )
         record_every_k(run, config, selection)
         input_rows = {f"input_rows_{table}": n for table, n in read_input_rows(spark, path).items()}
         record_training(
