@@ -18,14 +18,7 @@ def filesystem(spark: SparkSession, path: str):
 
 def read_text(spark: SparkSession, path: str) -> str | None:
     """A small text file's content, or None where it does not exist."""
-    fs, file = filesystem(spark, path)
-    if not fs.exists(file):
-        return None
-    stream = fs.open(file)
-    try:
-        return bytes(spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode()
-    finally:
-        stream.close()
+    return HadoopStore(spark, path).read(path)
 
 
 def list_files(spark: SparkSession, path: str) -> list[tuple[str, int]]:
