@@ -1,38 +1,8 @@
 """The `segcore` command and the spark-submit jobs, run as a user runs them."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def run(*args, cwd=None, timeout=300):
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    # mlflow.set_tracking_uri() in this test process exports MLFLOW_TRACKING_URI: a user's shell has none.
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
-    )
-
-
-def submit(job, *args):
-    return run(
-        BIN / "spark-submit",
-        "--master",
-        "local[2]",
-        "--conf",
-        "spark.sql.shuffle.partitions=2",
-        "--conf",
-        "spark.ui.enabled=false",
-        ROOT / "jobs" / job,
-        *args,
-    )
+from commands import BIN, ROOT, run, submit
 
 
 def test_wrong_config_type_exits_non_zero_naming_the_key():

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from commands import run
 from conftest import AS_OF, free_port
 from sklearn.metrics import adjusted_rand_score
-from test_cli import run
 
 from segcore.config import DaskEngineConfig, TrainConfig
 from segcore.errors import EnvironmentProblem

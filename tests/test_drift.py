@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from commands import submit
 from conftest import config_with
 from mlflow.tracking import MlflowClient
-from test_cli import submit
 
 from segcore.cli.commands import main, month_before
 from segcore.drift.figures import centre_change, feature_psi, migration_matrix

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from commands import BIN, run
 from lake_data import LINE_COUNTS, lines_lake, write_config, write_lines
-from test_cli import BIN, run
 
 from segcore.lake.tables import INPUT_ROWS_FILE
 from segcore.storage.versions import local_partition

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_cli import BIN, ROOT, run
+from commands import BIN, ROOT, run
 
 from segcore.storage.versions import local_partition
 
