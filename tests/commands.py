@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]  # the repository
+from conftest import ROOT
+
 BIN = Path(sys.executable).parent
 
 

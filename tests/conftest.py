@@ -24,6 +24,7 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 from segcore.config import Config, build_config  # noqa: E402
 from segcore.sample.lake import generate_lake  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 AS_OF = dt.date(2026, 6, 30)
 LAKE_CUSTOMERS = 3000
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pyspark
 import pytest
-from conftest import free_port
+from conftest import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).parent
 README_MASTER = "spark://master:7077"

@@ -15,13 +15,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from conftest import ROOT, make_config
 from mlflow.tracking import MlflowClient
 
 from segcore.features.stage import run_features
 from segcore.sample.lake import generate_lake
 
-ROOT = Path(__file__).resolve().parents[1]
 SEGCORE = Path(sys.executable).parent / "segcore"
 TIMESTAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 STEP_LINE = re.compile(TIMESTAMP + r" INFO segcore: train: fit k=4 \(local\) done in ")

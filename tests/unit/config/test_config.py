@@ -2,11 +2,10 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from segcore.config import Config, build_config, load_config
 from segcore.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_yaml_documents_the_embedded_defaults():

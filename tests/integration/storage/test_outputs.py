@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT
 from pyspark.sql import functions as F
 
 from segcore.errors import EnvironmentProblem
@@ -62,7 +63,7 @@ def test_a_reader_sees_all_old_or_all_new_data_when_the_writer_is_killed(spark, 
     else:
         _write_group(spark, primary, follower, 1)
     expected = NEW if step == "committed" else OLD
-    env = {**os.environ, PAUSE_ENV: step, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, PAUSE_ENV: step, "PYTHONPATH": str(ROOT)}
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, primary, follower], env=env, stderr=subprocess.PIPE, text=True
     )

@@ -12,6 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
 from segcore.model.preparation import Preparation
@@ -120,7 +121,7 @@ def test_a_registered_version_rebuilds_from_its_own_code_and_pinned_requirements
     requirements = (folder / "requirements.txt").read_text().split()
     assert {f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS} <= set(requirements)
     assert not [r for r in requirements if r.startswith("segcore")]
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(ROOT)
     shown = subprocess.run(
         [sys.executable, "-c", LOAD_ELSEWHERE, str(folder), repo],
         cwd=tmp_path,

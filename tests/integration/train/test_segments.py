@@ -7,7 +7,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LAKE_CUSTOMERS, make_config
+from conftest import LAKE_CUSTOMERS, ROOT, make_config
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
@@ -198,7 +198,7 @@ def _execute_notebook(notebook: str) -> str:
     import nbformat
     from nbclient import NotebookClient
 
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    folder = ROOT / "notebooks"
     book = nbformat.read(folder / notebook, as_version=4)
     NotebookClient(
         book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
