@@ -1,5 +1,4 @@
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -93,19 +92,3 @@ def test_an_impossible_date_is_named_by_its_key(tmp_path):
     for loaded in (lambda: load_config(str(config)), lambda: build_config({}, ["as_of=2026-02-30"])):
         with pytest.raises(ConfigError, match=r"config key 'as_of': .*day value is outside .*'2026-02-30'"):
             loaded()
-
-
-def test_checkable_config_stops_the_command_before_spark_starts(tmp_path):
-    import subprocess
-    import sys
-
-    segcore = Path(sys.executable).parent / "segcore"
-    for args in (["features", "--set", "as_of=2026-02-30"], ["train", "--set", "select.rule=fixed"]):
-        if args[0] == "train":
-            args += ["--set", "kmeans.k={min: 3, max: 5}"]
-        result = subprocess.run(
-            [segcore, *args, "--set", f"workdir={tmp_path}"], capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 2, result.stderr
-        assert result.stderr.count("\n") == 1 and "config key '" in result.stderr
-        assert "spark application" not in result.stderr
