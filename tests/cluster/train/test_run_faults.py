@@ -20,7 +20,6 @@ from mlflow.tracking import MlflowClient
 
 from segcore.errors import TrainingError
 from segcore.runtime.crash_points import PAUSE_ENV
-from segcore.runtime.stopping import Stopped, stopped_by
 from segcore.tracking.lifecycle import FAILURE_TAG, HOST_TAG, PID_TAG
 from segcore.train.stage import train
 
@@ -195,16 +194,3 @@ def test_after_every_fault_no_run_is_running_and_every_version_comes_from_a_fini
     for version in client.search_model_versions(f"name = '{MODEL}'"):
         assert client.get_run(version.run_id).info.status == "FINISHED"
     assert _aliases(client) == faults["aliases_before"]  # the champion (and challenger) intact
-
-
-def test_a_signal_that_a_library_turned_into_another_error_still_counts_as_a_stop():
-    """PySpark's collect, interrupted by SIGTERM, raises its broken stream from a ``finally``."""
-    try:
-        try:
-            raise Stopped(signal.SIGTERM)
-        finally:
-            raise RuntimeError("java.io.IOException: Broken pipe")  # noqa: B012
-    except RuntimeError as exc:
-        assert stopped_by(exc).signum == signal.SIGTERM
-    assert stopped_by(ValueError("a bug")) is None
-    assert stopped_by(KeyboardInterrupt()).signum == signal.SIGINT
