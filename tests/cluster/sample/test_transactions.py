@@ -207,15 +207,3 @@ def test_customers_whose_orders_were_all_cancelled(shaped):
         all_cancelled = status.apply(lambda s: (s == "cancelled").all())
         assert all_cancelled.sum() >= 2
         assert not set(all_cancelled[all_cancelled].index) & set(table.index)
-
-
-@pytest.mark.parametrize("shape", ["transactions", "normalized"])
-def test_generate_shape_is_deterministic(tmp_path, shape):
-    from segcore.sample.shapes import SHAPES
-
-    summaries = [SHAPES[shape](tmp_path / name, 50, SEED, pd.Timestamp(END).date()) for name in ("a", "b")]
-    assert summaries[0].rows == summaries[1].rows
-    for table in summaries[0].rows:
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(tmp_path / "a" / table), pd.read_parquet(tmp_path / "b" / table)
-        )
