@@ -4,7 +4,6 @@ import datetime as dt
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import LAKE_CUSTOMERS, ROOT, make_config
@@ -12,13 +11,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
 from segcore.features.stage import run_features
-from segcore.kmeans import FitSettings
-from segcore.model.preparation import Preparation
-from segcore.model.segment_model import SegmentModel
 from segcore.sample.lake import generate_lake
 from segcore.score.stage import score
-from segcore.train.align import align
-from segcore.train.choose_k import choose_k, knee, stability
 from segcore.train.stage import train
 
 PLANTED_K = 5
@@ -163,34 +157,6 @@ def test_warm_start_from_the_champion_converges_at_once(spark, history):
     result = train(spark, config)
     assert result.metrics["iterations"] <= 2
     assert sorted(result.profile.segment_id) == sorted(history["runs"]["later"].profile.segment_id)
-
-
-def test_knee_finds_the_elbow():
-    assert knee([2, 3, 4, 5, 6, 7], [100, 60, 25, 22, 20, 19]) == 4
-
-
-def test_fixed_rule_outside_the_range_is_refused():
-    table = pd.DataFrame({"k": [3, 4], "inertia": [2.0, 1.0]})
-    with pytest.raises(ValueError, match="select.fixed_k=9 is not in the tried range 3..4"):
-        choose_k(table, "fixed", 9)
-
-
-def test_stability_is_high_for_clusters_and_low_for_noise():
-    rng = np.random.default_rng(0)
-    blobs = np.concatenate([rng.normal(c, 0.3, (300, 2)) for c in ((0, 0), (5, 5), (0, 5))])
-    noise = rng.uniform(0, 1, (900, 2))
-    settings = FitSettings(seed=1, max_iter=100)
-    assert stability(blobs, 3, settings, 4) > 0.95
-    assert stability(noise, 8, settings, 4) < 0.9
-
-
-def test_unmatched_segments_get_new_ids_never_recycled():
-    preparation = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
-    champion = SegmentModel(preparation, np.array([[0.0, 0.0], [10.0, 0.0]]), [4, 7], ["x", "y"], next_id=9)
-    new = np.array([[10.1, 0.0], [0.2, 0.0], [50.0, 50.0]])
-    result = align(new, champion, preparation, max_distance=2.0)
-    assert result.ids == [7, 4, 9]
-    assert result.next_id == 10
 
 
 def _execute_notebook(notebook: str) -> str:
