@@ -1,7 +1,6 @@
-"""The registered model: a versioned state, rebuilt from its own code and pinned requirements,
-and segment ids that no registered version has used handed out only once."""
+"""The registered model, on a real MLflow SQLite store: rebuilt from its own code and pinned
+requirements, and segment ids that no registered version has used handed out only once."""
 
-import json
 import logging
 import subprocess
 import sys
@@ -10,13 +9,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
 from segcore.model.preparation import Preparation
-from segcore.model.segment_model import STATE_FORMAT, SegmentModel
+from segcore.model.segment_model import SegmentModel
 from segcore.tracking.lifecycle import tracked_run
 from segcore.tracking.store import (
     CHAMPION,
@@ -31,12 +29,6 @@ from segcore.train.align import align
 
 PREPARATION = Preparation(["a", "b"], [], [-1e9, -1e9], [1e9, 1e9], [0.0, 0.0], [1.0, 1.0])
 NAME = "segments-test"
-# A state as the first format wrote it (no format_version): kept verbatim, never regenerated.
-FORMAT_1_STATE = (
-    '{"preparation": {"features": ["a", "b"], "log_features": [], "lower": [-1000000000.0, '
-    '-1000000000.0], "upper": [1000000000.0, 1000000000.0], "mean": [0.0, 0.0], "scale": [1.0, 1.0]}, '
-    '"centres": [[0.0, 0.0], [10.0, 0.0]], "segment_ids": [4, 7], "segment_names": ["x", "y"], "next_id": 9}'
-)
 
 
 @pytest.fixture
@@ -58,21 +50,6 @@ def _register(centres, champion: SegmentModel | None) -> tuple[SegmentModel, str
     with tracked_run("registration") as run:
         registered = register(log_model(model), NAME, model.next_id, {}, run)
     return model, registered.version
-
-
-def test_a_state_in_the_previous_format_loads():
-    model = SegmentModel.from_json(FORMAT_1_STATE)
-    assert model.segment_ids == [4, 7] and model.next_id == 9 and model.features == ["a", "b"]
-    scored = model.assign(pd.DataFrame({"a": [9.0, 1.0], "b": [0.0, 0.0]}))
-    assert scored.segment_id.tolist() == [7, 4] and scored.segment_name.tolist() == ["y", "x"]
-    assert json.loads(model.to_json())["format_version"] == STATE_FORMAT
-    assert SegmentModel.from_json(model.to_json()).segment_ids == [4, 7]
-
-
-def test_a_state_from_a_newer_format_is_refused_with_what_to_do():
-    state = json.loads(FORMAT_1_STATE) | {"format_version": STATE_FORMAT + 1}
-    with pytest.raises(ValueError, match=rf"format_version={STATE_FORMAT + 1} is not one this segcore reads"):
-        SegmentModel.from_json(json.dumps(state))
 
 
 def test_ids_come_from_every_registered_version_never_reused(registry):
