@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import segcore.kmeans
-import segcore.kmeans.estimator
 
 IMPORT_EVERY_MODULE = """
 import json, pkgutil, importlib, sys
