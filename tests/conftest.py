@@ -93,6 +93,49 @@ def pipeline(spark, lake, tmp_path_factory):
     return {"config": config, "features": features, "train": trained, "score": scored}
 
 
+# Blob data sets that a unit and an integration module share (one fixture each, computed once).
+LLOYD_K6 = {"k": 6, "iterations": 25, "columns": 5}
+
+
+@pytest.fixture(scope="session")
+def lloyd_k6():
+    """The engines' common reference: 12,000 points in 5 dimensions around 6 centres (std 2.5), 6
+    random rows as initial centres, and scikit-learn's Lloyd from them (25 iterations, tol 0):
+    (points, init, reference)."""
+    import numpy as np
+    from sklearn.cluster import KMeans as SklearnKMeans
+    from sklearn.datasets import make_blobs
+
+    k, iterations = LLOYD_K6["k"], LLOYD_K6["iterations"]
+    points, _ = make_blobs(12_000, n_features=LLOYD_K6["columns"], centers=k, cluster_std=2.5, random_state=8)
+    init = points[np.random.default_rng(1).choice(len(points), k, replace=False)]
+    reference = SklearnKMeans(k, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=iterations)
+    return points, init, reference.fit(points)
+
+
+@pytest.fixture(scope="session")
+def lloyd_k4():
+    """The estimator's reference: 3,000 points in 4 dimensions around 4 centres, the first 4 points
+    as initial centres, and scikit-learn's Lloyd from them (20 iterations, tol 0):
+    (points, init, reference)."""
+    from sklearn.cluster import KMeans as SklearnKMeans
+    from sklearn.datasets import make_blobs
+
+    points, _ = make_blobs(3_000, n_features=4, centers=4, random_state=4)
+    init = points[:4].copy()
+    reference = SklearnKMeans(4, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=20).fit(points)
+    return points, init, reference
+
+
+@pytest.fixture(scope="session")
+def labelled_blobs_k6():
+    """20,000 points in 5 dimensions around 6 well-separated centres (std 2.0) and their true
+    labels, for the numerics far from the origin: (points, labels)."""
+    from sklearn.datasets import make_blobs
+
+    return make_blobs(20_000, n_features=5, centers=6, cluster_std=2.0, random_state=8)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

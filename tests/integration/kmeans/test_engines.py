@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LLOYD_K6
 from sklearn.cluster import KMeans as SklearnKMeans
-from sklearn.datasets import make_blobs
 
 from segcore.config import KMeansConfig
 from segcore.errors import TrainingError
@@ -19,27 +19,17 @@ from segcore.kmeans.engines.spark import SlotsError, fit_spark, sweep_spark
 from segcore.model.preparation import Preparation
 from segcore.train.engines import fit_sweep
 
-K, ITERATIONS = 6, 25
+K, ITERATIONS = LLOYD_K6["k"], LLOYD_K6["iterations"]  # of the lloyd_k6 fixture
 COLUMNS = [f"x{i}" for i in range(5)]
 
 
 @pytest.fixture(scope="module")
-def data():
-    points, _ = make_blobs(12_000, n_features=len(COLUMNS), centers=K, cluster_std=2.5, random_state=8)
-    init = points[np.random.default_rng(1).choice(len(points), K, replace=False)]
-    reference = SklearnKMeans(K, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=ITERATIONS).fit(
-        points
-    )
-    return points, init, reference
+def frame(spark, lloyd_k6):
+    return spark.createDataFrame(pd.DataFrame(lloyd_k6[0], columns=COLUMNS)).repartition(3).cache()
 
 
 @pytest.fixture(scope="module")
-def frame(spark, data):
-    return spark.createDataFrame(pd.DataFrame(data[0], columns=COLUMNS)).repartition(3).cache()
-
-
-@pytest.fixture(scope="module")
-def dask_client():
+def dask_local_client():
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
@@ -50,43 +40,38 @@ def dask_client():
     cluster.close()
 
 
-def _assert_matches(centres, data):
-    points, _, reference = data
+def _assert_matches(centres, lloyd_k6):
+    points, _, reference = lloyd_k6
     np.testing.assert_allclose(centres, reference.cluster_centers_, rtol=1e-4, atol=1e-9)
     labels, _ = LocalBlocks(points).assign(centres)
     np.testing.assert_array_equal(labels, reference.labels_)
 
 
-def test_local_matches_scikit_learn(data):
-    points, init, _ = data
-    result = core.fit(
-        LocalBlocks(points, chunk_rows=1000), K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=init)
-    )
-    _assert_matches(result.centres, data)
-
-
-def test_spark_matches_scikit_learn(frame, data):
-    result = fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]))
+def test_spark_matches_scikit_learn(frame, lloyd_k6):
+    result = fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]))
     assert result.engine == "spark" and result.n_iter == ITERATIONS
-    _assert_matches(result.centres, data)
+    _assert_matches(result.centres, lloyd_k6)
 
 
-def test_dask_matches_scikit_learn(dask_client, data):
+def test_dask_matches_scikit_learn(dask_local_client, lloyd_k6):
     import dask.array as da
 
     from segcore.kmeans.engines.dask import fit_dask
 
-    array = da.from_array(data[0], chunks=(2_500, len(COLUMNS))).persist()
+    array = da.from_array(lloyd_k6[0], chunks=(2_500, len(COLUMNS))).persist()
     result = fit_dask(
-        array, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]), client=dask_client
+        array,
+        K,
+        FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
+        client=dask_local_client,
     )
-    _assert_matches(result.centres, data)
+    _assert_matches(result.centres, lloyd_k6)
 
 
-def test_dask_engine_reads_a_feature_table_of_several_files(spark, data, tmp_path):
+def test_dask_engine_reads_a_feature_table_of_several_files(spark, lloyd_k6, tmp_path):
     """The pipeline's dask path (a local cluster) over five unequal Parquet files, one empty, wider
     than the clustered columns: the same centres and counts as the local engine from the same start."""
-    points, init, _ = data
+    points, init, _ = lloyd_k6
     table = pd.DataFrame(points, columns=COLUMNS)
     for j in range(20):
         table[f"other_{j}"] = np.random.default_rng(j).normal(size=len(points))
@@ -105,38 +90,39 @@ def test_dask_engine_reads_a_feature_table_of_several_files(spark, data, tmp_pat
     np.testing.assert_array_equal(result.counts, local.counts)
 
 
-def test_mllib_reference_matches_scikit_learn(frame, data):
-    result = fit_mllib(frame, COLUMNS, K, FitSettings(max_iter=ITERATIONS, tol=0.0, init=data[1]))
-    _assert_matches(result.centres, data)
+def test_mllib_reference_matches_scikit_learn(frame, lloyd_k6):
+    result = fit_mllib(frame, COLUMNS, K, FitSettings(max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]))
+    _assert_matches(result.centres, lloyd_k6)
 
 
-def test_mllib_with_the_mapped_tol_never_stops_before_the_core(frame, data):
+def test_mllib_with_the_mapped_tol_never_stops_before_the_core(frame, lloyd_k6):
     """MLlib's per-centre epsilon, mapped from tol=1e-2 (mllib_epsilon), runs at least the core's
     iterations from the same start and lands on the same centres."""
-    settings = FitSettings(max_iter=100, tol=1e-2, init=data[1])
-    ours = core.fit(LocalBlocks(data[0]), K, settings)
+    settings = FitSettings(max_iter=100, tol=1e-2, init=lloyd_k6[1])
+    ours = core.fit(LocalBlocks(lloyd_k6[0]), K, settings)
     mllib = fit_mllib(frame, COLUMNS, K, settings)
     assert ours.converged and mllib.converged
     assert mllib.n_iter >= ours.n_iter > 1
     np.testing.assert_allclose(mllib.centres, ours.centres, rtol=0, atol=0.05)
 
 
-def test_seeded_init_is_repeatable_on_spark_and_good(frame, data):
+def test_seeded_init_is_repeatable_on_spark_and_good(frame, lloyd_k6):
     first = fit_spark(frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
     second = fit_spark(frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
     np.testing.assert_array_equal(first.centres, second.centres)
-    best = min(SklearnKMeans(K, n_init=1, random_state=s).fit(data[0]).inertia_ for s in range(10))
+    best = min(SklearnKMeans(K, n_init=1, random_state=s).fit(lloyd_k6[0]).inertia_ for s in range(10))
     assert first.inertia <= best * 1.01
 
 
-def test_seeded_init_is_repeatable_on_dask(dask_client, data):
+def test_seeded_init_is_repeatable_on_dask(dask_local_client, lloyd_k6):
     import dask.array as da
 
     from segcore.kmeans.engines.dask import fit_dask
 
-    array = da.from_array(data[0], chunks=(3_000, len(COLUMNS))).persist()
+    array = da.from_array(lloyd_k6[0], chunks=(3_000, len(COLUMNS))).persist()
     runs = [
-        fit_dask(array, K, FitSettings(seed=5, max_iter=100, tol=1e-4), client=dask_client) for _ in range(2)
+        fit_dask(array, K, FitSettings(seed=5, max_iter=100, tol=1e-4), client=dask_local_client)
+        for _ in range(2)
     ]
     np.testing.assert_array_equal(runs[0].centres, runs[1].centres)
 
@@ -164,9 +150,9 @@ np.savez(out, **found)
 
 
 @pytest.fixture(scope="module")
-def seeded_local(data):
+def seeded_local(lloyd_k6):
     """The local engine's seeded k-means|| fit: the answer every engine and split must give."""
-    return core.fit(LocalBlocks(data[0]), K, SEEDED)
+    return core.fit(LocalBlocks(lloyd_k6[0]), K, SEEDED)
 
 
 def _assert_same_fit(centres, counts, reference):
@@ -174,8 +160,8 @@ def _assert_same_fit(centres, counts, reference):
     np.testing.assert_array_equal(counts, reference.counts)
 
 
-def test_the_same_seed_gives_the_same_centres_on_spark_with_1_2_3_workers(data, seeded_local, tmp_path):
-    np.save(tmp_path / "points.npy", data[0])
+def test_the_same_seed_gives_the_same_centres_on_spark_with_1_2_3_workers(lloyd_k6, seeded_local, tmp_path):
+    np.save(tmp_path / "points.npy", lloyd_k6[0])
     arguments = [str(tmp_path / "points.npy"), str(tmp_path / "out.npz"), str(K)]
     subprocess.run([sys.executable, "-c", SPARK_WORKERS_JOB, *arguments], check=True, timeout=600)
     found = np.load(tmp_path / "out.npz")
@@ -183,22 +169,28 @@ def test_the_same_seed_gives_the_same_centres_on_spark_with_1_2_3_workers(data, 
         _assert_same_fit(found[f"centres_{workers}"], found[f"counts_{workers}"], seeded_local)
 
 
-def test_the_same_seed_gives_the_same_centres_on_dask_with_any_chunks(dask_client, data, seeded_local):
+def test_the_same_seed_gives_the_same_centres_on_dask_with_any_chunks(
+    dask_local_client, lloyd_k6, seeded_local
+):
     import dask.array as da
 
     from segcore.kmeans.engines.dask import fit_dask
 
     for chunks in (12_000, 2_500, 1_001, (5_000, 4_000, 3_000)):
-        array = da.from_array(data[0], chunks=(chunks, len(COLUMNS)))
-        result = fit_dask(array, K, SEEDED, client=dask_client)
+        array = da.from_array(lloyd_k6[0], chunks=(chunks, len(COLUMNS)))
+        result = fit_dask(array, K, SEEDED, client=dask_local_client)
         _assert_same_fit(result.centres, result.counts, seeded_local)
 
 
-def test_float32_gives_the_same_labels(frame, data):
+def test_float32_gives_the_same_labels(frame, lloyd_k6):
     result = fit_spark(
-        frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]), dtype="float32"
+        frame,
+        COLUMNS,
+        K,
+        FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
+        dtype="float32",
     )
-    np.testing.assert_allclose(result.centres, data[2].cluster_centers_, rtol=1e-3)
+    np.testing.assert_allclose(result.centres, lloyd_k6[2].cluster_centers_, rtol=1e-3)
 
 
 def test_spark_refuses_more_workers_than_slots(frame, spark):
@@ -230,7 +222,7 @@ def test_cuml_engine_without_cuml_says_how_to_install(spark, frame, monkeypatch)
         fit_sweep(settings, {K: None}, frame, "unused", preparation)
 
 
-def test_a_retried_stage_gives_the_same_result(frame, data, tmp_path):
+def test_a_retried_stage_gives_the_same_result(frame, lloyd_k6, tmp_path):
     marker = tmp_path / "failed-once"
 
     def fail_once(rows):
@@ -248,12 +240,12 @@ def test_a_retried_stage_gives_the_same_result(frame, data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sweep(data):
+def sweep(lloyd_k6):
     """Three k, seeded k-means|| with and without tol, and one warm start (as from a champion)."""
     return {
         3: FitSettings(seed=4, max_iter=100, tol=1e-4),
         4: FitSettings(seed=9, max_iter=100, tol=0.0),
-        K: FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=data[1]),
+        K: FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
     }
 
 
@@ -285,12 +277,12 @@ def test_a_spark_sweep_equals_separate_fits_and_runs_the_jobs_of_one_fit(spark, 
     assert sweep_jobs == one_fit_jobs
 
 
-def test_a_dask_sweep_equals_separate_fits(dask_client, data, sweep):
+def test_a_dask_sweep_equals_separate_fits(dask_local_client, lloyd_k6, sweep):
     import dask.array as da
 
     from segcore.kmeans.engines.dask import fit_dask, sweep_dask
 
-    array = da.from_array(data[0], chunks=(3_000, len(COLUMNS)))
-    swept = sweep_dask(array, sweep, client=dask_client)
-    separate = {k: fit_dask(array, k, settings, client=dask_client) for k, settings in sweep.items()}
+    array = da.from_array(lloyd_k6[0], chunks=(3_000, len(COLUMNS)))
+    swept = sweep_dask(array, sweep, client=dask_local_client)
+    separate = {k: fit_dask(array, k, settings, client=dask_local_client) for k, settings in sweep.items()}
     _assert_sweep_equals_separate_fits(swept, separate)

@@ -8,13 +8,14 @@ from segcore.kmeans import FitSettings, LocalBlocks, fit
 
 
 @pytest.fixture(scope="module")
-def blobs():
+def labelled_blobs_k5():
+    """20,000 points in 6 dimensions around 5 centres (std 1.5) and their true labels."""
     data, truth = make_blobs(20_000, n_features=6, centers=5, cluster_std=1.5, random_state=3)
     return data, truth
 
 
-def test_matches_scikit_learn_lloyd_from_the_same_centres(blobs):
-    data, _ = blobs
+def test_matches_scikit_learn_lloyd_from_the_same_centres(labelled_blobs_k5):
+    data, _ = labelled_blobs_k5
     init = data[:5].copy()
     ours = fit(LocalBlocks(data, chunk_rows=3_000), 5, FitSettings(seed=0, max_iter=30, tol=0.0, init=init))
     ref = SklearnKMeans(5, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=30).fit(data)
@@ -24,8 +25,8 @@ def test_matches_scikit_learn_lloyd_from_the_same_centres(blobs):
     assert ours.inertia == pytest.approx(ref.inertia_, rel=1e-6)
 
 
-def test_kmeans_parallel_init_is_seeded_and_good(blobs):
-    data, _ = blobs
+def test_kmeans_parallel_init_is_seeded_and_good(labelled_blobs_k5):
+    data, _ = labelled_blobs_k5
     settings = FitSettings(seed=9, max_iter=100)
     first, second = fit(LocalBlocks(data), 5, settings), fit(LocalBlocks(data), 5, settings)
     np.testing.assert_array_equal(first.centres, second.centres)
@@ -45,8 +46,8 @@ def test_an_empty_cluster_takes_the_farthest_row_which_leaves_its_old_cluster():
     np.testing.assert_allclose(ours.centres, ref.cluster_centers_, rtol=1e-12)
 
 
-def test_several_empty_clusters_are_relocated_as_scikit_learn_does(blobs):
-    data, _ = blobs
+def test_several_empty_clusters_are_relocated_as_scikit_learn_does(labelled_blobs_k5):
+    data, _ = labelled_blobs_k5
     init = np.vstack([data[:3], [[1e3, 1e3, 1e3, 1e3, 1e3, 1e3], [-1e3, -1e3, -1e3, -1e3, -1e3, -1e3]]])
     ours = fit(LocalBlocks(data, chunk_rows=3_000), 5, FitSettings(max_iter=1, tol=0.0, init=init))
     ref = SklearnKMeans(5, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=1).fit(data)
@@ -70,8 +71,8 @@ def test_fewer_distinct_rows_than_k_warns_and_fits_as_scikit_learn(data):
     assert ours.converged
 
 
-def test_the_same_seed_gives_the_same_centres_whatever_the_chunks_and_row_order(blobs):
-    data, _ = blobs
+def test_the_same_seed_gives_the_same_centres_whatever_the_chunks_and_row_order(labelled_blobs_k5):
+    data, _ = labelled_blobs_k5
     settings = FitSettings(seed=4, max_iter=100)
     reference = fit(LocalBlocks(data), 5, settings)
     shuffled = data[np.random.default_rng(0).permutation(len(data))]

@@ -4,26 +4,18 @@ Without centring, ||x||² − 2x·c + ||c||² cancels catastrophically when ||x|
 offset of 1e4, float32 inertia used to clamp to 0 and the clusters were lost (ARI 0.45)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.cluster import KMeans as SklearnKMeans
-from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from segcore.kmeans import FitSettings, LocalBlocks
-from segcore.kmeans.engines.spark import fit_spark
+from segcore.kmeans import LocalBlocks
 from segcore.kmeans.estimator import KMeans
 
 K = 6
 
 
-@pytest.fixture(scope="module")
-def blobs():
-    return make_blobs(20_000, n_features=5, centers=K, cluster_std=2.0, random_state=8)
-
-
-def _offset(blobs, offset: float, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    points, truth = blobs
+def _offset(labelled_blobs_k6, offset: float, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    points, truth = labelled_blobs_k6
     return (points + offset).astype(dtype), truth
 
 
@@ -35,8 +27,8 @@ def _exact_inertia(points: np.ndarray, centres: np.ndarray) -> float:
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("offset", [1e4, 1e6])
-def test_far_from_the_origin_matches_scikit_learn(blobs, offset, dtype):
-    points, truth = _offset(blobs, offset, dtype)
+def test_far_from_the_origin_matches_scikit_learn(labelled_blobs_k6, offset, dtype):
+    points, truth = _offset(labelled_blobs_k6, offset, dtype)
     ours = KMeans(K, random_state=0, dtype=dtype).fit(points)
     ref = SklearnKMeans(K, n_init=1, random_state=0).fit(points)
     reference_ari = adjusted_rand_score(truth, ref.labels_)
@@ -52,13 +44,3 @@ def test_float32_inertia_is_exact_where_the_expanded_form_cancels():
     partials = LocalBlocks(rows).partials(np.array([[1e4 + 0.5, 1e4]]))
     assert partials.inertia == 0.5  # the expanded form gives 0 (or worse) in float32
     np.testing.assert_array_equal(partials.sums, [[2e4 + 1, 2e4]])
-
-
-def test_spark_float32_far_from_the_origin_matches_scikit_learn(spark, blobs):
-    points, truth = _offset(blobs, 1e6, "float64")
-    frame = spark.createDataFrame(pd.DataFrame(points, columns=[f"x{i}" for i in range(5)])).repartition(2)
-    ours = fit_spark(frame, list(frame.columns), K, FitSettings(seed=0), dtype="float32")
-    ref = SklearnKMeans(K, n_init=1, random_state=0).fit(points.astype(np.float32))
-    labels = LocalBlocks(points).assign(ours.centres)[0]
-    assert adjusted_rand_score(truth, labels) >= 0.99 * adjusted_rand_score(truth, ref.labels_)
-    assert ours.inertia == pytest.approx(ref.inertia_, rel=1e-4)
