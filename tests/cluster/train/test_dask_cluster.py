@@ -21,12 +21,10 @@ from commands import run
 from conftest import AS_OF, free_port
 from sklearn.metrics import adjusted_rand_score
 
-from segcore.config import DaskEngineConfig, TrainConfig
-from segcore.errors import EnvironmentProblem
+from segcore.config import TrainConfig
 from segcore.kmeans import FitSettings, core
 from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.kernels import nearest
-from segcore.train.engines import dask_client
 
 distributed = pytest.importorskip("distributed")
 
@@ -185,34 +183,3 @@ def test_workers_that_cannot_read_the_table_fail_with_what_to_do(feature_table, 
     assert f"{worker}: FileNotFoundError" in message
     assert "file system mounted at the same path on every worker" in message
     assert "object-store URI" in message
-
-
-def test_an_unreachable_scheduler_is_an_environment_error():
-    import dask
-
-    address = f"tcp://127.0.0.1:{free_port()}"
-    with (
-        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
-        pytest.raises(EnvironmentProblem) as error,
-        dask_client(DaskEngineConfig(scheduler=address)),
-    ):
-        pass
-    assert error.value.exit_code == 3
-    assert f"cannot reach the Dask scheduler {address} (kmeans.dask.scheduler)" in str(error.value)
-    assert f"`dask worker {address}`" in str(error.value)
-
-
-def test_a_scheduler_without_workers_is_an_environment_error():
-    import dask
-
-    with (
-        distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as empty,
-        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
-        pytest.raises(EnvironmentProblem) as error,
-        dask_client(DaskEngineConfig(scheduler=empty.scheduler_address)),
-    ):
-        pass
-    assert error.value.exit_code == 3
-    assert f"the Dask scheduler {empty.scheduler_address} (kmeans.dask.scheduler) has no workers" in str(
-        error.value
-    )
