@@ -4,7 +4,6 @@ settings come from."""
 
 from __future__ import annotations
 
-import ast
 import functools
 import json
 import os
@@ -21,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pyspark
 import pytest
+from cluster_readme import README_MASTER, readme_lines, readme_submit_words
 from conftest import ROOT, free_port
 
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).parent
-README_MASTER = "spark://master:7077"
 
 # Runs in the driver, and in one task on an executor: where Python, segcore and pyspark came from.
 PROBE = """
@@ -157,19 +156,6 @@ def package(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return dist
-
-
-def readme_lines() -> list[str]:
-    """The command lines of the first bash block of the README's "Running on a cluster"."""
-    section = (ROOT / "README.md").read_text().split("## Running on a cluster", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
-    return block.replace("\\\n", " ").splitlines()
-
-
-def readme_submit_words() -> list[str]:
-    """The README's client-mode spark-submit line, up to the job file (excluded)."""
-    words = shlex.split(next(line for line in readme_lines() if line.startswith(".venv/bin/spark-submit")))
-    return words[: next(i for i, word in enumerate(words) if word.startswith("jobs/"))]
 
 
 @functools.cache
@@ -327,65 +313,3 @@ def test_spark_defaults_conf_wins_outside_spark_submit(probe, tmp_path):
 def test_local_defaults_apply_when_nothing_sets_a_master(probe):
     report = probe_report(run([BIN / "python", probe], env=activated_env()))
     assert (report["master"], report["driver_memory"]) == ("local[*]", "2g")
-
-
-DAG_FILE = ROOT / "scripts" / "airflow_segcore_dag.py"
-
-
-def dag_constants() -> dict:
-    """The DAG file's constants, read without Airflow (parsing it also checks its syntax)."""
-    tree = ast.parse(DAG_FILE.read_text(), str(DAG_FILE))
-    return {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and node.targets[0].id in ("JOBS", "CONFIG", "SUBMIT")
-    }
-
-
-def test_airflow_dag_runs_the_readme_commands_on_existing_jobs():
-    constants = dag_constants()
-    assert list(constants["JOBS"]) == ["features", "train", "score"]
-    assert all((ROOT / job).is_file() for job in constants["JOBS"].values())
-    assert (ROOT / constants["CONFIG"]).is_file()
-    command = constants["SUBMIT"].format(
-        home=ROOT, master=README_MASTER, job="jobs/build_features.py", config=constants["CONFIG"]
-    )
-    # Airflow renders the run's date into the template before bash runs the line.
-    command = command.replace("{{ data_interval_end | ds }}", "2026-06-30")
-    export_spark_home = next(line for line in readme_lines() if line.startswith("export SPARK_HOME="))
-    assert f"&& {export_spark_home} &&" in command
-    words = shlex.split(command.rsplit("&& ", 1)[1])
-    assert words[: len(readme_submit_words())] == readme_submit_words()
-    assert words[len(readme_submit_words()) :] == [
-        "jobs/build_features.py",
-        "--config",
-        "conf/cluster.yaml",
-        "--set",
-        "as_of=2026-06-30",
-    ]
-
-
-def test_readme_cron_line_runs_the_readme_commands_on_existing_jobs():
-    section = (ROOT / "README.md").read_text().split("## Running on a cluster", 1)[1]
-    line = re.search(r"```cron\n(.*?)\n```", section, re.DOTALL).group(1)
-    command = line.split(None, 5)[5].replace("\\%", "%")  # cron passes the rest, with \% as %, to sh
-    assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0
-    assert " ".join(readme_submit_words()) in command
-    assert next(line for line in readme_lines() if line.startswith("export SPARK_HOME=")) in command
-    jobs = re.search(r"for job in ([\w ]+); do", command).group(1).split()
-    assert all((ROOT / "jobs" / f"{job}.py").is_file() for job in jobs)
-    assert jobs == ["build_features", "train_segments", "score_segments"]
-
-
-def test_airflow_loads_the_dag_with_its_three_stages_in_order(monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    pytest.importorskip("airflow")
-    from airflow.models import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    dag = bag.dags["segcore"]
-    assert dag.get_task("features").downstream_task_ids == {"train"}
-    assert dag.get_task("train").downstream_task_ids == {"score"}
-    assert "jobs/score_segments.py --config conf/cluster.yaml" in dag.get_task("score").bash_command
