@@ -136,6 +136,15 @@ def labelled_blobs_k6():
     return make_blobs(20_000, n_features=5, centers=6, cluster_std=2.0, random_state=8)
 
 
+@pytest.fixture(scope="session")
+def drift_months(spark, pipeline, tmp_path_factory) -> dict:
+    """Two scorings in a fresh workdir, the pipeline's and a month later's with a planted migration
+    (drift_data.plant_months): shared by the in-process drift tests and the drift job's."""
+    from drift_data import plant_months
+
+    return plant_months(spark, pipeline, tmp_path_factory.mktemp("drift"))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
