@@ -145,6 +145,23 @@ def drift_months(spark, pipeline, tmp_path_factory) -> dict:
     return plant_months(spark, pipeline, tmp_path_factory.mktemp("drift"))
 
 
+@pytest.fixture(scope="session")
+def lifecycle(spark, lake, pipeline, tmp_path_factory) -> dict:
+    """Two trained versions and two scorings (May, June) in a fresh workdir
+    (lifecycle_data.build_registry): shared by the promotion tests and the report's."""
+    from lifecycle_data import build_registry
+
+    return build_registry(spark, lake, pipeline, tmp_path_factory.mktemp("lifecycle"))
+
+
+@pytest.fixture(scope="session")
+def lifecycle_report(lifecycle, tmp_path_factory) -> Path:
+    """The HTML report of lifecycle's first version, written once."""
+    from lifecycle_data import write_report
+
+    return write_report(lifecycle, tmp_path_factory.mktemp("report") / "report.html")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

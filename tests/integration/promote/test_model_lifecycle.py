@@ -1,60 +1,34 @@
 """After training: the promotion gate, the run tables, and the report's segments over time, on one
-registry (a real SQLite MLflow store) with two scorings."""
+registry (a real SQLite MLflow store) with two scorings: the conftest fixture lifecycle."""
 
 from __future__ import annotations
 
 import re
 
-import numpy as np
-import pandas as pd
 import pytest
-from browser import chromium, load
-from conftest import config_with, make_config
+from conftest import config_with
+from lifecycle_data import JUNE, MAY, NAME
 from mlflow.tracking import MlflowClient
-from sklearn.metrics import adjusted_rand_score
 
 from segcore.cli.commands import main
-from segcore.config import config_to_yaml
-from segcore.features.stage import run_features
-from segcore.promote.gate import ari_from_contingency, id_conflicts
-from segcore.score.stage import score
 from segcore.storage.partitions import read_partition
 from segcore.train.stage import train
 
-MAY, JUNE = "2026-05-31", "2026-06-30"
-NAME = "customer_segments"
 # Segments found on other features: the customers are split another way.
 DEGRADED_FEATURES = ["discount_rate", "device_mobile_share", "tenure_days"]
 
 
 @pytest.fixture(scope="module")
-def registry(spark, lake, pipeline, tmp_path_factory):
-    """Version 1 (the first champion) trained on June's features (the pipeline's), customers scored
-    with it in May and June, then version 2: the same model retrained with another seed."""
-    workdir = tmp_path_factory.mktemp("lifecycle")
-    june = make_config(workdir, lake, features__output=pipeline["config"].path("features"))
-    may = make_config(workdir, lake, as_of=MAY)
-    run_features(spark, may)
-    first = train(spark, june)
-    score(spark, may)
-    score(spark, june)
-    second = train(spark, make_config(workdir, lake, features__output=june.features.output, kmeans__seed=7))
-    config_file = workdir / "config.yaml"
-    config_file.write_text(config_to_yaml(june))
-    return {"config": june, "file": str(config_file), "first": first, "second": second}
-
-
-@pytest.fixture(scope="module")
-def degraded(spark, registry):
-    config = registry["config"].model_copy(deep=True)
+def degraded(spark, lifecycle):
+    config = lifecycle["config"].model_copy(deep=True)
     config.train.features = DEGRADED_FEATURES
     return train(spark, config)
 
 
-def segcore(registry, capsys, *args) -> tuple[int, str, str]:
+def segcore(lifecycle, capsys, *args) -> tuple[int, str, str]:
     """The `segcore` command in this process (its Spark session), with the registry's config."""
     capsys.readouterr()
-    code = main([*args, "--config", registry["file"]])
+    code = main([*args, "--config", lifecycle["file"]])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -70,36 +44,12 @@ def promotion_tags(version: str) -> dict[str, str]:
     }
 
 
-def test_ari_from_the_contingency_table_equals_scikit_learns():
-    rng = np.random.default_rng(3)
-    a = rng.integers(0, 5, 2000)
-    b = np.where(rng.random(2000) < 0.7, a, rng.integers(0, 4, 2000))
-    table = pd.crosstab(a, b).to_numpy()
-    assert ari_from_contingency(table) == pytest.approx(adjusted_rand_score(a, b), abs=1e-12)
-    assert ari_from_contingency(np.diag([10, 20, 30])) == pytest.approx(1.0)
-
-
-def test_id_conflicts_name_a_changed_id_and_an_id_given_to_another_segment():
-    # champion 0 -> challenger 5 (a new id for a kept segment); champion 1 -> challenger 1 (kept);
-    # challenger 2 takes most of champion 3, while champion 2 is split: id 2 changed meaning.
-    table = pd.DataFrame(
-        [[90, 0, 5, 0], [0, 80, 0, 0], [0, 10, 30, 30], [0, 0, 90, 0]],
-        index=[0, 1, 2, 3],
-        columns=[5, 1, 2, 7],
-    )
-    assert id_conflicts(table) == [
-        "challenger segment 5 matches champion segment 0 but does not keep its id",
-        "challenger segment 2 matches champion segment 3 but does not keep its id",
-        "id 2 names a challenger segment that does not match champion segment 2",
-    ]
-
-
-def test_a_good_challenger_is_promoted_and_the_figures_recorded(registry, capsys):
-    assert champion() == registry["first"].model.version
-    code, out, err = segcore(registry, capsys, "promote")  # the default: the version with alias challenger
-    second = registry["second"].model.version
+def test_a_good_challenger_is_promoted_and_the_figures_recorded(lifecycle, capsys):
+    assert champion() == lifecycle["first"].model.version
+    code, out, err = segcore(lifecycle, capsys, "promote")  # the default: the version with alias challenger
+    second = lifecycle["second"].model.version
     assert code == 0, err
-    assert f"promoted: {NAME} version {second} is champion (was {registry['first'].model.version})" in out
+    assert f"promoted: {NAME} version {second} is champion (was {lifecycle['first'].model.version})" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:5]}
     assert set(rows) == {"stability_ari", "min_segment_share", "quality_loss", "id_conflicts"}
     assert all(row[4] == "pass" for row in rows.values())  # check, value, op, threshold, result
@@ -111,9 +61,9 @@ def test_a_good_challenger_is_promoted_and_the_figures_recorded(registry, capsys
     assert float(tags["id_conflicts"]) == 0
 
 
-def test_a_degraded_challenger_is_refused_and_the_champion_stays(registry, degraded, capsys):
+def test_a_degraded_challenger_is_refused_and_the_champion_stays(lifecycle, degraded, capsys):
     before = champion()
-    code, out, err = segcore(registry, capsys, "promote", "--version", degraded.model.version)
+    code, out, err = segcore(lifecycle, capsys, "promote", "--version", degraded.model.version)
     assert code == 4, err
     assert (
         f"version {degraded.model.version} of '{NAME}' was not promoted, champion stays version {before}"
@@ -129,8 +79,8 @@ def test_a_degraded_challenger_is_refused_and_the_champion_stays(registry, degra
     assert {"stability_ari", "quality_loss"} <= set(tags["failed"].split(","))
 
 
-def test_force_skips_the_gate_and_says_so_on_the_version(registry, degraded, capsys):
-    code, out, err = segcore(registry, capsys, "promote", "--version", degraded.model.version, "--force")
+def test_force_skips_the_gate_and_says_so_on_the_version(lifecycle, degraded, capsys):
+    code, out, err = segcore(lifecycle, capsys, "promote", "--version", degraded.model.version, "--force")
     assert code == 0, err
     assert f"promoted without the gate (--force): {NAME} version {degraded.model.version} is champion" in out
     assert champion() == degraded.model.version
@@ -138,63 +88,63 @@ def test_force_skips_the_gate_and_says_so_on_the_version(registry, degraded, cap
     assert tags["decision"] == "forced" and tags["gate"] == "skipped (--force)"
 
 
-def test_without_a_champion_the_version_is_promoted_without_a_gate(registry, capsys):
-    first = registry["first"].model.version
+def test_without_a_champion_the_version_is_promoted_without_a_gate(lifecycle, capsys):
+    first = lifecycle["first"].model.version
     MlflowClient().delete_registered_model_alias(NAME, "champion")
-    code, out, err = segcore(registry, capsys, "promote", "--version", first)
+    code, out, err = segcore(lifecycle, capsys, "promote", "--version", first)
     assert code == 0, err
     assert f"no champion yet: {NAME} version {first} is champion (no gate to pass)" in out
     assert champion() == first
     assert promotion_tags(first)["gate"] == "none: there was no champion"
 
 
-def test_without_a_challenger_alias_the_latest_version_is_the_candidate(registry, degraded, capsys):
+def test_without_a_challenger_alias_the_latest_version_is_the_candidate(lifecycle, degraded, capsys):
     MlflowClient().delete_registered_model_alias(NAME, "challenger")
-    code, _, err = segcore(registry, capsys, "promote")
+    code, _, err = segcore(lifecycle, capsys, "promote")
     assert code == 4
     assert f"version {degraded.model.version} of '{NAME}' was not promoted" in err
 
 
-def test_the_gate_without_the_feature_partition_is_exit_2(registry, degraded, capsys):
+def test_the_gate_without_the_feature_partition_is_exit_2(lifecycle, degraded, capsys):
     code, _, err = segcore(
-        registry, capsys, "promote", "--version", degraded.model.version, "--set", "as_of=2026-04-30"
+        lifecycle, capsys, "promote", "--version", degraded.model.version, "--set", "as_of=2026-04-30"
     )
     assert code == 2
     assert "feature table " in err and "as_of=2026-04-30 does not exist: run `segcore features`" in err
 
 
-def test_promoting_from_a_model_without_versions_is_exit_2(registry, capsys):
-    code, _, err = segcore(registry, capsys, "promote", "--set", "mlflow.registered_model=nothing_here")
+def test_promoting_from_a_model_without_versions_is_exit_2(lifecycle, capsys):
+    code, _, err = segcore(lifecycle, capsys, "promote", "--set", "mlflow.registered_model=nothing_here")
     assert code == 2
     assert "registered model 'nothing_here' has no versions: run `segcore train` first" in err
 
 
-def test_promoting_a_version_that_does_not_exist_is_exit_2(registry, capsys):
-    code, _, err = segcore(registry, capsys, "promote", "--version", "99")
+def test_promoting_a_version_that_does_not_exist_is_exit_2(lifecycle, capsys):
+    code, _, err = segcore(lifecycle, capsys, "promote", "--version", "99")
     assert code == 2
     assert f"registered model '{NAME}' has no version 99" in err
 
 
-def test_runs_lists_the_training_runs_with_version_alias_and_metrics(registry, degraded, capsys):
-    code, out, err = segcore(registry, capsys, "runs")
+def test_runs_lists_the_training_runs_with_version_alias_and_metrics(lifecycle, degraded, capsys):
+    code, out, err = segcore(lifecycle, capsys, "runs")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split()[:6] == ["run_id", "started", "as_of", "engine", "k", "rule"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert set(rows) == {registry["first"].run_id, registry["second"].run_id, degraded.run_id}
-    first = rows[registry["first"].run_id]
+    assert set(rows) == {lifecycle["first"].run_id, lifecycle["second"].run_id, degraded.run_id}
+    first = rows[lifecycle["first"].run_id]
     assert re.search(rf"{JUNE}\s+local\s+5\s+single\s", first)
-    assert re.search(rf"\s{registry['first'].model.version}\s+champion\s", first)
-    assert f"{registry['first'].metrics['davies_bouldin']:.4g}" in first
-    code, out, _ = segcore(registry, capsys, "runs", "--as-of", MAY)
+    assert re.search(rf"\s{lifecycle['first'].model.version}\s+champion\s", first)
+    assert f"{lifecycle['first'].metrics['davies_bouldin']:.4g}" in first
+    code, out, _ = segcore(lifecycle, capsys, "runs", "--as-of", MAY)
     assert out.startswith(f"no training runs with as_of {MAY} in experiment 'segcore'")
-    code, out, _ = segcore(registry, capsys, "runs", "--as-of", JUNE, "--engine", "spark")
+    code, out, _ = segcore(lifecycle, capsys, "runs", "--as-of", JUNE, "--engine", "spark")
     assert out.startswith(f"no training runs with as_of {JUNE} with engine spark in experiment 'segcore'")
 
 
-def test_runs_compare_puts_two_runs_side_by_side(registry, degraded, capsys):
-    first, other = registry["first"], degraded
-    code, out, err = segcore(registry, capsys, "runs", "--compare", first.run_id, other.run_id)
+def test_runs_compare_puts_two_runs_side_by_side(lifecycle, degraded, capsys):
+    first, other = lifecycle["first"], degraded
+    code, out, err = segcore(lifecycle, capsys, "runs", "--compare", first.run_id, other.run_id)
     assert code == 0, err
     assert out.splitlines()[0] == f"A = run {first.run_id}, B = run {other.run_id}"
     rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines()[2:]}
@@ -204,24 +154,14 @@ def test_runs_compare_puts_two_runs_side_by_side(registry, degraded, capsys):
     assert order.index(("param", "features")) < order.index(("param", "as_of"))  # differences first
     difference = other.metrics["davies_bouldin"] - first.metrics["davies_bouldin"]
     assert rows["metric", "davies_bouldin"][-1] == f"{difference:+.4g}"
-    code, _, err = segcore(registry, capsys, "runs", "--compare", first.run_id, "no-such-run")
+    code, _, err = segcore(lifecycle, capsys, "runs", "--compare", first.run_id, "no-such-run")
     assert code == 2 and "run no-such-run does not exist in sqlite:///" in err
 
 
-@pytest.fixture(scope="module")
-def report(registry, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "report.html"
-    code = main(
-        ["report", "--run-id", registry["first"].run_id, "--out", str(out), "--config", registry["file"]]
-    )
-    assert code == 0
-    return out
-
-
-def test_the_report_shows_each_scoring_and_the_latest_migration(spark, registry, report):
-    page = report.read_text()
+def test_the_report_shows_each_scoring_and_the_latest_migration(spark, lifecycle, lifecycle_report):
+    page = lifecycle_report.read_text()
     assert "<title>Customer segments — run train-2026-06-30-k5</title>" in page
-    logged = MlflowClient().list_artifacts(registry["first"].run_id, "report")  # the champion's run
+    logged = MlflowClient().list_artifacts(lifecycle["first"].run_id, "report")  # the champion's run
     assert "report/report.html" in {artifact.path for artifact in logged}
     assert "Segments over time (2 scorings, 2026-05-31 to 2026-06-30)" in page
     assert f"Migration from {MAY} to {JUNE}" in page
@@ -233,7 +173,7 @@ def test_the_report_shows_each_scoring_and_the_latest_migration(spark, registry,
         "migration.png",
     ]
     table = page.split("Share of customers by scoring")[1]
-    data = registry["config"].model_dump(mode="json")
+    data = lifecycle["config"].model_dump(mode="json")
     profiles = {
         as_of: read_partition(
             spark, config_with({**data, "as_of": as_of}).partition("profiles"), "profiles", ""
@@ -247,14 +187,3 @@ def test_the_report_shows_each_scoring_and_the_latest_migration(spark, registry,
         name = re.escape(row.segment_name)
         cells = rf"<th>{segment_id}</th>\s*<th>{name}</th>\s*<td>{may:.1%}</td>\s*<td>{june:.1%}</td>"
         assert re.search(cells, table), segment_id
-
-
-def test_the_report_renders_in_chromium_from_inline_images_only(report):
-    assert chromium(), "chromium is not installed: run scripts/bootstrap dev (or apt-get install chromium)"
-    page = load(report)
-    assert len(page.images) == 5
-    for alt, complete, width, height in page.images:
-        assert complete and width > 0 and height > 0, alt
-    assert page.requests[0] == report.resolve().as_uri()
-    assert all(url.startswith("data:image/png;base64,") for url in page.requests[1:])
-    assert page.blocked == []
