@@ -78,6 +78,15 @@ def config_with(data: dict, **changes) -> Config:
     return build_config(data)
 
 
+@pytest.fixture
+def lines_lake_data(tmp_path) -> dict:
+    """Config data of a small lake of invoice lines and a customer master in this test's tmp_path
+    (lake_data.lines_lake): the tests may add files to it."""
+    from lake_data import lines_lake
+
+    return lines_lake(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def pipeline(spark, lake, tmp_path_factory):
     """generate -> features -> train -> score, run once for the end-to-end assertions."""

@@ -7,18 +7,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from conftest import config_with
-from lake_data import LINE_COUNTS, lines_lake, write_csv, write_parquet
+from lake_data import LINE_COUNTS, write_csv, write_parquet
 
 from segcore.errors import LakeError
 from segcore.lake.tables import load_table
 
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 EXTRA = "month=2026-02/part-9.parquet"
-
-
-@pytest.fixture
-def lake_data(tmp_path):
-    return lines_lake(tmp_path)
 
 
 def _extra_file(data, **columns):
@@ -41,46 +36,46 @@ def _load(spark, data):
     return load_table(spark, config_with(data, lake__max_dropped_fraction=0.6), "orders", ORDER_COLUMNS)
 
 
-def test_a_file_missing_a_used_column_is_named(spark, lake_data):
+def test_a_file_missing_a_used_column_is_named(spark, lines_lake_data):
     line = _line()
     del line["UnitPrice"]
-    _extra_file(lake_data, **line)
+    _extra_file(lines_lake_data, **line)
     with pytest.raises(
         LakeError, match=rf"table 'orders': file \S+/{EXTRA} has no column 'UnitPrice' \(1 of 4 files lack it"
     ):
-        _load(spark, lake_data)
+        _load(spark, lines_lake_data)
 
 
-def test_a_file_with_another_type_is_named(spark, lake_data):
-    _extra_file(lake_data, **_line(UnitPrice=["4.00"]))
+def test_a_file_with_another_type_is_named(spark, lines_lake_data):
+    _extra_file(lines_lake_data, **_line(UnitPrice=["4.00"]))
     with pytest.raises(
         LakeError,
         match=rf"table 'orders': file \S+/{EXTRA} has column 'UnitPrice' of type string, the other files of "
         r"type double",
     ):
-        _load(spark, lake_data)
+        _load(spark, lines_lake_data)
 
 
-def test_float_ids_in_one_file_and_integers_in_another_are_named(spark, lake_data):
-    _extra_file(lake_data, **_line(CustomerID=pa.array([17850], pa.int64())))
+def test_float_ids_in_one_file_and_integers_in_another_are_named(spark, lines_lake_data):
+    _extra_file(lines_lake_data, **_line(CustomerID=pa.array([17850], pa.int64())))
     with pytest.raises(LakeError, match=rf"file \S+/{EXTRA} has column 'CustomerID' of type int64"):
-        _load(spark, lake_data)
+        _load(spark, lines_lake_data)
 
 
-def test_a_truncated_file_is_named(spark, lake_data):
-    path = _extra_file(lake_data, **_line())
+def test_a_truncated_file_is_named(spark, lines_lake_data):
+    path = _extra_file(lines_lake_data, **_line())
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(
         LakeError,
         match=rf"table 'orders': file \S+/{EXTRA} is not a readable Parquet file \(truncated or corrupt",
     ):
-        _load(spark, lake_data)
+        _load(spark, lines_lake_data)
 
 
-def test_unused_columns_may_differ_between_files(spark, lake_data):
+def test_unused_columns_may_differ_between_files(spark, lines_lake_data):
     """Only the columns the mapping refers to are checked: an extra or missing unused column is fine."""
-    _extra_file(lake_data, **_line(), Country=["France"])
-    orders = _load(spark, lake_data)
+    _extra_file(lines_lake_data, **_line(), Country=["France"])
+    orders = _load(spark, lines_lake_data)
     assert orders.counts["orders"] == LINE_COUNTS["orders"] + 1
 
 

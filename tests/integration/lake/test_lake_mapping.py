@@ -6,7 +6,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 from conftest import config_with
-from lake_data import LINE_COUNTS, USED_AMOUNTS, lines_lake, write_csv, write_parquet
+from lake_data import LINE_COUNTS, USED_AMOUNTS, write_csv, write_parquet
 
 from segcore.errors import LakeError
 from segcore.lake.tables import load_table
@@ -14,18 +14,13 @@ from segcore.lake.tables import load_table
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 
 
-@pytest.fixture(scope="module")
-def lake_data(tmp_path_factory):
-    return lines_lake(tmp_path_factory.mktemp("mapping"))
-
-
 def _orders(spark, data, optional=(), **changes):
     config = config_with(data, lake__max_dropped_fraction=0.7, **changes)
     return load_table(spark, config, "orders", ORDER_COLUMNS, optional)
 
 
-def test_expressions_derive_amount_id_and_time_from_line_columns(spark, lake_data):
-    orders = _orders(spark, lake_data, optional=["order_id"])
+def test_expressions_derive_amount_id_and_time_from_line_columns(spark, lines_lake_data):
+    orders = _orders(spark, lines_lake_data, optional=["order_id"])
     assert orders.frame.columns == [*ORDER_COLUMNS, "order_id"]
     assert dict(orders.frame.dtypes) == {
         "customer_id": "bigint",
@@ -37,30 +32,35 @@ def test_expressions_derive_amount_id_and_time_from_line_columns(spark, lake_dat
     assert (first.customer_id, first.order_ts, first.amount) == (17850, dt.datetime(2025, 12, 1, 8, 26), 6.78)
 
 
-def test_a_filter_keeps_the_rows_its_predicate_accepts_without_counting_them_as_dropped(spark, lake_data):
-    orders = _orders(spark, lake_data, lake__orders__filter="NOT InvoiceNo LIKE 'C%'")
+def test_a_filter_keeps_the_rows_its_predicate_accepts_without_counting_them_as_dropped(
+    spark, lines_lake_data
+):
+    orders = _orders(spark, lines_lake_data, lake__orders__filter="NOT InvoiceNo LIKE 'C%'")
     assert sorted(row.amount for row in orders.frame.collect()) == pytest.approx(
         [a for a in USED_AMOUNTS if a > 0]
     )
     assert orders.counts == {**LINE_COUNTS, "orders": LINE_COUNTS["orders"] - 1}
 
 
-def test_optional_columns_are_left_out_only_where_the_lake_lacks_them(spark, lake_data):
+def test_optional_columns_are_left_out_only_where_the_lake_lacks_them(spark, lines_lake_data):
     """order_id mapped to itself is optional; mapped to null it is absent; a rename must resolve."""
-    columns = {k: v for k, v in lake_data["lake"]["orders"]["columns"].items() if k != "order_id"}
+    columns = {k: v for k, v in lines_lake_data["lake"]["orders"]["columns"].items() if k != "order_id"}
     assert (
-        "order_id" not in _orders(spark, lake_data, ["order_id"], lake__orders__columns=columns).frame.columns
+        "order_id"
+        not in _orders(spark, lines_lake_data, ["order_id"], lake__orders__columns=columns).frame.columns
     )
     absent = {**columns, "order_id": None, "returned": None}
     assert _orders(
-        spark, lake_data, ["order_id", "returned"], lake__orders__columns=absent
+        spark, lines_lake_data, ["order_id", "returned"], lake__orders__columns=absent
     ).frame.columns == (ORDER_COLUMNS)
     with pytest.raises(
         LakeError, match=r"column 'Invoice' \(segcore's 'order_id'\) not found in \S+/lines; "
     ):
-        _orders(spark, lake_data, ["order_id"], lake__orders__columns={**columns, "order_id": "Invoice"})
+        _orders(
+            spark, lines_lake_data, ["order_id"], lake__orders__columns={**columns, "order_id": "Invoice"}
+        )
     with pytest.raises(LakeError, match=r"lake.orders.columns.amount is null \(no such column\) but"):
-        _orders(spark, lake_data, lake__orders__columns={**columns, "amount": None})
+        _orders(spark, lines_lake_data, lake__orders__columns={**columns, "amount": None})
 
 
 @pytest.mark.parametrize(
@@ -94,18 +94,20 @@ def test_optional_columns_are_left_out_only_where_the_lake_lacks_them(spark, lak
     ],
     ids=["unknown column", "syntax error", "float id", "wrong type"],
 )
-def test_a_bad_expression_is_one_line_naming_the_key_and_the_reason(spark, lake_data, key, value, message):
-    columns = {**lake_data["lake"]["orders"]["columns"], key: value}
+def test_a_bad_expression_is_one_line_naming_the_key_and_the_reason(
+    spark, lines_lake_data, key, value, message
+):
+    columns = {**lines_lake_data["lake"]["orders"]["columns"], key: value}
     with pytest.raises(LakeError, match=message) as error:
-        _orders(spark, lake_data, lake__orders__columns=columns)
+        _orders(spark, lines_lake_data, lake__orders__columns=columns)
     assert "\n" not in str(error.value)
 
 
-def test_a_bad_filter_is_named(spark, lake_data):
+def test_a_bad_filter_is_named(spark, lines_lake_data):
     with pytest.raises(
         LakeError, match=r"lake.orders.filter: cannot use 'Country = ': \[PARSE_SYNTAX_ERROR\]"
     ):
-        _orders(spark, lake_data, lake__orders__filter="Country = ")
+        _orders(spark, lines_lake_data, lake__orders__filter="Country = ")
 
 
 def _normalized(root):

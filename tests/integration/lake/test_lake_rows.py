@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 from conftest import config_with
-from lake_data import CUSTOMER_COUNTS, LINE_COUNTS, USED_AMOUNTS, lines_lake, write_parquet
+from lake_data import CUSTOMER_COUNTS, LINE_COUNTS, USED_AMOUNTS, write_parquet
 
 from segcore.errors import ConfigError, LakeError
 from segcore.lake.tables import load_table
@@ -13,13 +13,8 @@ from segcore.lake.tables import load_table
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 
 
-@pytest.fixture(scope="module")
-def lake_data(tmp_path_factory):
-    return lines_lake(tmp_path_factory.mktemp("rows"))
-
-
-def test_unusable_rows_are_dropped_and_counted(spark, lake_data):
-    config = config_with(lake_data, lake__max_dropped_fraction=0.6)
+def test_unusable_rows_are_dropped_and_counted(spark, lines_lake_data):
+    config = config_with(lines_lake_data, lake__max_dropped_fraction=0.6)
     customers = load_table(spark, config, "customers", ["customer_id", "signup_date"])
     orders = load_table(spark, config, "orders", ORDER_COLUMNS, ["order_id"], customers=customers.frame)
     assert customers.counts == CUSTOMER_COUNTS
@@ -31,9 +26,9 @@ def test_unusable_rows_are_dropped_and_counted(spark, lake_data):
     assert sorted(row.customer_id for row in customers.frame.collect()) == [13047, 17000, 17850]
 
 
-def test_counts_cover_only_rows_before_as_of(spark, lake_data):
+def test_counts_cover_only_rows_before_as_of(spark, lines_lake_data):
     """A historical rebuild ignores later rows, bad or not: here every 2026 line is after as_of."""
-    config = config_with(lake_data, as_of="2026-01-01", lake__max_dropped_fraction=0.7)
+    config = config_with(lines_lake_data, as_of="2026-01-01", lake__max_dropped_fraction=0.7)
     orders = load_table(spark, config, "orders", ORDER_COLUMNS)
     assert orders.counts == {
         "orders": 2,
@@ -44,8 +39,8 @@ def test_counts_cover_only_rows_before_as_of(spark, lake_data):
     }
 
 
-def test_too_many_dropped_rows_stop_the_stage_naming_table_columns_and_counts(spark, lake_data):
-    config = config_with(lake_data)  # 5 of 9 rows before as_of are unusable; the default allows half
+def test_too_many_dropped_rows_stop_the_stage_naming_table_columns_and_counts(spark, lines_lake_data):
+    config = config_with(lines_lake_data)  # 5 of 9 rows before as_of are unusable; the default allows half
     message = (
         r"table 'orders': 5 of 9 rows before as_of 2026-06-30 cannot be used \("
         r"'customer_id' \(= CAST\(CustomerID AS BIGINT\)\) null: 2, "
@@ -56,8 +51,8 @@ def test_too_many_dropped_rows_stop_the_stage_naming_table_columns_and_counts(sp
         load_table(spark, config, "orders", ORDER_COLUMNS)
 
 
-def test_absurd_amounts_before_as_of_are_refused(spark, lake_data):
-    config = config_with(lake_data, lake__max_dropped_fraction=0.6, features__max_order_amount=10.0)
+def test_absurd_amounts_before_as_of_are_refused(spark, lines_lake_data):
+    config = config_with(lines_lake_data, lake__max_dropped_fraction=0.6, features__max_order_amount=10.0)
     with pytest.raises(
         LakeError,
         match=r"table 'orders': column 'amount' \(= Quantity \* UnitPrice\) has 1 value\(s\) beyond "
@@ -90,19 +85,19 @@ def test_a_customer_master_can_be_deduplicated_by_query(spark, tmp_path):
     assert signups == {1: dt.date(2025, 1, 1), 2: dt.date(2024, 12, 1), 3: dt.date(2025, 3, 1)}
 
 
-def test_no_history_before_as_of_is_refused(spark, lake_data):
+def test_no_history_before_as_of_is_refused(spark, lines_lake_data):
     message = r"as_of 2020-01-01 is on or before the first order \(2025-12-01\) in table 'orders'"
     with pytest.raises(LakeError, match=message):
-        load_table(spark, config_with(lake_data, as_of="2020-01-01"), "orders", ORDER_COLUMNS)
+        load_table(spark, config_with(lines_lake_data, as_of="2020-01-01"), "orders", ORDER_COLUMNS)
 
 
-def test_an_absent_table_is_none_and_orders_are_required(spark, lake_data):
-    assert load_table(spark, config_with(lake_data), "events", ["customer_id", "event_ts"]) is None
+def test_an_absent_table_is_none_and_orders_are_required(spark, lines_lake_data):
+    assert load_table(spark, config_with(lines_lake_data), "events", ["customer_id", "event_ts"]) is None
     with pytest.raises(ConfigError, match=r"config key 'lake.orders': .*the orders table is required"):
-        config_with(lake_data, lake__orders=None)
+        config_with(lines_lake_data, lake__orders=None)
 
 
-def test_events_with_string_times_guests_and_orphans_are_counted(spark, lake_data, tmp_path):
+def test_events_with_string_times_guests_and_orphans_are_counted(spark, lines_lake_data, tmp_path):
     write_parquet(
         tmp_path / "events" / "day=1" / "a.parquet",
         visitor=["17850", None, "13047", "555", "17850"],
@@ -110,7 +105,7 @@ def test_events_with_string_times_guests_and_orphans_are_counted(spark, lake_dat
     )
     write_parquet(tmp_path / "events" / "day=2" / "b.parquet", visitor=["13047"], at=["2026-04-02 08:15:00"])
     config = config_with(
-        lake_data,
+        lines_lake_data,
         lake__events={
             "path": str(tmp_path / "events"),
             "columns": {"customer_id": "CAST(visitor AS BIGINT)", "event_ts": "at"},

@@ -32,7 +32,7 @@ NAME = "segments-test"
 
 
 @pytest.fixture
-def registry(tmp_path):
+def sqlite_registry(tmp_path):
     """A real MLflow SQLite store, the process's tracking URI restored afterwards."""
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
@@ -52,7 +52,7 @@ def _register(centres, champion: SegmentModel | None) -> tuple[SegmentModel, str
     return model, registered.version
 
 
-def test_ids_come_from_every_registered_version_never_reused(registry):
+def test_ids_come_from_every_registered_version_never_reused(sqlite_registry):
     champion, first = _register([[0, 0], [10, 0], [0, 10]], None)
     assert champion.segment_ids == [0, 1, 2]
     # A challenger, never promoted: segment 2 disappears, a new one at (50, 50) takes id 3.
@@ -62,8 +62,8 @@ def test_ids_come_from_every_registered_version_never_reused(registry):
     # at (-50, -50). Id 3 meant (50, 50) in the challenger: the new segment gets 4.
     later, third = _register([[0, 0], [0, 10], [-50, -50]], champion)
     assert later.segment_ids == [0, 2, 4]
-    assert registry.get_registered_model(NAME).tags[NEXT_ID_TAG] == "5"
-    assert str(registry.get_model_version_by_alias(NAME, CHAMPION).version) == first
+    assert sqlite_registry.get_registered_model(NAME).tags[NEXT_ID_TAG] == "5"
+    assert str(sqlite_registry.get_model_version_by_alias(NAME, CHAMPION).version) == first
     stored = {v: load_segment_model(f"models:/{NAME}/{v}") for v in (second, third)}
     np.testing.assert_array_equal(stored[second].centres[stored[second].segment_ids.index(3)], [50, 50])
     np.testing.assert_array_equal(stored[third].centres[stored[third].segment_ids.index(4)], [-50, -50])
@@ -89,7 +89,9 @@ print(model.predict(pd.DataFrame({"a": [9.0, 0.0], "b": [0.0, 11.0]})).segment_i
 """
 
 
-def test_a_registered_version_rebuilds_from_its_own_code_and_pinned_requirements(registry, tmp_path, caplog):
+def test_a_registered_version_rebuilds_from_its_own_code_and_pinned_requirements(
+    sqlite_registry, tmp_path, caplog
+):
     with caplog.at_level(logging.WARNING, logger="mlflow"):
         _, version = _register([[0, 0], [10, 0], [0, 10]], None)
     assert not [r for r in caplog.records if "pickle" in r.getMessage().lower()]
