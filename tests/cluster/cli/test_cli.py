@@ -32,27 +32,27 @@ def test_generate_is_deterministic(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def small_workdir(tmp_path_factory):
+def jobs_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("jobs")
     result = run(BIN / "segcore", "generate", "--out", workdir / "lake", "--customers", "400", "--seed", "3")
     assert result.returncode == 0, result.stderr
     return workdir
 
 
-def test_spark_submit_jobs_run_every_stage(small_workdir):
+def test_spark_submit_jobs_run_every_stage(jobs_workdir):
     settings = [
         "--config",
         ROOT / "conf" / "default.yaml",
         "--set",
-        f"workdir={small_workdir}",
+        f"workdir={jobs_workdir}",
         "--set",
         "kmeans.k=4",
     ]
     for job in ("build_features.py", "train_segments.py", "score_segments.py"):
         result = submit(job, *settings)
         assert result.returncode == 0, result.stderr[-3000:]
-    segments = pd.read_parquet(small_workdir / "segments" / "as_of=2026-06-30")
-    features = pd.read_parquet(small_workdir / "features" / "as_of=2026-06-30")
+    segments = pd.read_parquet(jobs_workdir / "segments" / "as_of=2026-06-30")
+    features = pd.read_parquet(jobs_workdir / "features" / "as_of=2026-06-30")
     assert sorted(segments.customer_id) == sorted(features.customer_id)
     assert segments.segment_id.nunique() == 4
 

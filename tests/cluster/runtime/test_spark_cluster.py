@@ -177,7 +177,7 @@ def readme_submit(cluster: Standalone, dist: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def cluster_workdir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cluster-jobs")
     command = [BIN / "segcore", "generate", "--out", path / "lake", "--customers", "400", "--seed", "3"]
     result = run(command, env=user_env())
@@ -216,13 +216,15 @@ class JobRun:
 
 
 @pytest.fixture(scope="module")
-def jobs(standalone, package, workdir, mlflow_server) -> dict[str, JobRun]:
+def jobs(standalone, package, cluster_workdir, mlflow_server) -> dict[str, JobRun]:
     """features -> train -> score, each through the README's spark-submit line on the cluster."""
     submit, runs = readme_submit(standalone, package), {}
     for job in ("build_features.py", "train_segments.py", "score_segments.py"):
         before = set(standalone.completed_apps())
         started = time.monotonic()
-        result = run([*submit, f"jobs/{job}", *profile_settings(workdir, mlflow_server)], readme_env())
+        result = run(
+            [*submit, f"jobs/{job}", *profile_settings(cluster_workdir, mlflow_server)], readme_env()
+        )
         seconds = time.monotonic() - started
         assert result.returncode == 0, f"{job}:\n{(result.stdout + result.stderr)[-4000:]}"
         app = standalone.new_completed_app(before)
@@ -249,11 +251,13 @@ def test_spark_engine_trains_in_barrier_tasks_on_the_worker(jobs):
     assert 2 in {len(tasks) for tasks in tasks_per_stage.values()}, logs[-3000:]  # kmeans.spark.num_workers=2
 
 
-def test_cluster_jobs_write_every_customer_and_register_the_model_on_the_server(jobs, workdir, mlflow_server):
+def test_cluster_jobs_write_every_customer_and_register_the_model_on_the_server(
+    jobs, cluster_workdir, mlflow_server
+):
     import mlflow
 
-    features = pd.read_parquet(workdir / "features" / "as_of=2026-06-30")
-    segments = pd.read_parquet(workdir / "segments" / "as_of=2026-06-30")
+    features = pd.read_parquet(cluster_workdir / "features" / "as_of=2026-06-30")
+    segments = pd.read_parquet(cluster_workdir / "segments" / "as_of=2026-06-30")
     assert sorted(segments.customer_id) == sorted(features.customer_id)
     assert segments.segment_id.nunique() == 4
     client = mlflow.MlflowClient(mlflow_server)

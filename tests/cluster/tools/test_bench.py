@@ -34,7 +34,7 @@ def _bench(*args) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory) -> dict[str, list[str]]:
+def bench_table(tmp_path_factory) -> dict[str, list[str]]:
     workdir = tmp_path_factory.mktemp("bench")
     engines = "sklearn,local,spark,cuml"
     result = _bench(
@@ -53,12 +53,12 @@ def _ratio(printed: str) -> float:
     return float(printed.removesuffix("×"))
 
 
-def test_bench_ratio_columns_are_the_ratios_of_the_printed_figures(table):
-    assert {"sklearn", "local", "spark"} <= set(table)
+def test_bench_ratio_columns_are_the_ratios_of_the_printed_figures(bench_table):
+    assert {"sklearn", "local", "spark"} <= set(bench_table)
     column = {name: i for i, name in enumerate(HEADER)}
-    sklearn = table["sklearn"]
+    sklearn = bench_table["sklearn"]
     for engine in ("sklearn", "local", "spark"):
-        row = table[engine]
+        row = bench_table[engine]
         assert len(row) == len(HEADER), row
         assert 2 <= int(row[column["iterations"]]) <= ITERATIONS
         for figure, ratio in (("s/iter", "s/iter × sklearn"), ("total s", "total × sklearn")):
@@ -68,8 +68,8 @@ def test_bench_ratio_columns_are_the_ratios_of_the_printed_figures(table):
     assert _ratio(sklearn[column["s/iter × sklearn"]]) == 1.0
 
 
-def test_bench_has_a_cuml_row_measured_or_saying_why_not(table):
-    cuml = table["cuml"]
+def test_bench_has_a_cuml_row_measured_or_saying_why_not(bench_table):
+    cuml = bench_table["cuml"]
     if importlib.util.find_spec("cuml") is None:
         assert cuml[4].startswith("skipped: cuml not importable (pip install 'segcore[gpu]'"), cuml
     else:

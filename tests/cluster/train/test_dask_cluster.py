@@ -108,7 +108,7 @@ def dask_cluster(logs: Path, workers: int, worker_prefix: tuple[str, ...] = ()):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def external_dask_cluster(tmp_path_factory):
     with dask_cluster(tmp_path_factory.mktemp("dask-logs"), WORKERS) as (address, client):
         yield address, client
 
@@ -144,10 +144,12 @@ def _registered_model(workdir: Path):
         os.environ.pop("MLFLOW_TRACKING_URI", None)  # as conftest leaves it for the other tests
 
 
-def test_train_runs_on_the_external_scheduler_from_a_multi_file_table(cluster, feature_table, tmp_path):
+def test_train_runs_on_the_external_scheduler_from_a_multi_file_table(
+    external_dask_cluster, feature_table, tmp_path
+):
     from distributed.utils import key_split
 
-    address, client = cluster
+    address, client = external_dask_cluster
     features, table, planted = feature_table
     since = time.time()
     result = train(tmp_path, features, address)

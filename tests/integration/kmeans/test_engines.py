@@ -24,7 +24,7 @@ COLUMNS = [f"x{i}" for i in range(5)]
 
 
 @pytest.fixture(scope="module")
-def frame(spark, lloyd_k6):
+def lloyd_k6_frame(spark, lloyd_k6):
     return spark.createDataFrame(pd.DataFrame(lloyd_k6[0], columns=COLUMNS)).repartition(3).cache()
 
 
@@ -47,8 +47,10 @@ def _assert_matches(centres, lloyd_k6):
     np.testing.assert_array_equal(labels, reference.labels_)
 
 
-def test_spark_matches_scikit_learn(frame, lloyd_k6):
-    result = fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]))
+def test_spark_matches_scikit_learn(lloyd_k6_frame, lloyd_k6):
+    result = fit_spark(
+        lloyd_k6_frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1])
+    )
     assert result.engine == "spark" and result.n_iter == ITERATIONS
     _assert_matches(result.centres, lloyd_k6)
 
@@ -90,25 +92,27 @@ def test_dask_engine_reads_a_feature_table_of_several_files(spark, lloyd_k6, tmp
     np.testing.assert_array_equal(result.counts, local.counts)
 
 
-def test_mllib_reference_matches_scikit_learn(frame, lloyd_k6):
-    result = fit_mllib(frame, COLUMNS, K, FitSettings(max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]))
+def test_mllib_reference_matches_scikit_learn(lloyd_k6_frame, lloyd_k6):
+    result = fit_mllib(
+        lloyd_k6_frame, COLUMNS, K, FitSettings(max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1])
+    )
     _assert_matches(result.centres, lloyd_k6)
 
 
-def test_mllib_with_the_mapped_tol_never_stops_before_the_core(frame, lloyd_k6):
+def test_mllib_with_the_mapped_tol_never_stops_before_the_core(lloyd_k6_frame, lloyd_k6):
     """MLlib's per-centre epsilon, mapped from tol=1e-2 (mllib_epsilon), runs at least the core's
     iterations from the same start and lands on the same centres."""
     settings = FitSettings(max_iter=100, tol=1e-2, init=lloyd_k6[1])
     ours = core.fit(LocalBlocks(lloyd_k6[0]), K, settings)
-    mllib = fit_mllib(frame, COLUMNS, K, settings)
+    mllib = fit_mllib(lloyd_k6_frame, COLUMNS, K, settings)
     assert ours.converged and mllib.converged
     assert mllib.n_iter >= ours.n_iter > 1
     np.testing.assert_allclose(mllib.centres, ours.centres, rtol=0, atol=0.05)
 
 
-def test_seeded_init_is_repeatable_on_spark_and_good(frame, lloyd_k6):
-    first = fit_spark(frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
-    second = fit_spark(frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
+def test_seeded_init_is_repeatable_on_spark_and_good(lloyd_k6_frame, lloyd_k6):
+    first = fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
+    second = fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
     np.testing.assert_array_equal(first.centres, second.centres)
     best = min(SklearnKMeans(K, n_init=1, random_state=s).fit(lloyd_k6[0]).inertia_ for s in range(10))
     assert first.inertia <= best * 1.01
@@ -182,9 +186,9 @@ def test_the_same_seed_gives_the_same_centres_on_dask_with_any_chunks(
         _assert_same_fit(result.centres, result.counts, seeded_local)
 
 
-def test_float32_gives_the_same_labels(frame, lloyd_k6):
+def test_float32_gives_the_same_labels(lloyd_k6_frame, lloyd_k6):
     result = fit_spark(
-        frame,
+        lloyd_k6_frame,
         COLUMNS,
         K,
         FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
@@ -193,13 +197,13 @@ def test_float32_gives_the_same_labels(frame, lloyd_k6):
     np.testing.assert_allclose(result.centres, lloyd_k6[2].cluster_centers_, rtol=1e-3)
 
 
-def test_spark_refuses_more_workers_than_slots(frame, spark):
+def test_spark_refuses_more_workers_than_slots(lloyd_k6_frame, spark):
     slots = spark.sparkContext.defaultParallelism
     with pytest.raises(SlotsError, match=rf"num_workers={slots + 1} needs that many task slots"):
-        fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), num_workers=slots + 1)
+        fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), num_workers=slots + 1)
 
 
-def test_a_failing_task_fails_the_fit_cleanly(frame):
+def test_a_failing_task_fails_the_fit_cleanly(lloyd_k6_frame):
     def prepare(rows):
         from pyspark import BarrierTaskContext
 
@@ -208,21 +212,23 @@ def test_a_failing_task_fails_the_fit_cleanly(frame):
         return rows
 
     with pytest.raises(Exception, match="broken partition"):
-        fit_spark(frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), timeout=60, prepare=prepare)
+        fit_spark(
+            lloyd_k6_frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), timeout=60, prepare=prepare
+        )
 
 
-def test_cuml_engine_without_cuml_says_how_to_install(spark, frame, monkeypatch):
+def test_cuml_engine_without_cuml_says_how_to_install(spark, lloyd_k6_frame, monkeypatch):
     """Wherever cuML is not importable (here made so, whatever is installed), train's cuml engine
     stops with a TrainingError (exit code 2) that says what to install."""
     monkeypatch.setitem(sys.modules, "cuml", None)
     monkeypatch.setitem(sys.modules, "cuml.cluster", None)
-    preparation = Preparation.fit(frame, COLUMNS, [], 0.0)
+    preparation = Preparation.fit(lloyd_k6_frame, COLUMNS, [], 0.0)
     settings = KMeansConfig(engine="cuml", k=K)
     with pytest.raises(TrainingError, match=r"kmeans.engine=cuml needs cuML.*pip install 'segcore\[gpu\]'"):
-        fit_sweep(settings, {K: None}, frame, "unused", preparation)
+        fit_sweep(settings, {K: None}, lloyd_k6_frame, "unused", preparation)
 
 
-def test_a_retried_stage_gives_the_same_result(frame, lloyd_k6, tmp_path):
+def test_a_retried_stage_gives_the_same_result(lloyd_k6_frame, lloyd_k6, tmp_path):
     marker = tmp_path / "failed-once"
 
     def fail_once(rows):
@@ -233,8 +239,10 @@ def test_a_retried_stage_gives_the_same_result(frame, lloyd_k6, tmp_path):
             raise RuntimeError("injected failure")
         return rows
 
-    clean = fit_spark(frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0))
-    retried = fit_spark(frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0), prepare=fail_once)
+    clean = fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0))
+    retried = fit_spark(
+        lloyd_k6_frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0), prepare=fail_once
+    )
     assert marker.exists()
     np.testing.assert_array_equal(clean.centres, retried.centres)
 
@@ -268,10 +276,12 @@ def _spark_jobs(spark, group: str, run):
     return result, len(context.statusTracker().getJobIdsForGroup(group))
 
 
-def test_a_spark_sweep_equals_separate_fits_and_runs_the_jobs_of_one_fit(spark, frame, sweep):
-    separate = {k: fit_spark(frame, COLUMNS, k, settings) for k, settings in sweep.items()}
-    _, one_fit_jobs = _spark_jobs(spark, "test-one-k", lambda: fit_spark(frame, COLUMNS, 3, sweep[3]))
-    swept, sweep_jobs = _spark_jobs(spark, "test-sweep", lambda: sweep_spark(frame, COLUMNS, sweep))
+def test_a_spark_sweep_equals_separate_fits_and_runs_the_jobs_of_one_fit(spark, lloyd_k6_frame, sweep):
+    separate = {k: fit_spark(lloyd_k6_frame, COLUMNS, k, settings) for k, settings in sweep.items()}
+    _, one_fit_jobs = _spark_jobs(
+        spark, "test-one-k", lambda: fit_spark(lloyd_k6_frame, COLUMNS, 3, sweep[3])
+    )
+    swept, sweep_jobs = _spark_jobs(spark, "test-sweep", lambda: sweep_spark(lloyd_k6_frame, COLUMNS, sweep))
     _assert_sweep_equals_separate_fits(swept, separate)
     # Every k in the one barrier stage of a single fit: the data is loaded and shuffled once.
     assert sweep_jobs == one_fit_jobs
