@@ -1,5 +1,21 @@
-"""Shared fixtures: one real local SparkSession per test session, a small sample lake, the
-whole pipeline run once on it, and a real `mlflow server`."""
+"""The test tiers, and the shared fixtures: one real local SparkSession per test session, a small
+sample lake, the whole pipeline run once on it, a real `mlflow server`, and the data sets and runs
+that modules of several tiers share.
+
+Tiers, by folder (tests/<tier>/<package>/test_*.py, the package being segcore's), each test marked
+with its tier here so that `pytest -m unit` (`scripts/test --fast`) selects exactly tests/unit/:
+
+- unit: pure NumPy, scikit-learn, pandas, PyArrow and pydantic logic: no Spark, no MLflow store,
+  no Dask cluster, no subprocess, no network. A unit test that asks for the fixtures spark,
+  pipeline or mlflow_server, or for a fixture that depends on them, stops the run.
+- integration: the shared local Spark session (local[2]), SQLite MLflow stores, a Dask
+  LocalCluster, the segcore CLI run in this process, and `python` subprocesses (a Spark writer to
+  kill, a fresh interpreter, a notebook kernel) that start no server.
+- cluster: servers and clusters in subprocesses: spark-submit and a standalone master and worker,
+  `mlflow server`, `dask scheduler` / `dask worker`, headless Chromium, the GPU (marker gpu), and
+  scripts/ and the `segcore` command run as a user runs them.
+
+A whole run goes unit, then integration, then cluster."""
 
 from __future__ import annotations
 
@@ -27,6 +43,51 @@ from segcore.sample.lake import generate_lake  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 AS_OF = dt.date(2026, 6, 30)
 LAKE_CUSTOMERS = 3000
+
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "cluster")
+NOT_IN_UNIT = ("spark", "pipeline", "mlflow_server")
+
+
+def _tier(item: pytest.Item) -> str | None:
+    """The tier folder ``item`` lives in (tests/<tier>/...), or None."""
+    parts = Path(item.path).resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tier; refuse tests outside the tier folders and unit tests that
+    use Spark, the pipeline or an MLflow server, directly or through another fixture."""
+    refused = []
+    for item in items:
+        tier = _tier(item)
+        if tier is None:
+            refused.append(f"{item.nodeid}: not under tests/{{{','.join(TIERS)}}}/")
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        used = [name for name in NOT_IN_UNIT if name in getattr(item, "fixturenames", ())]
+        if tier == "unit" and used:
+            refused.append(
+                f"{item.nodeid}: a unit test uses the fixture(s) {', '.join(used)} (directly or through "
+                "another fixture): move it to tests/integration/ or tests/cluster/"
+            )
+    if refused:
+        raise pytest.UsageError("tests in the wrong tier:\n  " + "\n  ".join(refused))
+
+
+class _TiersInOrder:
+    """Run the selected tests tier by tier: unit, integration, cluster (modules stay whole)."""
+
+    @pytest.hookimpl(trylast=True)  # after -m, -k and pytest's own reordering
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not (config.getoption("failedfirst", False) or config.getoption("newfirst", False)):
+            items.sort(key=lambda item: TIERS.index(_tier(item)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_TiersInOrder(), "segcore-tiers-in-order")
 
 
 @pytest.fixture(scope="session")
