@@ -1,9 +1,11 @@
-"""The project's own scripts."""
+"""The project's own scripts: bootstrap, install-chromium, and test (its --fast tier and exit codes)."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
@@ -68,3 +70,46 @@ def test_install_chromium_that_fails_is_an_environment_error(tmp_path):
         f"DEBIAN_FRONTEND=noninteractive -y -q {step}" for step in ("install chromium", "update")
     ]
     assert "could not install chromium" in result.stderr
+
+
+def _run_test_script(tmp_path, *args, pytest_exit=0):
+    """scripts/test, copied into a repository whose bootstrap, ruff and python log their arguments
+    (python exits ``pytest_exit``); the result and the logged calls."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "test", repo / "scripts" / "test")
+    log = tmp_path / "calls.log"
+    stubs = {
+        "scripts/bootstrap": "bootstrap",
+        ".venv/bin/ruff": "ruff",
+        ".venv/bin/python": "python",
+    }
+    for path, name in stubs.items():
+        code = pytest_exit if name == "python" else 0
+        (repo / path).write_text(f'#!/bin/bash\necho "{name} $*" >> {log}\nexit {code}\n')
+        (repo / path).chmod(0o755)
+    result = subprocess.run([repo / "scripts" / "test", *args], capture_output=True, text=True)
+    return result, log.read_text().splitlines()
+
+
+def test_test_script_fast_runs_ruff_and_only_the_unit_tier_passing_other_arguments(tmp_path):
+    result, calls = _run_test_script(tmp_path, "-k", "kmeans", "--fast", "-x")
+    assert result.returncode == 0, result.stderr
+    assert calls == ["bootstrap dev", "ruff check .", "python -m pytest -m unit -k kmeans -x"]
+
+
+def test_test_script_without_a_flag_runs_every_tier_with_the_arguments(tmp_path):
+    result, calls = _run_test_script(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls == ["bootstrap dev", "ruff check .", "python -m pytest"]
+    result, calls = _run_test_script(tmp_path / "again", "-x", "tests/cluster")
+    assert calls[-1] == "python -m pytest -x tests/cluster"
+
+
+@pytest.mark.parametrize("fast", [[], ["--fast"]], ids=["all", "fast"])
+def test_test_script_counts_no_collected_tests_as_success_and_passes_failures_on(tmp_path, fast):
+    result, _ = _run_test_script(tmp_path / "none", *fast, pytest_exit=5)
+    assert result.returncode == 0 and "pytest collected no tests" in result.stderr
+    result, _ = _run_test_script(tmp_path / "failed", *fast, pytest_exit=1)
+    assert result.returncode == 1
