@@ -1,0 +1,298 @@
+"""Every engine of the clustering core gives the same result as scikit-learn's Lloyd from the
+same initial centres, and seeded k-means|| is repeatable per engine."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import LLOYD_K6
+from sklearn.cluster import KMeans as SklearnKMeans
+
+from segcore.config import KMeansConfig
+from segcore.errors import TrainingError
+from segcore.kmeans import FitSettings, core
+from segcore.kmeans.engines.local import LocalBlocks
+from segcore.kmeans.engines.mllib import fit_mllib
+from segcore.kmeans.engines.spark import SlotsError, fit_spark, sweep_spark
+from segcore.model.preparation import Preparation
+from segcore.train.engines import fit_sweep
+
+K, ITERATIONS = LLOYD_K6["k"], LLOYD_K6["iterations"]  # of the lloyd_k6 fixture
+COLUMNS = [f"x{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def lloyd_k6_frame(spark, lloyd_k6):
+    return spark.createDataFrame(pd.DataFrame(lloyd_k6[0], columns=COLUMNS)).repartition(3).cache()
+
+
+@pytest.fixture(scope="module")
+def dask_local_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _assert_matches(centres, lloyd_k6):
+    points, _, reference = lloyd_k6
+    np.testing.assert_allclose(centres, reference.cluster_centers_, rtol=1e-4, atol=1e-9)
+    labels, _ = LocalBlocks(points).assign(centres)
+    np.testing.assert_array_equal(labels, reference.labels_)
+
+
+def test_spark_matches_scikit_learn(lloyd_k6_frame, lloyd_k6):
+    result = fit_spark(
+        lloyd_k6_frame, COLUMNS, K, FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1])
+    )
+    assert result.engine == "spark" and result.n_iter == ITERATIONS
+    _assert_matches(result.centres, lloyd_k6)
+
+
+def test_dask_matches_scikit_learn(dask_local_client, lloyd_k6):
+    import dask.array as da
+
+    from segcore.kmeans.engines.dask import fit_dask
+
+    array = da.from_array(lloyd_k6[0], chunks=(2_500, len(COLUMNS))).persist()
+    result = fit_dask(
+        array,
+        K,
+        FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
+        client=dask_local_client,
+    )
+    _assert_matches(result.centres, lloyd_k6)
+
+
+def test_dask_engine_reads_a_feature_table_of_several_files(spark, lloyd_k6, tmp_path):
+    """The pipeline's dask path (a local cluster) over five unequal Parquet files, one empty, wider
+    than the clustered columns: the same centres and counts as the local engine from the same start."""
+    points, init, _ = lloyd_k6
+    table = pd.DataFrame(points, columns=COLUMNS)
+    for j in range(20):
+        table[f"other_{j}"] = np.random.default_rng(j).normal(size=len(points))
+    bounds = [0, 4_000, 4_000, 5_500, 9_000, len(points)]
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        table.iloc[start:stop].to_parquet(tmp_path / f"part-{i}.parquet", index=False)
+    frame = spark.read.parquet(str(tmp_path))
+    preparation = Preparation.fit(frame, COLUMNS, [], 0.0)
+    start = preparation.transform_array(init)
+    settings = KMeansConfig(engine="dask", k=K, max_iter=ITERATIONS, tol=0.0)
+    result = fit_sweep(settings, {K: start}, frame, str(tmp_path), preparation)[K]
+    settings_local = FitSettings(max_iter=ITERATIONS, tol=0.0, init=start)
+    local = core.fit(LocalBlocks(preparation.transform_array(points)), K, settings_local)
+    assert result.engine == "dask" and result.n_iter == local.n_iter
+    np.testing.assert_allclose(result.centres, local.centres, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(result.counts, local.counts)
+
+
+def test_mllib_reference_matches_scikit_learn(lloyd_k6_frame, lloyd_k6):
+    result = fit_mllib(
+        lloyd_k6_frame, COLUMNS, K, FitSettings(max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1])
+    )
+    _assert_matches(result.centres, lloyd_k6)
+
+
+def test_mllib_with_the_mapped_tol_never_stops_before_the_core(lloyd_k6_frame, lloyd_k6):
+    """MLlib's per-centre epsilon, mapped from tol=1e-2 (mllib_epsilon), runs at least the core's
+    iterations from the same start and lands on the same centres."""
+    settings = FitSettings(max_iter=100, tol=1e-2, init=lloyd_k6[1])
+    ours = core.fit(LocalBlocks(lloyd_k6[0]), K, settings)
+    mllib = fit_mllib(lloyd_k6_frame, COLUMNS, K, settings)
+    assert ours.converged and mllib.converged
+    assert mllib.n_iter >= ours.n_iter > 1
+    np.testing.assert_allclose(mllib.centres, ours.centres, rtol=0, atol=0.05)
+
+
+def test_seeded_init_is_repeatable_on_spark_and_good(lloyd_k6_frame, lloyd_k6):
+    first = fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
+    second = fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=5, max_iter=100, tol=1e-4))
+    np.testing.assert_array_equal(first.centres, second.centres)
+    best = min(SklearnKMeans(K, n_init=1, random_state=s).fit(lloyd_k6[0]).inertia_ for s in range(10))
+    assert first.inertia <= best * 1.01
+
+
+def test_seeded_init_is_repeatable_on_dask(dask_local_client, lloyd_k6):
+    import dask.array as da
+
+    from segcore.kmeans.engines.dask import fit_dask
+
+    array = da.from_array(lloyd_k6[0], chunks=(3_000, len(COLUMNS))).persist()
+    runs = [
+        fit_dask(array, K, FitSettings(seed=5, max_iter=100, tol=1e-4), client=dask_local_client)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0].centres, runs[1].centres)
+
+
+SEEDED = FitSettings(seed=11, max_iter=100, tol=1e-4)
+# Three barrier tasks need three task slots: the tests' session has two, so a session of its own.
+SPARK_WORKERS_JOB = """
+import sys
+import numpy as np, pandas as pd
+from pyspark.sql import SparkSession
+from segcore.kmeans import FitSettings
+from segcore.kmeans.engines.spark import fit_spark
+points, out = np.load(sys.argv[1]), sys.argv[2]
+spark = SparkSession.builder.master("local[3]").config("spark.ui.enabled", "false").getOrCreate()
+spark.sparkContext.setLogLevel("ERROR")
+columns = [f"x{i}" for i in range(points.shape[1])]
+frame = spark.createDataFrame(pd.DataFrame(points, columns=columns)).cache()
+settings = FitSettings(seed=11, max_iter=100, tol=1e-4)
+found = {}
+for workers in (1, 2, 3):
+    result = fit_spark(frame, columns, int(sys.argv[3]), settings, num_workers=workers)
+    found[f"centres_{workers}"], found[f"counts_{workers}"] = result.centres, result.counts
+np.savez(out, **found)
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded_local(lloyd_k6):
+    """The local engine's seeded k-means|| fit: the answer every engine and split must give."""
+    return core.fit(LocalBlocks(lloyd_k6[0]), K, SEEDED)
+
+
+def _assert_same_fit(centres, counts, reference):
+    np.testing.assert_allclose(centres, reference.centres, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(counts, reference.counts)
+
+
+def test_the_same_seed_gives_the_same_centres_on_spark_with_1_2_3_workers(lloyd_k6, seeded_local, tmp_path):
+    np.save(tmp_path / "points.npy", lloyd_k6[0])
+    arguments = [str(tmp_path / "points.npy"), str(tmp_path / "out.npz"), str(K)]
+    subprocess.run([sys.executable, "-c", SPARK_WORKERS_JOB, *arguments], check=True, timeout=600)
+    found = np.load(tmp_path / "out.npz")
+    for workers in (1, 2, 3):
+        _assert_same_fit(found[f"centres_{workers}"], found[f"counts_{workers}"], seeded_local)
+
+
+def test_the_same_seed_gives_the_same_centres_on_dask_with_any_chunks(
+    dask_local_client, lloyd_k6, seeded_local
+):
+    import dask.array as da
+
+    from segcore.kmeans.engines.dask import fit_dask
+
+    for chunks in (12_000, 2_500, 1_001, (5_000, 4_000, 3_000)):
+        array = da.from_array(lloyd_k6[0], chunks=(chunks, len(COLUMNS)))
+        result = fit_dask(array, K, SEEDED, client=dask_local_client)
+        _assert_same_fit(result.centres, result.counts, seeded_local)
+
+
+def test_float32_gives_the_same_labels(lloyd_k6_frame, lloyd_k6):
+    result = fit_spark(
+        lloyd_k6_frame,
+        COLUMNS,
+        K,
+        FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
+        dtype="float32",
+    )
+    np.testing.assert_allclose(result.centres, lloyd_k6[2].cluster_centers_, rtol=1e-3)
+
+
+def test_spark_refuses_more_workers_than_slots(lloyd_k6_frame, spark):
+    slots = spark.sparkContext.defaultParallelism
+    with pytest.raises(SlotsError, match=rf"num_workers={slots + 1} needs that many task slots"):
+        fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), num_workers=slots + 1)
+
+
+def test_a_failing_task_fails_the_fit_cleanly(lloyd_k6_frame):
+    def prepare(rows):
+        from pyspark import BarrierTaskContext
+
+        if BarrierTaskContext.get().partitionId() == 1:
+            raise RuntimeError("broken partition")
+        return rows
+
+    with pytest.raises(Exception, match="broken partition"):
+        fit_spark(
+            lloyd_k6_frame, COLUMNS, K, FitSettings(seed=0, max_iter=2, tol=0.0), timeout=60, prepare=prepare
+        )
+
+
+def test_cuml_engine_without_cuml_says_how_to_install(spark, lloyd_k6_frame, monkeypatch):
+    """Wherever cuML is not importable (here made so, whatever is installed), train's cuml engine
+    stops with a TrainingError (exit code 2) that says what to install."""
+    monkeypatch.setitem(sys.modules, "cuml", None)
+    monkeypatch.setitem(sys.modules, "cuml.cluster", None)
+    preparation = Preparation.fit(lloyd_k6_frame, COLUMNS, [], 0.0)
+    settings = KMeansConfig(engine="cuml", k=K)
+    with pytest.raises(TrainingError, match=r"kmeans.engine=cuml needs cuML.*pip install 'segcore\[gpu\]'"):
+        fit_sweep(settings, {K: None}, lloyd_k6_frame, "unused", preparation)
+
+
+def test_a_retried_stage_gives_the_same_result(lloyd_k6_frame, lloyd_k6, tmp_path):
+    marker = tmp_path / "failed-once"
+
+    def fail_once(rows):
+        from pyspark import BarrierTaskContext
+
+        if BarrierTaskContext.get().partitionId() == 1 and not marker.exists():
+            marker.touch()
+            raise RuntimeError("injected failure")
+        return rows
+
+    clean = fit_spark(lloyd_k6_frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0))
+    retried = fit_spark(
+        lloyd_k6_frame, COLUMNS, K, FitSettings(seed=3, max_iter=10, tol=0.0), prepare=fail_once
+    )
+    assert marker.exists()
+    np.testing.assert_array_equal(clean.centres, retried.centres)
+
+
+@pytest.fixture(scope="module")
+def sweep(lloyd_k6):
+    """Three k, seeded k-means|| with and without tol, and one warm start (as from a champion)."""
+    return {
+        3: FitSettings(seed=4, max_iter=100, tol=1e-4),
+        4: FitSettings(seed=9, max_iter=100, tol=0.0),
+        K: FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1]),
+    }
+
+
+def _assert_sweep_equals_separate_fits(swept, separate):
+    assert sorted(swept) == sorted(separate)
+    for k in separate:
+        np.testing.assert_allclose(swept[k].centres, separate[k].centres, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(swept[k].counts, separate[k].counts)
+        assert swept[k].n_iter == separate[k].n_iter
+
+
+def _spark_jobs(spark, group: str, run):
+    """``run()`` and the number of Spark jobs it started."""
+    context = spark.sparkContext
+    context.setJobGroup(group, group)
+    try:
+        result = run()
+    finally:
+        context.setJobGroup("", "")
+    return result, len(context.statusTracker().getJobIdsForGroup(group))
+
+
+def test_a_spark_sweep_equals_separate_fits_and_runs_the_jobs_of_one_fit(spark, lloyd_k6_frame, sweep):
+    separate = {k: fit_spark(lloyd_k6_frame, COLUMNS, k, settings) for k, settings in sweep.items()}
+    _, one_fit_jobs = _spark_jobs(
+        spark, "test-one-k", lambda: fit_spark(lloyd_k6_frame, COLUMNS, 3, sweep[3])
+    )
+    swept, sweep_jobs = _spark_jobs(spark, "test-sweep", lambda: sweep_spark(lloyd_k6_frame, COLUMNS, sweep))
+    _assert_sweep_equals_separate_fits(swept, separate)
+    # Every k in the one barrier stage of a single fit: the data is loaded and shuffled once.
+    assert sweep_jobs == one_fit_jobs
+
+
+def test_a_dask_sweep_equals_separate_fits(dask_local_client, lloyd_k6, sweep):
+    import dask.array as da
+
+    from segcore.kmeans.engines.dask import fit_dask, sweep_dask
+
+    array = da.from_array(lloyd_k6[0], chunks=(3_000, len(COLUMNS)))
+    swept = sweep_dask(array, sweep, client=dask_local_client)
+    separate = {k: fit_dask(array, k, settings, client=dask_local_client) for k, settings in sweep.items()}
+    _assert_sweep_equals_separate_fits(swept, separate)

@@ -1,0 +1,94 @@
+import datetime as dt
+
+import pytest
+from conftest import ROOT
+
+from segcore.config import Config, build_config, load_config
+from segcore.errors import ConfigError
+
+
+def test_default_yaml_documents_the_embedded_defaults():
+    assert load_config(str(ROOT / "conf" / "default.yaml")) == Config()
+
+
+def test_overrides_set_nested_keys_with_yaml_types():
+    config = build_config({}, ["kmeans.k=6", "as_of=2026-05-31", "lake.orders.columns.order_ts=InvoiceDate"])
+    assert config.kmeans.k == 6
+    assert config.as_of == dt.date(2026, 5, 31)
+    assert config.lake.orders.columns["order_ts"] == "InvoiceDate"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.kk' does not exist"):
+        build_config({}, ["kmeans.kk=3"])
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.k'.*'six'"):
+        build_config({}, ["kmeans.k=six"])
+
+
+def test_invalid_value_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.k'"):
+        build_config({}, ["kmeans.k=0"])
+
+
+def test_malformed_override_is_explained():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        build_config({}, ["kmeans.k"])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_relative_paths_resolve_under_workdir(tmp_path):
+    config = build_config({"workdir": str(tmp_path)})
+    assert config.partition("features") == f"{tmp_path}/features/as_of=2026-06-30"
+    assert config.path("s3a://bucket/lake") == "s3a://bucket/lake"
+    assert config.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_a_tracking_uri_set_in_process_does_not_leak_into_other_configs(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/other.db")  # also sets MLFLOW_TRACKING_URI
+    config = build_config({"workdir": str(tmp_path / "job")})
+    assert config.tracking_uri() == f"sqlite:///{tmp_path}/job/mlflow.db"
+
+
+def test_a_k_range_is_validated():
+    assert build_config({}, ["kmeans.k={min: 3, max: 6}"]).kmeans.k.max == 6
+    with pytest.raises(ConfigError, match=r"config key 'kmeans.k': .*k range max=3 is below min=6"):
+        build_config({}, ["kmeans.k={min: 6, max: 3}"])
+
+
+def test_local_profile_is_the_embedded_default():
+    assert load_config(str(ROOT / "conf" / "local.yaml")) == Config()
+
+
+def test_cluster_profile_uses_uris_a_tracking_server_and_the_spark_engine():
+    config = load_config(str(ROOT / "conf" / "cluster.yaml"))
+    tables = (config.lake.customers, config.lake.orders, config.lake.events)
+    outputs = (config.features.output, config.score.output, config.score.profiles_output)
+    assert all(config.path(table.path).startswith("s3a://") for table in tables)
+    assert all(config.partition(output).startswith("s3a://segcore/") for output in outputs)
+    assert config.tracking_uri().startswith("http://")
+    assert config.kmeans.engine == "spark"
+
+
+@pytest.mark.parametrize("fixed_k", [None, 9])
+def test_fixed_rule_needs_a_fixed_k_of_the_range_at_load(fixed_k):
+    overrides = ["select.rule=fixed", "kmeans.k={min: 3, max: 5}", f"select.fixed_k={fixed_k or 'null'}"]
+    got = "is not set" if fixed_k is None else "is 9"
+    with pytest.raises(ConfigError, match=rf"config key 'select.fixed_k' {got}: .* kmeans.k \(3..5\)"):
+        build_config({}, overrides)
+
+
+def test_an_impossible_date_is_named_by_its_key(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("as_of: 2026-02-30\n")
+    for loaded in (lambda: load_config(str(config)), lambda: build_config({}, ["as_of=2026-02-30"])):
+        with pytest.raises(ConfigError, match=r"config key 'as_of': .*day value is outside .*'2026-02-30'"):
+            loaded()
