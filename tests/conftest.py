@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -237,6 +238,48 @@ def lifecycle_report(lifecycle, tmp_path_factory) -> Path:
     from lifecycle_data import write_report
 
     return write_report(lifecycle, tmp_path_factory.mktemp("report") / "report.html")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _package_build(request, tmp_path_factory):
+    """`scripts/package` started at the session's first test when a selected test needs the
+    package: the build (a fresh venv, pip and gzip, a minute or more, mostly one core) runs while
+    the tests before the cluster tier's do. Yields the folder and the build's process, or None."""
+    if not any("package" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    from cluster_readme import user_env
+
+    dist = tmp_path_factory.mktemp("dist")
+    log = tmp_path_factory.mktemp("dist-log") / "package.log"
+    started = time.monotonic()
+    with log.open("w") as output:
+        build = subprocess.Popen(
+            [ROOT / "scripts" / "package", dist],
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+            env=user_env(),
+            start_new_session=True,  # its pip and gzip are stopped with it
+        )
+    try:
+        yield dist, build, log, started
+    finally:
+        if build.poll() is None:  # the session ended first: stop the build and what it started
+            os.killpg(build.pid, signal.SIGTERM)
+            try:
+                build.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(build.pid, signal.SIGKILL)
+                build.wait()
+
+
+@pytest.fixture(scope="session")
+def package(_package_build) -> Path:
+    """`scripts/package` once: the folder holding the wheel and segcore-env.tar.gz."""
+    dist, build, log, started = _package_build
+    build.wait(timeout=max(900 - (time.monotonic() - started), 0))  # 15 min from its start
+    assert build.returncode == 0, log.read_text()[-3000:]
+    return dist
 
 
 def free_port() -> int:
