@@ -299,7 +299,7 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit_s: float 
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
+            time.sleep(0.2)
     tail = log.read_text()[-3000:]
     raise RuntimeError(f"mlflow server at {url} not healthy after {limit_s:.0f} s:\n{tail}")
 

@@ -89,7 +89,7 @@ class Standalone:
             if new:
                 assert len(new) == 1, new
                 return new[0]
-            time.sleep(1)
+            time.sleep(0.2)
         raise AssertionError(f"no new completed application on {self.json_url}")
 
     def executor_logs(self, app_id: str) -> str:
@@ -129,7 +129,7 @@ def standalone(tmp_path_factory):
                     break
             except OSError:
                 pass
-            time.sleep(1)
+            time.sleep(0.2)
         else:
             logs = "".join(path.read_text() for path in (root / "logs").glob("*.out"))
             raise RuntimeError(f"standalone master or worker did not start:\n{logs[-3000:]}")
