@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -239,6 +240,48 @@ def lifecycle_report(lifecycle, tmp_path_factory) -> Path:
     return write_report(lifecycle, tmp_path_factory.mktemp("report") / "report.html")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _package_build(request, tmp_path_factory):
+    """`scripts/package` started at the session's first test when a selected test needs the
+    package: the build (a fresh venv, pip and gzip, a minute or more, mostly one core) runs while
+    the tests before the cluster tier's do. Yields the folder and the build's process, or None."""
+    if not any("package" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    from cluster_readme import user_env
+
+    dist = tmp_path_factory.mktemp("dist")
+    log = tmp_path_factory.mktemp("dist-log") / "package.log"
+    started = time.monotonic()
+    with log.open("w") as output:
+        build = subprocess.Popen(
+            [ROOT / "scripts" / "package", dist],
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+            env=user_env(),
+            start_new_session=True,  # its pip and gzip are stopped with it
+        )
+    try:
+        yield dist, build, log, started
+    finally:
+        if build.poll() is None:  # the session ended first: stop the build and what it started
+            os.killpg(build.pid, signal.SIGTERM)
+            try:
+                build.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(build.pid, signal.SIGKILL)
+                build.wait()
+
+
+@pytest.fixture(scope="session")
+def package(_package_build) -> Path:
+    """`scripts/package` once: the folder holding the wheel and segcore-env.tar.gz."""
+    dist, build, log, started = _package_build
+    build.wait(timeout=max(900 - (time.monotonic() - started), 0))  # 15 min from its start
+    assert build.returncode == 0, log.read_text()[-3000:]
+    return dist
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -256,7 +299,7 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit_s: float 
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
+            time.sleep(0.2)
     tail = log.read_text()[-3000:]
     raise RuntimeError(f"mlflow server at {url} not healthy after {limit_s:.0f} s:\n{tail}")
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
@@ -53,16 +54,47 @@ def silent():
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
-@pytest.mark.parametrize("stage", ["train", "score", "report", "promote", "runs"])
+STAGES = ["train", "score", "report", "promote", "runs"]
+PROBING_TOGETHER = 3  # starting `segcore` is ~4 s of CPU: more at once would starve each other
+
+
+def _outcome(command: list[str]) -> subprocess.CompletedProcess | subprocess.TimeoutExpired:
+    # timeout=30: the stage must give up by itself well before MLflow's minutes of retries.
+    try:
+        return segcore(*command, timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        return exc
+
+
+@pytest.fixture(scope="module")
+def unusable_tracking_runs(request, not_mlflow, silent, tmp_path_factory) -> dict:
+    """Every selected stage against each unusable tracking URI, as a user runs it: `segcore` runs,
+    PROBING_TOGETHER at a time, each with its own 30 s limit. A run against the silent server
+    mostly waits out the probe's 10 s: together, those waits overlap the other runs instead of
+    adding up. {(stage, uri): the finished process, or its subprocess.TimeoutExpired}."""
+    test = "test_unusable_tracking_server_fails_within_30_s_before_any_spark_work"
+    selected = [item.callspec.params["stage"] for item in request.session.items if item.originalname == test]
+    commands = {}
+    for stage in STAGES:
+        if stage in selected:
+            workdir = tmp_path_factory.mktemp(f"tracking-{stage}")
+            extra = ["--run-id", "any"] if stage == "report" else []
+            for uri in (silent, "http://127.0.0.1:9", not_mlflow):  # the silent server's first
+                commands[stage, uri] = [stage, *extra, "--set", f"workdir={workdir}"]
+                commands[stage, uri] += ["--set", f"mlflow.tracking_uri={uri}"]
+    with ThreadPoolExecutor(PROBING_TOGETHER) as pool:
+        futures = {key: pool.submit(_outcome, command) for key, command in commands.items()}
+    return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_unusable_tracking_server_fails_within_30_s_before_any_spark_work(
-    tmp_path, not_mlflow, silent, stage
+    unusable_tracking_runs, not_mlflow, silent, stage
 ):
-    extra = ["--run-id", "any"] if stage == "report" else []
     for uri in ("http://127.0.0.1:9", not_mlflow, silent):
-        # timeout=30: the stage must give up by itself well before MLflow's minutes of retries.
-        result = segcore(
-            stage, *extra, "--set", f"workdir={tmp_path}", "--set", f"mlflow.tracking_uri={uri}", timeout=30
-        )
+        result = unusable_tracking_runs[stage, uri]
+        if isinstance(result, subprocess.TimeoutExpired):
+            raise result
         assert result.returncode == 3, result.stderr
         assert f"MLflow tracking server {uri} is not usable" in result.stderr
         assert "Traceback" not in result.stderr

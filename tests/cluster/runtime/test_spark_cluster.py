@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyspark
 import pytest
-from cluster_readme import README_MASTER, readme_lines, readme_submit_words
+from cluster_readme import README_MASTER, readme_lines, readme_submit_words, user_env
 from conftest import ROOT, free_port
 
 BIN = Path(sys.executable).parent
@@ -47,13 +47,6 @@ if "--task" in sys.argv:
 print("PROBE " + json.dumps(report))
 spark.stop()
 """
-
-
-def user_env(**extra: str) -> dict[str, str]:
-    """A user's shell: no Python chosen for Spark, no SPARK_HOME, no tracking URI."""
-    unset = ("PYSPARK_", "MLFLOW_", "SPARK_HOME")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(unset)}
-    return {**env, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
 
 
 def activated_env(**extra: str) -> dict[str, str]:
@@ -96,7 +89,7 @@ class Standalone:
             if new:
                 assert len(new) == 1, new
                 return new[0]
-            time.sleep(1)
+            time.sleep(0.2)
         raise AssertionError(f"no new completed application on {self.json_url}")
 
     def executor_logs(self, app_id: str) -> str:
@@ -136,7 +129,7 @@ def standalone(tmp_path_factory):
                     break
             except OSError:
                 pass
-            time.sleep(1)
+            time.sleep(0.2)
         else:
             logs = "".join(path.read_text() for path in (root / "logs").glob("*.out"))
             raise RuntimeError(f"standalone master or worker did not start:\n{logs[-3000:]}")
@@ -145,17 +138,6 @@ def standalone(tmp_path_factory):
         subprocess.run([daemon, "stop", *worker], env=env, capture_output=True)
         subprocess.run([daemon, "stop", *master], env=env, capture_output=True)
         shutil.rmtree(root / "work", ignore_errors=True)  # 730 MB of unpacked environment per application
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    """`scripts/package` once: the folder holding the wheel and segcore-env.tar.gz."""
-    dist = tmp_path_factory.mktemp("dist")
-    result = subprocess.run(
-        [ROOT / "scripts" / "package", dist], capture_output=True, text=True, env=user_env(), timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dist
 
 
 @functools.cache
