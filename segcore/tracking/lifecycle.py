@@ -11,7 +11,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
@@ -107,20 +107,24 @@ def tracked_run(tracking: Tracking, run_name: str, nested: bool = False) -> Iter
         except BaseException as exc:
             if not run.finished:
                 with signals_held():  # a second signal must not cut the ending short
-                    _end_failed(run.info.run_id, exc)
+                    _end_failed(run, exc)
             raise
         if not run.finished:
             run.finish()
 
 
-def _end_failed(run_id: str, exc: BaseException) -> None:
+def _end_failed(run: TrackedRun, exc: BaseException) -> None:
+    """End ``run`` FAILED or KILLED through the store's client: MLflow's fluent ``end_run`` may
+    consult the Spark session, whose connection a signal can have cut mid-call."""
     exc = stopped_by(exc) or exc
-    status = RunStatus.KILLED if isinstance(exc, Stopped) else RunStatus.FAILED
+    status = RunStatus.to_string(RunStatus.KILLED if isinstance(exc, Stopped) else RunStatus.FAILED)
     try:
-        mlflow.set_tag(FAILURE_TAG, failure_reason(exc))
-        mlflow.end_run(RunStatus.to_string(status))
+        run.tracking.client.set_tag(run.run_id, FAILURE_TAG, failure_reason(exc))
+        run.tracking.client.set_terminated(run.run_id, status)
     except Exception as problem:  # the store itself failed: the next train ends the run
-        log.error("could not end MLflow run %s as %s: %s", run_id, RunStatus.to_string(status), problem)
+        log.error("could not end MLflow run %s as %s: %s", run.run_id, status, problem)
+    with suppress(Exception):  # the run is ended in the store; only MLflow's active-run stack is left
+        mlflow.end_run(status)
 
 
 def _process_exists(pid: int) -> bool:
