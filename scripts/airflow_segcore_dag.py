@@ -30,7 +30,7 @@ JOBS = {
 }
 SUBMIT = (
     "cd {home} && "
-    "export SPARK_HOME=\"$(.venv/bin/python -c "
+    'export SPARK_HOME="$(.venv/bin/python -c '
     "'import os, pyspark; print(os.path.dirname(pyspark.__file__))')\" && "
     ".venv/bin/spark-submit --master {master} "
     "--archives dist/segcore-env.tar.gz#env "

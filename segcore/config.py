@@ -226,6 +226,8 @@ class DriftConfig(_Strict):
     max_psi: float | None = Field(0.25, gt=0)
     max_segment_psi: float | None = Field(0.1, gt=0)
     max_share_shift: float | None = Field(0.05, gt=0, le=1)
+    # Absolute change of any segment's share of customers in the highest value.risk_bands band.
+    max_risk_shift: float | None = Field(0.1, gt=0, le=1)
     psi_bins: int = Field(10, ge=2, le=100)
     features: list[str] | None = None  # features whose PSI is computed (null: every feature column)
 
@@ -236,6 +238,33 @@ class PromoteConfig(_Strict):
     min_stability: float = Field(0.8, ge=0, le=1)  # ARI between the two models' assignments
     min_segment_share: float = Field(0.02, ge=0, lt=1)  # of the customers, for every segment
     max_quality_loss: float = Field(0.05, ge=0)  # relative loss of the select.rule's metric
+
+
+class ValueConfig(_Strict):
+    """Churn risk and expected value per customer (BG/NBD and Gamma-Gamma, :mod:`segcore.value`),
+    trained by ``segcore train`` beside the segments and scored by ``segcore score``."""
+
+    enabled: bool = True
+    time_unit: Literal["day", "week"] = "day"  # the models' unit of time (their parameters depend on it)
+    horizon_days: int = Field(90, ge=1)  # the future that churn risk and expected value look at
+    monthly_discount_rate: float = Field(0.0, ge=0, lt=1)  # of expected value, per 30 days
+    # Upper bounds of churn_risk per band, ascending; the last band ends at 1 and is "high risk".
+    risk_bands: dict[str, float] = Field(default_factory=lambda: {"low": 0.3, "medium": 0.6, "high": 1.0})
+    gamma_gamma_sample: int = Field(200_000, ge=100)  # repeat customers above this: a seeded sample
+    backtest: bool = True  # refit at as_of - horizon and compare with the customers' next horizon
+    gate: bool = False  # a model worse than the naive baseline in the backtest stops train (exit 4)
+    registered_model: str = "customer_value"
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _ascending_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        bounds = list(value.values())
+        if not bounds or bounds != sorted(bounds) or bounds[-1] != 1.0 or bounds[0] <= 0:
+            raise ValueError("risk bands need ascending upper bounds in (0, 1], the last one 1.0")
+        return value
+
+    def high_risk_band(self) -> str:
+        return list(self.risk_bands)[-1]
 
 
 class MlflowConfig(_Strict):
@@ -261,6 +290,7 @@ class Config(_Strict):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")

@@ -126,11 +126,14 @@ def lake(tmp_path_factory) -> Path:
 
 
 def make_config(workdir: Path, lake: Path, **overrides) -> Config:
-    """A config over ``lake`` with outputs and MLflow under ``workdir``."""
+    """A config over ``lake`` with outputs and MLflow under ``workdir``. The value model's backtest
+    (a second pass over the lake's orders in every train) is off unless a test turns it on: the
+    pipeline fixture and tests/integration/value do."""
     data = {
         "workdir": str(workdir),
         "as_of": AS_OF.isoformat(),
         "lake": {table: {"path": str(lake / table)} for table in ("customers", "orders", "events")},
+        "value": {"backtest": False},
     }
     return config_with(data, **overrides)
 
@@ -164,7 +167,7 @@ def pipeline(spark, lake, tmp_path_factory):
     from segcore.train.stage import train_segments
 
     workdir = tmp_path_factory.mktemp("pipeline")
-    config = make_config(workdir, lake)
+    config = make_config(workdir, lake, value__backtest=True)
     features = run_features(spark, config)
     trained = train_segments(spark, config)
     scored = score_segments(spark, config)

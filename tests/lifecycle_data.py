@@ -19,9 +19,12 @@ NAME = "customer_segments"
 
 
 def build_registry(spark, lake: Path, pipeline: dict, workdir: Path) -> dict:
-    """Version 1 (the first champion) trained on June's features (the pipeline's), customers scored
-    with it in May and June, then version 2: the same model retrained with another seed."""
-    june = make_config(workdir, lake, features__output=pipeline["config"].path("features"))
+    """Version 1 (the first champion, with the value model's backtest for the report) trained on
+    June's features (the pipeline's), customers scored with it in May and June, then version 2:
+    the same model retrained with another seed."""
+    june = make_config(
+        workdir, lake, features__output=pipeline["config"].path("features"), value__backtest=True
+    )
     may = make_config(workdir, lake, as_of=MAY)
     run_features(spark, may)
     first = train_segments(spark, june)

@@ -61,6 +61,7 @@ def run_features(config: Config, verbose: bool = False) -> None:
 
 
 def run_train(config: Config, verbose: bool = False, force: bool = False):
+    from segcore.report.console import value_line
     from segcore.tracking.store import check_tracking
     from segcore.train.stage import train_segments, unchanged_version
 
@@ -80,6 +81,8 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
         f"version {result.model.version} as challenger{role}"
     )
     print(", ".join(f"{name}={value:.4g}" for name, value in result.metrics.items()))
+    if result.value is not None:
+        print(value_line(result.value))
     print(f"\nsegments as of {config.as_of}: k={result.k} ({result.k_reason})")
     print(result.summary.to_string(index=False))
     for warning in result.warnings:
@@ -104,12 +107,19 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
 
 
 def run_score(config: Config, model_version: str | None = None, verbose: bool = False) -> None:
+    from segcore.report.console import value_table
     from segcore.score.stage import score_segments
     from segcore.tracking.store import check_tracking
 
     check_tracking(config)
     result = score_segments(_spark("segcore-score", verbose), config, model_version)
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
+    if result.value_version is not None:
+        print(
+            f"churn risk and value: {config.value.registered_model} version {result.value_version}, "
+            f"next {config.value.horizon_days} days"
+        )
+        print(value_table(result.profile, config.value).to_string(index=False))
 
 
 def run_promote(config: Config, version: str | None, force: bool) -> None:

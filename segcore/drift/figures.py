@@ -75,19 +75,23 @@ def psi(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.sum((a - b) * np.log(a / b)))
 
 
-def _segment_sizes(scoring: DataFrame, features: DataFrame) -> pd.DataFrame:
-    """Per segment: customers, name, and revenue (sum of ``monetary_total``, when the feature
-    table has it)."""
+def _segment_sizes(scoring: DataFrame, features: DataFrame, high_risk_band: str) -> pd.DataFrame:
+    """Per segment: customers, name, revenue (sum of ``monetary_total``, when the feature table has
+    it) and the share of customers in ``high_risk_band`` (when the scoring has value scores)."""
     revenue = F.col(REVENUE_FEATURE) if REVENUE_FEATURE in features.columns else F.lit(None)
     names = F.col("segment_name") if "segment_name" in scoring.columns else F.lit(None).cast("string")
+    high_risk = F.lit(None).cast("double")
+    if "risk_band" in scoring.columns:
+        high_risk = (F.col("risk_band") == F.lit(high_risk_band)).cast("double")
     return (
-        scoring.select("customer_id", "segment_id", names.alias("segment_name"))
+        scoring.select("customer_id", "segment_id", names.alias("segment_name"), high_risk.alias("high_risk"))
         .join(features.select("customer_id", revenue.cast("double").alias("revenue")), "customer_id", "left")
         .groupBy(F.col("segment_id").cast("long").alias("segment_id"))
         .agg(
             F.count(F.lit(1)).alias("customers"),
             F.first("segment_name", ignorenulls=True).alias("segment_name"),
             F.sum("revenue").alias("revenue"),
+            F.avg("high_risk").alias("high_risk_share"),
         )
         .toPandas()
         .set_index("segment_id")
@@ -95,12 +99,20 @@ def _segment_sizes(scoring: DataFrame, features: DataFrame) -> pd.DataFrame:
 
 
 def segment_shift(
-    before: DataFrame, after: DataFrame, features_before: DataFrame, features_after: DataFrame
+    before: DataFrame,
+    after: DataFrame,
+    features_before: DataFrame,
+    features_after: DataFrame,
+    high_risk_band: str,
 ) -> pd.DataFrame:
-    """Per segment id of either scoring: customers, share of customers and share of revenue
-    (net spend to as_of, ``monetary_total``) before and after, and their changes (after − before;
-    shares are fractions). The name is the later scoring's where the segment still exists."""
-    sides = {"from": _segment_sizes(before, features_before), "to": _segment_sizes(after, features_after)}
+    """Per segment id of either scoring: customers, share of customers, share of revenue (net spend
+    to as_of, ``monetary_total``) and share of customers at high churn risk before and after, and
+    their changes (after − before; shares are fractions; the risk share is NaN where a scoring has
+    no value scores). The name is the later scoring's where the segment still exists."""
+    sides = {
+        "from": _segment_sizes(before, features_before, high_risk_band),
+        "to": _segment_sizes(after, features_after, high_risk_band),
+    }
     ids = sorted(set(sides["from"].index) | set(sides["to"].index))
     table = pd.DataFrame({"segment_id": ids})
     table["segment_name"] = [
@@ -114,8 +126,10 @@ def segment_shift(
         revenue = sizes["revenue"].astype(float).fillna(0.0).to_numpy()
         total = revenue.sum()
         table[f"revenue_share_{role}"] = revenue / total if total > 0 else np.nan
+        table[f"high_risk_share_{role}"] = sizes["high_risk_share"].astype(float).to_numpy()
     table["share_shift"] = table["share_to"] - table["share_from"]
     table["revenue_share_shift"] = table["revenue_share_to"] - table["revenue_share_from"]
+    table["risk_shift"] = table["high_risk_share_to"] - table["high_risk_share_from"]
     return table
 
 

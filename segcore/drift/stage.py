@@ -148,6 +148,12 @@ def _alerts(config: Config, segments: pd.DataFrame, features: pd.DataFrame, shar
                 f"segment {row.segment_id} ({row.segment_name}) share {100 * row.share_shift:+.1f} pp, "
                 f"beyond drift.max_share_shift {100 * limits.max_share_shift:g} pp"
             )
+    if limits.max_risk_shift is not None:
+        for row in segments[segments["risk_shift"].abs() > limits.max_risk_shift].itertuples():
+            alerts.append(
+                f"segment {row.segment_id} ({row.segment_name}) high-risk share {100 * row.risk_shift:+.1f} "
+                f"pp, beyond drift.max_risk_shift {100 * limits.max_risk_shift:g} pp"
+            )
     return alerts
 
 
@@ -158,6 +164,8 @@ def _metrics(result: DriftResult) -> dict[str, float]:
         metrics[f"share_shift_segment_{row.segment_id}"] = row.share_shift
         if pd.notna(row.revenue_share_shift):
             metrics[f"revenue_share_shift_segment_{row.segment_id}"] = row.revenue_share_shift
+        if pd.notna(row.risk_shift):
+            metrics[f"risk_shift_segment_{row.segment_id}"] = row.risk_shift
     stayed = matrix[(matrix.from_segment != NEW) & (matrix.to_segment != DEPARTED)]
     metrics.update(
         max_psi=float(result.features["psi"].max()) if len(result.features) else 0.0,
@@ -196,6 +204,7 @@ def _record(config: Config, result: DriftResult) -> str:
                 "max_psi": limits.max_psi,
                 "max_segment_psi": limits.max_segment_psi,
                 "max_share_shift": limits.max_share_shift,
+                "max_risk_shift": limits.max_risk_shift,
                 "psi_bins": limits.psi_bins,
                 "output": result.path,
             }
@@ -237,7 +246,9 @@ def _compare(spark: SparkSession, config: Config, start: dt.date, end: dt.date) 
     names = _feature_names(config, features_before, features_after, paths)
     with step("drift", "migration matrix and segment shares") as figures:
         matrix = migration_matrix(before, after)
-        segments = segment_shift(before, after, features_before, features_after)
+        segments = segment_shift(
+            before, after, features_before, features_after, config.value.high_risk_band()
+        )
         shares_psi = segment_psi(segments)
         versions = (_version(before), _version(after))
         figures.update(pairs=len(matrix), versions="->".join(versions))

@@ -58,18 +58,20 @@ def apply_returns(orders: DataFrame, returns: str) -> DataFrame:
     return orders.withColumn("is_return", negative | _returned(orders))
 
 
-def _orders_of_lines(lines: DataFrame) -> DataFrame:
-    """One row per order: its first timestamp, net amount, and whether it is a purchase (it has a
-    row with a non-negative amount; an order of negative rows only is a return or cancellation)."""
+def orders_of_lines(lines: DataFrame) -> DataFrame:
+    """One row per order: its first timestamp and day, net amount, and whether it is a purchase (it
+    has a row with a non-negative amount; an order of negative rows only is a return or cancellation)."""
     if "order_id" not in lines.columns:
-        return lines.select(
+        orders = lines.select(
             "customer_id", "order_ts", F.col("amount").alias("net"), (F.col("amount") >= 0).alias("purchase")
         )
-    return lines.groupBy("customer_id", "order_id").agg(
-        F.min("order_ts").alias("order_ts"),
-        F.sum("amount").alias("net"),
-        F.max(F.col("amount") >= 0).alias("purchase"),
-    )
+    else:
+        orders = lines.groupBy("customer_id", "order_id").agg(
+            F.min("order_ts").alias("order_ts"),
+            F.sum("amount").alias("net"),
+            F.max(F.col("amount") >= 0).alias("purchase"),
+        )
+    return orders.withColumn("day", F.to_date("order_ts"))
 
 
 def _window_spend(net: Column) -> Column:
@@ -78,10 +80,10 @@ def _window_spend(net: Column) -> Column:
     return F.greatest(F.round(F.sum(net), WINDOW_DECIMALS), F.lit(0.0))
 
 
-def rfm_features(lines: DataFrame, config: Config) -> DataFrame:
-    """Per customer: frequency, net monetary, last purchase and first order day, interval CV, trend."""
+def rfm_features(orders: DataFrame, config: Config) -> DataFrame:
+    """Per customer, from :func:`orders_of_lines`: frequency, net monetary, last purchase and first
+    order day, interval CV, trend."""
     as_of = F.lit(config.as_of)
-    orders = _orders_of_lines(lines).withColumn("day", F.to_date("order_ts"))
     purchases = orders.where("purchase")
     by_customer = Window.partitionBy("customer_id").orderBy("order_ts")
     gap_days = (

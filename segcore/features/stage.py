@@ -3,7 +3,8 @@
 Groups (``features.groups``) and the tables they read:
 
 - ``rfm`` (orders; customers optional): recency_days, frequency, monetary_total, monetary_mean,
-  tenure_days, order_interval_cv, spend_trend
+  tenure_days, order_interval_cv, spend_trend, and the value models' inputs repeat_purchases,
+  repeat_span_days, observed_days, repeat_spend_mean
 - ``behavioural`` (orders; events optional): category_<c>_share, channel_<c>_share, discount_rate,
   return_rate, and with events events_per_active_month, sessions_per_active_month
 - ``demographic`` (customers): age, age_unknown, age_band, income_band_index
@@ -28,10 +29,12 @@ from segcore.features.aggregates import (
     behaviour_features,
     customer_features,
     event_features,
+    orders_of_lines,
     rfm_features,
 )
 from segcore.lake.tables import INPUT_ROWS_FILE, InputTable, load_table
 from segcore.storage.partitions import commit_partitions
+from segcore.value.inputs import NO_PURCHASE, purchase_days, value_inputs
 
 # Columns each group reads, by table (a table a group can do without is read only when configured).
 NEEDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -129,8 +132,13 @@ def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict
 
 
 def _with_rfm(frame: DataFrame, lines: DataFrame, config: Config, has_customers: bool) -> DataFrame:
-    """``frame`` with the rfm group; recency and, without a customers table, tenure from the orders."""
-    frame = frame.join(rfm_features(lines, config), "customer_id", "left")
+    """``frame`` with the rfm group and the value models' inputs (:mod:`segcore.value.inputs`);
+    recency and, without a customers table, tenure from the orders."""
+    orders = orders_of_lines(lines)
+    frame = frame.join(rfm_features(orders, config), "customer_id", "left").join(
+        value_inputs(purchase_days(orders), config.as_of), "customer_id", "left"
+    )
+    frame = frame.withColumn("observed_days", F.coalesce("observed_days", F.lit(NO_PURCHASE)))
     as_of = F.lit(config.as_of)
     if not has_customers:
         frame = frame.withColumn("tenure_days", F.datediff(as_of, "_first_order_day").cast("double"))

@@ -1,4 +1,5 @@
-"""Tables printed on the console: the segments of a training, and the migration between scorings."""
+"""Tables printed on the console: the segments of a training, their churn risk and value, and the
+migration between scorings."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from segcore.config import ValueConfig
 from segcore.drift.figures import DEPARTED, IDS_NOTE, NEW
 
 if TYPE_CHECKING:
     from segcore.drift.stage import DriftResult
+    from segcore.value.stage import ValueResult
 
 
 def summary_table(profile: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
@@ -27,6 +30,46 @@ def summary_table(profile: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
             ).round(1),
         }
     ).sort_values("customers", ascending=False, ignore_index=True)
+
+
+def value_table(profile: pd.DataFrame, settings: ValueConfig) -> pd.DataFrame:
+    """Per segment: customers, the share at high churn risk, expected purchases and value per
+    customer over the horizon, the segment's expected value."""
+    return pd.DataFrame(
+        {
+            "segment_id": profile["segment_id"],
+            "segment_name": profile["segment_name"],
+            "customers": profile["customers"],
+            f"{settings.high_risk_band()}_risk_share": profile["high_risk_share"].round(3),
+            "mean_churn_risk": profile["mean_churn_risk"].round(3),
+            "expected_purchases": profile["mean_expected_purchases"].round(2),
+            "expected_value": profile["mean_expected_value"].round(2),
+            "segment_value": profile["expected_value"].round(0),
+        }
+    ).sort_values("customers", ascending=False, ignore_index=True)
+
+
+def value_line(value: ValueResult) -> str:
+    """The value model's training in a few lines: its version, parameters and the backtest."""
+    fit = value.fit
+    bg, gg = fit.model.bgnbd, fit.model.gamma_gamma
+    lines = [
+        f"customer value: registered {value.model.name} version {value.model.version}; BG/NBD "
+        f"r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} b={bg.b:.4g} (per {fit.model.time_unit}, "
+        f"{fit.bgnbd.customers:,} customers), Gamma-Gamma p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
+        f"({fit.gamma_gamma.customers:,} repeat customers)"
+    ]
+    if value.backtest is not None:
+        m = value.backtest.metrics
+        lines.append(
+            f"backtest from {value.backtest.cutoff}: purchases predicted {m['model_purchases']:,.0f} "
+            f"(naive {m['naive_purchases']:,.0f}) vs actual {m['actual_purchases']:,.0f}; MAE per customer "
+            f"{m['model_mae']:.3f} (naive {m['naive_mae']:.3f}); churn AUC {m['model_churn_auc']:.3f} "
+            f"(naive {m['naive_churn_auc']:.3f})"
+        )
+        if value.backtest.worse_than_naive:
+            lines.append("warning: the value model did worse than the naive baseline in the backtest")
+    return "\n".join(lines)
 
 
 def _label(segment: int, name: str | None) -> str:
@@ -67,8 +110,11 @@ def drift_report(result: DriftResult) -> str:
         share_to=(100 * result.segments.share_to).round(1),
         share_shift_pp=(100 * result.segments.share_shift).round(1),
         revenue_shift_pp=(100 * result.segments.revenue_share_shift).round(1),
+        high_risk_shift_pp=(100 * result.segments.risk_shift).round(1),
     )
     columns = ["segment_id", "segment_name", "share_from", "share_to", "share_shift_pp", "revenue_shift_pp"]
+    if result.segments.risk_shift.notna().any():
+        columns.append("high_risk_shift_pp")
     lines += ["", f"segment shares (%), PSI of the shares {result.segment_psi:.3f}:"]
     lines.append(segments[columns].to_string(index=False))
     top = result.features.head(5)[["feature", "psi", "mean_from", "mean_to"]]

@@ -15,12 +15,14 @@ from segcore.config import Config
 from segcore.drift.figures import migration_matrix
 from segcore.storage.partitions import partition_dates, read_partition
 
-SIZE_COLUMNS = ["customers", "share", "revenue_share"]
+HISTORY_COLUMNS = ["customers", "share", "revenue_share", "high_risk_share"]
 
 
 @dataclass(frozen=True)
 class History:
-    segments: pd.DataFrame  # as_of, segment_id, segment_name, customers, share, revenue_share
+    # as_of, segment_id, segment_name, customers, share, revenue_share, high_risk_share (NaN for a
+    # scoring without value scores)
+    segments: pd.DataFrame
     migration: pd.DataFrame | None  # drift.migration_matrix of the two latest scorings
     migration_dates: tuple[dt.date, dt.date] | None
 
@@ -33,12 +35,13 @@ def segment_history(spark: SparkSession, config: Config) -> History:
         profile = read_partition(
             spark, config.partition(config.score.profiles_output, as_of), "profiles", "run `segcore score`"
         )
-        if "revenue_share" not in profile.columns:  # a model without monetary_total
-            profile = profile.withColumn("revenue_share", F.lit(None).cast("double"))
+        for column in ("revenue_share", "high_risk_share"):  # a model without monetary_total, value scores
+            if column not in profile.columns:
+                profile = profile.withColumn(column, F.lit(None).cast("double"))
         frames.append(
-            profile.select("segment_id", "segment_name", *SIZE_COLUMNS).toPandas().assign(as_of=as_of)
+            profile.select("segment_id", "segment_name", *HISTORY_COLUMNS).toPandas().assign(as_of=as_of)
         )
-    columns = ["as_of", "segment_id", "segment_name", *SIZE_COLUMNS]
+    columns = ["as_of", "segment_id", "segment_name", *HISTORY_COLUMNS]
     segments = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     scored = partition_dates(spark, config.path(config.score.output))
     if len(scored) < 2:

@@ -18,6 +18,7 @@ from segcore.report.plots import PLOT_TITLES, history_plot, migration_plot
 
 if TYPE_CHECKING:
     from segcore.report.history import History
+    from segcore.tracking.artifacts import ValueReportInputs
 
 # The page may show inline (data:) images and its own styles, and load nothing else.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -64,11 +65,57 @@ def history_section(history: History, source: str) -> str:
     )
 
 
+def value_section(value: ValueReportInputs | None, history: History, high_band: str, horizon: int) -> str:
+    """The report's "Churn risk and value" section: the value model's backtest against the naive
+    baseline, and each scoring's share of customers at high churn risk per segment."""
+    if value is None:
+        return "<h2>Churn risk and value</h2><p>This training run has no value model (value.enabled).</p>"
+    m = value.metrics
+    parts = [f"<h2>Churn risk and value (customer_value version {html.escape(value.version)})</h2>"]
+    if value.calibration_plot is not None:
+        rows = pd.DataFrame(
+            {
+                "figure": ["repeat purchases, total", "MAE per customer", "churn AUC"],
+                "BG/NBD": [
+                    m["backtest_model_purchases"],
+                    m["backtest_model_mae"],
+                    m["backtest_model_churn_auc"],
+                ],
+                "naive (past rate)": [
+                    m["backtest_naive_purchases"],
+                    m["backtest_naive_mae"],
+                    m["backtest_naive_churn_auc"],
+                ],
+                "actual": [m["backtest_actual_purchases"], None, None],
+            }
+        )
+        table = rows.to_html(
+            index=False, float_format=lambda v: f"{v:,.3f}", border=0, classes="profile", na_rep=""
+        )
+        parts.append(f"<h3>Backtest over the last {horizon} days before as_of</h3>{table}")
+        parts.append(
+            _image("value_calibration.png", "Backtest by decile of prediction", value.calibration_plot)
+        )
+    if history.segments["high_risk_share"].notna().any():
+        shares = history.segments.pivot_table(
+            index=["segment_id", "segment_name"], columns="as_of", values="high_risk_share"
+        )
+        table = shares.to_html(float_format=lambda v: f"{v:.1%}", border=0, classes="profile", na_rep="")
+        parts.append(f"<h3>Share of customers at {html.escape(high_band)} churn risk, by scoring</h3>{table}")
+    return "".join(parts)
+
+
 def build_html(
-    title: str, summary: str, images: dict[str, bytes], profile: pd.DataFrame, history: str = ""
+    title: str,
+    summary: str,
+    images: dict[str, bytes],
+    profile: pd.DataFrame,
+    history: str = "",
+    value: str = "",
 ) -> str:
     """One HTML page, images inline, no external resources (a Content-Security-Policy that allows
-    only inline images and styles); ``history`` is :func:`history_section`'s HTML, if any."""
+    only inline images and styles); ``history`` and ``value`` are :func:`history_section`'s and
+    :func:`value_section`'s HTML, if any."""
     sections = [_image(name, title, images[name]) for name, title in PLOT_TITLES.items() if name in images]
     table = profile.to_html(index=False, float_format=lambda v: f"{v:,.3f}", border=0, classes="profile")
     return f"""<!DOCTYPE html>
@@ -82,5 +129,6 @@ table.profile{{border-collapse:collapse;font-size:12px}}
 {"".join(sections)}
 <h2>Segment profiles</h2><div style="overflow-x:auto">{table}</div>
 {history}
+{value}
 </body></html>
 """

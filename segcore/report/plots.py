@@ -128,3 +128,15 @@ def migration_plot(matrix: pd.DataFrame, before: str, after: str) -> bytes:
     ax.set_ylabel(f"segment on {before}")
     figure.colorbar(image, ax=ax, label="share of the row's customers")
     return _png(figure)
+
+
+def value_calibration_plot(deciles: pd.DataFrame, cutoff: str, end: str) -> bytes:
+    """The backtest by decile of predicted purchases: mean predicted (model, naive) and actual."""
+    figure, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(deciles["decile"], deciles["actual"], marker="o", color="black", label="actual")
+    ax.plot(deciles["decile"], deciles["predicted"], marker="s", label="BG/NBD")
+    ax.plot(deciles["decile"], deciles["naive"], marker="^", linestyle="--", label="naive (past rate)")
+    ax.set_xlabel("decile of predicted purchases")
+    ax.set_ylabel(f"purchase days {cutoff} .. {end}")
+    ax.legend()
+    return _png(figure)

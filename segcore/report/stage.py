@@ -11,9 +11,9 @@ from pyspark.sql import SparkSession
 
 from segcore.config import Config
 from segcore.report.history import segment_history
-from segcore.report.html import build_html, history_section
+from segcore.report.html import build_html, history_section, value_section
 from segcore.runtime.logs import step
-from segcore.tracking.artifacts import log_file, report_inputs
+from segcore.tracking.artifacts import log_file, report_inputs, value_report_inputs
 from segcore.tracking.store import Tracking
 
 
@@ -27,12 +27,14 @@ def build_report(
         figures["scorings"] = history.segments.as_of.nunique()
     with tempfile.TemporaryDirectory() as tmp:
         inputs = report_inputs(tracking, run_id, Path(tmp))
+        value = value_report_inputs(tracking, run_id, config.value.registered_model, Path(tmp))
     page = build_html(
         f"Customer segments — run {inputs.run_name}",
         inputs.summary,
         inputs.plots,
         inputs.profile,
         history_section(history, config.path(config.score.profiles_output)),
+        value_section(value, history, config.value.high_risk_band(), config.value.horizon_days),
     )
     target = Path(out or f"segments_report_{run_id}.html")
     staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")

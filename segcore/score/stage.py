@@ -1,5 +1,6 @@
 """The score stage (Spark): assign every customer of the feature table to a segment of a
-registered model, through the registered pyfunc as a Spark UDF, and profile the segments."""
+registered model, through the registered pyfunc as a Spark UDF, add the churn risk and value
+scores of the value model trained beside it, and profile the segments."""
 
 from __future__ import annotations
 
@@ -15,8 +16,19 @@ from segcore.model.profiles import feature_columns, profile_segments
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import step
 from segcore.storage.partitions import commit_partitions, read_partition
-from segcore.tracking.registry import load_segment_model, resolve_version, spark_assigner
-from segcore.tracking.store import open_tracking
+from segcore.tracking.registry import (
+    existing_version,
+    load_segment_model,
+    load_value_model,
+    resolve_version,
+    spark_assigner,
+)
+from segcore.tracking.store import Tracking, open_tracking
+from segcore.value.inputs import INPUT_COLUMNS
+from segcore.value.model import ValueModel
+from segcore.value.profiles import value_by_segment
+from segcore.value.scoring import with_value_scores
+from segcore.value.stage import VALUE_VERSION_TAG, value_tracking
 
 
 @dataclass(frozen=True)
@@ -25,11 +37,20 @@ class ScoreResult:
     model_uri: str
     model_version: str
     customers: int
+    value_version: str | None
+    profile: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Value:
+    version: str
+    model: ValueModel
 
 
 def score_segments(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
     """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
-    model_version — one row per customer of the feature table; and ``profiles/as_of=<as_of>``,
+    model_version and (``value.enabled``) the value scores and value_model_version — one row per
+    customer of the feature table; and ``profiles/as_of=<as_of>``,
     committed with it (readers see both old or both new)."""
     with step("score", "load the model") as figures:
         tracking = open_tracking(config)
@@ -38,27 +59,50 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
         )
         model_uri = tracking.model_uri(version)
         model = load_segment_model(model_uri)
+        value = _value_model(tracking, config, version) if config.value.enabled else None
         figures["version"] = version
     target = config.partition(config.score.output)
     profiles = config.partition(config.score.profiles_output)
     with commit_partitions(spark, [target, profiles]) as outputs:  # checked writable; one commit for both
-        frame = _read_features(spark, config, model, model_uri)
+        frame = _read_features(spark, config, model, model_uri, value is not None)
         with step("score", "assign and write segments") as figures:
-            written = outputs.write(_assign(spark, frame, model, model_uri, version), target)
+            written = outputs.write(_assign(spark, frame, model, model_uri, version, value), target)
             figures["customers"] = customers = written.count()
         with step("score", "write profiles"):
             profile = segment_profiles(config, model, frame, written)
+            if value is not None:
+                profile = profile.merge(value_by_segment(written, config.value), on="segment_id", how="left")
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
-    return ScoreResult(target, model_uri, version, customers)
+    return ScoreResult(target, model_uri, version, customers, value and value.version, profile)
 
 
-def _read_features(spark: SparkSession, config: Config, model: SegmentModel, model_uri: str) -> DataFrame:
-    """The feature partition, refusing one that lacks a feature of the model."""
+def _value_model(tracking: Tracking, config: Config, segment_version: str) -> _Value:
+    """The value model registered by the training run of ``segment_version``."""
+    run = tracking.client.get_run(
+        tracking.client.get_model_version(tracking.model_name, segment_version).run_id
+    )
+    version = run.data.tags.get(VALUE_VERSION_TAG)
+    if version is None:
+        raise ModelError(
+            f"version {segment_version} of '{tracking.model_name}' was trained without a customer value "
+            "model: train a new version with `segcore train`, or score without value scores "
+            "(value.enabled: false)"
+        )
+    values = value_tracking(tracking, config)
+    version = existing_version(values, version)
+    return _Value(version, load_value_model(values.model_uri(version)))
+
+
+def _read_features(
+    spark: SparkSession, config: Config, model: SegmentModel, model_uri: str, with_value: bool
+) -> DataFrame:
+    """The feature partition, refusing one that lacks a feature of the model (or a value input)."""
     table = config.partition(config.features.output)
     frame = read_partition(
         spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
     )
-    missing = [f for f in model.features if f not in frame.columns]
+    needed = [*model.features, *(INPUT_COLUMNS if with_value else ())]
+    missing = [f for f in dict.fromkeys(needed) if f not in frame.columns]
     if missing:
         raise ModelError(
             f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
@@ -68,14 +112,25 @@ def _read_features(spark: SparkSession, config: Config, model: SegmentModel, mod
 
 
 def _assign(
-    spark: SparkSession, frame: DataFrame, model: SegmentModel, model_uri: str, version: str
+    spark: SparkSession,
+    frame: DataFrame,
+    model: SegmentModel,
+    model_uri: str,
+    version: str,
+    value: _Value | None,
 ) -> DataFrame:
-    """customer_id, the model's output columns and model_version, for every row of ``frame``."""
+    """customer_id, the model's output columns and model_version, for every row of ``frame``; with
+    ``value``, its scores and value_model_version too."""
     assign = spark_assigner(spark, model_uri)
     inputs = [F.col(f).cast("double").alias(f) for f in model.features]
-    return frame.select("customer_id", assign(F.struct(*inputs)).alias("segment")).select(
-        "customer_id", "segment.*", F.lit(version).alias("model_version")
+    kept = list(INPUT_COLUMNS) if value is not None else []
+    segments = frame.select("customer_id", assign(F.struct(*inputs)).alias("segment"), *kept).select(
+        "customer_id", "segment.*", F.lit(version).alias("model_version"), *kept
     )
+    if value is None:
+        return segments
+    scored = with_value_scores(segments, value.model).drop(*INPUT_COLUMNS)
+    return scored.withColumn("value_model_version", F.lit(value.version))
 
 
 def segment_profiles(

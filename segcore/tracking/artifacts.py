@@ -49,6 +49,36 @@ def report_inputs(tracking: Tracking, run_id: str, folder: Path) -> RunReportInp
     return RunReportInputs(run.info.run_name, run.data.tags.get("summary", ""), images, pd.read_csv(profile))
 
 
+@dataclass(frozen=True)
+class ValueReportInputs:
+    """What the value model's run beside a training run logged for the report."""
+
+    version: str
+    metrics: dict[str, float]
+    calibration_plot: bytes | None  # None when the run has no backtest
+
+
+def value_report_inputs(
+    tracking: Tracking, run_id: str, value_model: str, folder: Path
+) -> ValueReportInputs | None:
+    """The value run of training run ``run_id`` (tag ``value_model_version``), None without one."""
+    version = tracking.client.get_run(run_id).data.tags.get("value_model_version")
+    if version is None:
+        return None
+    value_run = tracking.client.get_model_version(value_model, version).run_id
+    metrics = tracking.client.get_run(value_run).data.metrics
+    try:
+        plot = mlflow.artifacts.download_artifacts(
+            run_id=value_run,
+            artifact_path="value/backtest_calibration.png",
+            dst_path=str(folder),
+            tracking_uri=tracking.uri,
+        )
+    except MlflowException:
+        return ValueReportInputs(version, metrics, None)
+    return ValueReportInputs(version, metrics, Path(plot).read_bytes())
+
+
 def log_file(tracking: Tracking, run_id: str, path: Path, artifact_dir: str) -> None:
     """Add the file ``path`` to the artifacts of the (finished) run ``run_id``."""
     tracking.client.log_artifact(run_id, str(path), artifact_dir)

@@ -17,7 +17,7 @@ from segcore.storage.hadoop import list_files
 
 FINGERPRINT_TAG = "fingerprint"
 # The config sections that change what training produces.
-_MODEL_SECTIONS = ("as_of", "kmeans", "train", "select", "segments")
+_MODEL_SECTIONS = ("as_of", "kmeans", "train", "select", "segments", "value")
 
 
 def segcore_version() -> str:

@@ -1,5 +1,5 @@
-"""The registered segment model: logging a version from code, registering it with its aliases,
-resolving and loading versions, and the pyfunc as a Spark UDF."""
+"""The registered models (segments, and customer value): logging a version from code, registering
+it with its aliases, resolving and loading versions, and the segment pyfunc as a Spark UDF."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from segcore.runtime.logs import log
 from segcore.runtime.stopping import signals_held
 from segcore.tracking.lifecycle import TrackedRun
 from segcore.tracking.store import Tracking
+from segcore.value.inputs import INPUT_COLUMNS
+from segcore.value.model import SCORE_COLUMNS, ValueModel
+from segcore.value.model import STATE_ARTIFACT as VALUE_STATE_ARTIFACT
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 # What the model's code imports (segcore.model), pinned at the training environment's versions;
@@ -30,6 +33,7 @@ CHALLENGER, CHAMPION = "challenger", "champion"
 MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pyspark")
 SEGCORE_SOURCE = Path(segcore.__file__).parent
 MODEL_CODE = SEGCORE_SOURCE / "model" / "pyfunc.py"
+VALUE_MODEL_CODE = SEGCORE_SOURCE / "value" / "pyfunc.py"
 # Registered-model tag: the first segment id no version of the model has used (see segcore.train.align).
 NEXT_ID_TAG = "next_segment_id"
 
@@ -42,10 +46,10 @@ class RegisteredModel:
     is_champion: bool
 
 
-def signature(features: list[str]) -> ModelSignature:
+def signature(inputs: dict[str, str], outputs: dict[str, str]) -> ModelSignature:
     return ModelSignature(
-        inputs=Schema([ColSpec("double", name) for name in features]),
-        outputs=Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS.items()]),
+        inputs=Schema([ColSpec(kind, name) for name, kind in inputs.items()]),
+        outputs=Schema([ColSpec(kind, name) for name, kind in outputs.items()]),
     )
 
 
@@ -54,22 +58,52 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS]
 
 
-def log_model(model: SegmentModel) -> str:
-    """Log the model in the active run, not registered yet; returns its model URI."""
+def _log_from_code(
+    code: Path, state_name: str, state_json: str, model_signature: ModelSignature, example: pd.DataFrame
+) -> str:
+    """Log a pyfunc model built by ``code`` from its JSON state in the active run; returns its URI."""
     with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp, "segment_model.json")
-        state.write_text(model.to_json())
+        state = Path(tmp, f"{state_name}.json")
+        state.write_text(state_json)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(MODEL_CODE),
+            python_model=str(code),
             code_paths=[str(SEGCORE_SOURCE)],
-            artifacts={STATE_ARTIFACT: str(state)},
-            signature=signature(model.features),
-            # Segment centres in original units: aggregates, never a customer's row.
-            input_example=pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
+            artifacts={state_name: str(state)},
+            signature=model_signature,
+            input_example=example,
             pip_requirements=pinned_requirements(),
         )
     return info.model_uri
+
+
+def log_model(model: SegmentModel) -> str:
+    """Log the segment model in the active run, not registered yet; returns its model URI."""
+    return _log_from_code(
+        MODEL_CODE,
+        STATE_ARTIFACT,
+        model.to_json(),
+        signature(dict.fromkeys(model.features, "double"), OUTPUT_COLUMNS),
+        # Segment centres in original units: aggregates, never a customer's row.
+        pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
+    )
+
+
+# The value model's example input: made-up customers (one-time buyer, a regular, a lapsed regular).
+VALUE_EXAMPLE = pd.DataFrame(
+    [[0.0, 0.0, 30.0, 0.0], [6.0, 170.0, 180.0, 45.0], [6.0, 60.0, 180.0, 45.0]], columns=list(INPUT_COLUMNS)
+)
+
+
+def log_value_model(model: ValueModel) -> str:
+    """Log the customer value model in the active run, not registered yet; returns its model URI."""
+    return _log_from_code(
+        VALUE_MODEL_CODE,
+        VALUE_STATE_ARTIFACT,
+        model.to_json(),
+        signature(dict.fromkeys(INPUT_COLUMNS, "double"), SCORE_COLUMNS),
+        VALUE_EXAMPLE,
+    )
 
 
 def _create_registered_model(tracking: Tracking) -> None:
@@ -81,10 +115,15 @@ def _create_registered_model(tracking: Tracking) -> None:
 
 
 def register(
-    tracking: Tracking, model_uri: str, next_id: int, version_tags: dict[str, str], run: TrackedRun
+    tracking: Tracking,
+    model_uri: str,
+    next_id: int | None,
+    version_tags: dict[str, str],
+    run: TrackedRun,
+    pause_at: str = "register",
 ) -> RegisteredModel:
     """The last step of training ``run``: raise the model's ``next_segment_id`` tag to at least
-    ``next_id``, register ``model_uri`` as a new version (tagged ``version_tags``) with alias
+    ``next_id`` (segment models), register ``model_uri`` as a new version (tagged ``version_tags``) with alias
     ``challenger`` (``champion`` too when the model has none yet), tag the run with it and end the
     run FINISHED. Anything that stops this before the run has ended (an error, SIGTERM, SIGINT)
     deletes the version again and gives ``challenger`` back to the version that had it; a process
@@ -92,11 +131,12 @@ def register(
     (:func:`segcore.tracking.lifecycle.delete_unfinished_versions`)."""
     client, name = tracking.client, tracking.model_name
     _create_registered_model(tracking)
-    client.set_registered_model_tag(name, NEXT_ID_TAG, str(max(next_free_id(tracking), next_id)))
+    if next_id is not None:
+        client.set_registered_model_tag(name, NEXT_ID_TAG, str(max(next_free_id(tracking), next_id)))
     previous = alias_version(tracking, CHALLENGER)
     version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
     try:
-        pause("register")
+        pause(pause_at)
         client.set_registered_model_alias(name, CHALLENGER, version)
         champion = alias_version(tracking, CHAMPION)
         if champion is None:
@@ -194,6 +234,11 @@ def version_run_id(tracking: Tracking, version: str) -> str:
 
 def load_segment_model(model_uri: str) -> SegmentModel:
     """The model's state, read from its JSON artifact."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+
+
+def load_value_model(model_uri: str) -> ValueModel:
+    """The customer value model's state, read from its JSON artifact."""
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
 
 

@@ -2,9 +2,10 @@
 ids stable against the champion, profile and name the segments, and record it all in MLflow (a
 parent run, a child run per k) with a new registered model version.
 
-The feature table is read with Spark; the preparation is fitted and the profile aggregated there
-for every engine, so only centres, aggregates and a seeded sample (for the quality metrics,
-stability and the projection plot) reach the driver.
+The customer value model (:mod:`segcore.value`) is trained first, in a child run, and registered
+as a model of its own. The feature table is read with Spark; the preparation is fitted and the
+profile aggregated there for every engine, so only centres, aggregates and a seeded sample (for
+the quality metrics, stability and the projection plot) reach the driver.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from segcore.train.inputs import prepare_inputs, read_features, read_input_rows
 from segcore.train.recording import draw_report, record_every_k, record_training, training_params
 from segcore.train.segments import Segments, build_segments
 from segcore.train.sweep import Selection, fit_every_k, k_values, select_k
+from segcore.value.stage import VALUE_VERSION_TAG, ValueResult, train_value
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class TrainResult:
     k_reason: str
     warnings: list[str]
     report_html: str
+    value: ValueResult | None
 
 
 def unchanged_version(spark: SparkSession, config: Config) -> RegisteredModel | None:
@@ -70,6 +73,11 @@ def train_segments(spark: SparkSession, config: Config) -> TrainResult:
 def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: TrackedRun) -> TrainResult:
     frame, path = read_features(spark, config)
     workers = engine_workers(spark, config.kmeans)  # before the work: an unreachable scheduler stops it
+    lineage = run_tags(spark, config, workers)
+    version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
+    value = (
+        train_value(spark, config, tracking, frame, lineage, version_tags) if config.value.enabled else None
+    )
     inputs = prepare_inputs(config, frame, path)
     ks = k_values(config, inputs.rows)
     champion = load_alias(tracking, CHAMPION)
@@ -77,12 +85,9 @@ def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: 
     segments = build_segments(config, inputs, selection, champion, next_free_id(tracking))
     report = draw_report(config, inputs, selection, segments)
     with step("train", "record the run and register the model"):
-        run.set_tags(
-            {
-                **run_tags(spark, config, workers),
-                "mlflow.runName": f"train-{config.as_of}-k{selection.chosen}",
-            }
-        )
+        run.set_tags({**lineage, "mlflow.runName": f"train-{config.as_of}-k{selection.chosen}"})
+        if value is not None:
+            run.set_tags({VALUE_VERSION_TAG: value.model.version})
         record_every_k(run, config, selection)
         input_rows = {f"input_rows_{table}": n for table, n in read_input_rows(spark, path).items()}
         record_training(
@@ -93,13 +98,17 @@ def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: 
             report,
             {**training_params(config, selection, inputs), **input_rows},
         )
-        version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
         registered = register(tracking, log_model(segments.model), segments.model.next_id, version_tags, run)
-    return _result(run, registered, selection, segments, report.page)
+    return _result(run, registered, selection, segments, report.page, value)
 
 
 def _result(
-    run: TrackedRun, registered: RegisteredModel, selection: Selection, segments: Segments, page: str
+    run: TrackedRun,
+    registered: RegisteredModel,
+    selection: Selection,
+    segments: Segments,
+    page: str,
+    value: ValueResult | None,
 ) -> TrainResult:
     return TrainResult(
         run.run_id,
@@ -112,4 +121,5 @@ def _result(
         selection.reason,
         selection.warnings,
         page,
+        value,
     )

@@ -53,6 +53,28 @@ def test_a_planted_migration_is_reported_and_below_the_thresholds_exits_0(spark,
     assert "no drift threshold crossed" in printed
 
 
+def test_a_shift_of_the_high_risk_share_is_measured_per_segment_and_alerts(spark, drift_months, capsys):
+    config = drift_months["config"]
+    shares = {}
+    for as_of in (config.as_of, LATER):
+        scoring = read_partition(spark, config.partition("segments", as_of), "segments", "").toPandas()
+        shares[as_of] = scoring.assign(high=scoring.risk_band == "high").groupby("segment_id").high.mean()
+    expected = (shares[LATER] - shares[config.as_of]).dropna()
+    largest = expected.abs().max()
+    assert largest > 0
+    off = ["drift.max_psi=null", "drift.max_segment_psi=null", "drift.max_share_shift=null"]
+    code = main(drift_args(drift_months, *off, f"drift.max_risk_shift={largest / 2}"))
+    captured = capsys.readouterr()
+    assert code == 4
+    assert "high-risk share" in captured.err and "beyond drift.max_risk_shift" in captured.err
+    assert "high_risk_shift_pp" in captured.out
+    target = f"{config.path('drift')}/from=2026-06-30_to={LATER}"
+    folder = resolve_partition(spark, target)
+    segments = pd.read_csv(io.StringIO(read_text(spark, f"{folder}/_segments.csv"))).set_index("segment_id")
+    for segment, shift in expected.items():
+        assert segments.loc[segment, "risk_shift"] == pytest.approx(shift, abs=1e-9)
+
+
 def test_a_missing_scoring_exits_2_naming_the_partition_and_the_command(drift_months, capsys):
     code = main(drift_args(drift_months)[:1] + ["--from", "2026-05-31", *drift_args(drift_months)[3:]])
     error = capsys.readouterr().err

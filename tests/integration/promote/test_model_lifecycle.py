@@ -171,8 +171,12 @@ def test_the_report_shows_each_scoring_and_the_latest_migration(spark, lifecycle
         "projection.png",
         "history.png",
         "migration.png",
+        "value_calibration.png",
     ]
-    table = page.split("Share of customers by scoring")[1]
+    value_version = lifecycle["first"].value.model.version
+    assert f"Churn risk and value (customer_value version {value_version})" in page
+    assert "Backtest over the last 90 days before as_of" in page
+    table = page.split("Share of customers by scoring")[1].split("<h2>Churn risk and value")[0]
     data = lifecycle["config"].model_dump(mode="json")
     profiles = {
         as_of: read_partition(
@@ -182,8 +186,10 @@ def test_the_report_shows_each_scoring_and_the_latest_migration(spark, lifecycle
         .set_index("segment_id")
         for as_of in (MAY, JUNE)
     }
-    for segment_id, row in profiles[JUNE].iterrows():
-        may, june = profiles[MAY].share.get(segment_id), row.share
-        name = re.escape(row.segment_name)
-        cells = rf"<th>{segment_id}</th>\s*<th>{name}</th>\s*<td>{may:.1%}</td>\s*<td>{june:.1%}</td>"
-        assert re.search(cells, table), segment_id
+    risk_table = page.split("Share of customers at high churn risk, by scoring")[1]
+    for column, shown in (("share", table), ("high_risk_share", risk_table)):
+        for segment_id, row in profiles[JUNE].iterrows():
+            may, june = profiles[MAY][column].get(segment_id), row[column]
+            name = re.escape(row.segment_name)
+            cells = rf"<th>{segment_id}</th>\s*<th>{name}</th>\s*<td>{may:.1%}</td>\s*<td>{june:.1%}</td>"
+            assert re.search(cells, shown), (column, segment_id)

@@ -29,6 +29,13 @@ def test_every_customer_is_scored_exactly_once(outputs):
         "segment_name",
         "distance",
         "model_version",
+        "p_alive",
+        "expected_purchases",
+        "expected_spend",
+        "expected_value",
+        "churn_risk",
+        "risk_band",
+        "value_model_version",
     ]
     assert (segments.distance >= 0).all()
 

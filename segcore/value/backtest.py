@@ -1,0 +1,129 @@
+"""The value model backtested on the customers' own future: fitted as of ``as_of − horizon`` and
+compared with what each customer did in ``[as_of − horizon, as_of)``, beside a naive baseline
+that projects each customer's past repeat-purchase rate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from segcore.config import Config
+from segcore.errors import TrainingError
+from segcore.features.aggregates import apply_returns, orders_of_lines
+from segcore.lake.tables import load_table
+from segcore.value.fit import T, ValueFit, X, fit_value_model
+from segcore.value.inputs import purchase_days, purchases_between, value_inputs
+from segcore.value.scoring import with_value_scores
+
+DECILES = 10
+# Churn AUCs closer than this are a tie: on a few thousand customers the difference is noise.
+AUC_TIE = 0.01
+
+
+@dataclass(frozen=True)
+class Backtest:
+    cutoff: dt.date
+    fit: ValueFit
+    metrics: dict[str, float]  # model_* and naive_* figures side by side
+    deciles: pd.DataFrame  # mean predicted, naive and actual purchases per decile of prediction
+
+    @property
+    def worse_than_naive(self) -> bool:
+        """A larger error per customer than the baseline's, or a churn AUC lower by over :data:`AUC_TIE`."""
+        m = self.metrics
+        return m["model_mae"] > m["naive_mae"] or m["model_churn_auc"] < m["naive_churn_auc"] - AUC_TIE
+
+
+def order_days(spark: SparkSession, config: Config) -> DataFrame:
+    """The lake's purchase days before ``as_of`` (:func:`segcore.value.inputs.purchase_days`)."""
+    orders = load_table(spark, config, "orders", ["customer_id", "order_ts", "amount"], ["order_id"])
+    return purchase_days(orders_of_lines(apply_returns(orders.frame, config.features.returns)))
+
+
+def run_backtest(spark: SparkSession, config: Config, days: DataFrame) -> Backtest:
+    """Fit at ``as_of − value.horizon_days`` on ``days`` and score that fit against the horizon."""
+    horizon = config.value.horizon_days
+    cutoff = config.as_of - dt.timedelta(days=horizon)
+    days = days.cache()  # read for the calibration inputs, the fit and the actual purchases
+    try:
+        return _backtest(config, days, cutoff)
+    finally:
+        days.unpersist()
+
+
+def _backtest(config: Config, days: DataFrame, cutoff: dt.date) -> Backtest:
+    horizon = config.value.horizon_days
+    calibration = value_inputs(days, cutoff)
+    if calibration.where(F.col(X) > 0).isEmpty():
+        raise TrainingError(
+            f"value.horizon_days ({horizon}) is longer than the order history allows: no customer bought "
+            f"twice before {cutoff} (as_of {config.as_of} minus the horizon): shorten value.horizon_days "
+            "or set value.backtest: false"
+        )
+    fit = fit_value_model(calibration, config)
+    actual = purchases_between(days, cutoff, config.as_of)
+    scored = (
+        with_value_scores(calibration, fit.model)
+        .join(actual, "customer_id", "left")
+        .fillna(0.0, ["actual_purchases"])
+        .withColumns(_naive(horizon))
+        .withColumn("lapsed", (F.col("actual_purchases") == 0).cast("double"))
+        .cache()
+    )
+    try:
+        return Backtest(cutoff, fit, _metrics(scored), _deciles(scored))
+    finally:
+        scored.unpersist()
+
+
+def _naive(horizon: int) -> dict[str, Column]:
+    """The baseline: the customer's repeat purchases per day so far, projected over the horizon,
+    and the Poisson chance of no purchase at that rate."""
+    rate = F.coalesce(F.try_divide(F.col(X), F.col(T)), F.lit(0.0))
+    return {"naive_purchases": rate * horizon, "naive_churn_risk": F.exp(-rate * horizon)}
+
+
+def _metrics(scored: DataFrame) -> dict[str, float]:
+    totals = (
+        scored.agg(
+            F.count(F.lit(1)).alias("customers"),
+            F.sum("actual_purchases").alias("actual_purchases"),
+            F.sum("expected_purchases").alias("model_purchases"),
+            F.sum("naive_purchases").alias("naive_purchases"),
+            F.avg(F.abs(F.col("expected_purchases") - F.col("actual_purchases"))).alias("model_mae"),
+            F.avg(F.abs(F.col("naive_purchases") - F.col("actual_purchases"))).alias("naive_mae"),
+            F.avg("lapsed").alias("lapsed_share"),
+        )
+        .first()
+        .asDict()
+    )
+    for name in ("model", "naive"):
+        score = "churn_risk" if name == "model" else "naive_churn_risk"
+        evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol="lapsed")
+        totals[f"{name}_churn_auc"] = evaluator.evaluate(scored)
+    return {key: float(value) for key, value in totals.items()}
+
+
+def _deciles(scored: DataFrame) -> pd.DataFrame:
+    """Customers in deciles of predicted purchases (approximate edges): mean predicted, naive and
+    actual purchases each, the paper's conditional-expectation check."""
+    edges = sorted(
+        set(scored.approxQuantile("expected_purchases", [i / DECILES for i in range(1, DECILES)], 0.001))
+    )
+    decile = sum((F.col("expected_purchases") > edge).cast("int") for edge in edges) + F.lit(1)
+    return (
+        scored.groupBy(decile.alias("decile"))
+        .agg(
+            F.count(F.lit(1)).alias("customers"),
+            F.avg("expected_purchases").alias("predicted"),
+            F.avg("naive_purchases").alias("naive"),
+            F.avg("actual_purchases").alias("actual"),
+        )
+        .orderBy("decile")
+        .toPandas()
+    )

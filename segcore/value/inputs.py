@@ -1,0 +1,61 @@
+"""The value models' inputs per customer, in Spark, from the orders of
+:func:`segcore.features.aggregates.orders_of_lines`.
+
+A purchase day is a day with a purchase order; its spend is the net amount of that day's purchase
+orders (returns within an order netted, return-only orders left out). Before ``as_of``:
+
+- ``repeat_purchases`` (x): purchase days after the first one;
+- ``repeat_span_days`` (t_x): days from the first to the last purchase day;
+- ``observed_days`` (T): days from the first purchase day to the day before ``as_of``, the end of
+  the calibration period (:data:`NO_PURCHASE` for a customer without a purchase);
+- ``repeat_spend_mean``: mean spend per repeat purchase day (0 without one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+INPUT_COLUMNS = ("repeat_purchases", "repeat_span_days", "observed_days", "repeat_spend_mean")
+NO_PURCHASE = -1.0
+
+
+def purchase_days(orders: DataFrame) -> DataFrame:
+    """customer_id, day, spend: one row per customer and purchase day."""
+    return orders.where("purchase").groupBy("customer_id", "day").agg(F.sum("net").alias("spend"))
+
+
+def value_inputs(days: DataFrame, as_of: dt.date) -> DataFrame:
+    """:data:`INPUT_COLUMNS` per customer with a purchase day (of :func:`purchase_days`) before ``as_of``."""
+    summary = (
+        days.where(F.col("day") < F.lit(as_of))
+        .groupBy("customer_id")
+        .agg(
+            F.count(F.lit(1)).alias("_days"),
+            F.min("day").alias("_first"),
+            F.max("day").alias("_last"),
+            F.sum("spend").alias("_spend"),
+            F.min_by("spend", "day").alias("_first_spend"),
+        )
+    )
+    repeats = (F.col("_days") - 1).cast("double")
+    repeat_spend = F.try_divide(F.col("_spend") - F.col("_first_spend"), repeats)
+    return summary.select(
+        "customer_id",
+        repeats.alias("repeat_purchases"),
+        F.datediff("_last", "_first").cast("double").alias("repeat_span_days"),
+        F.datediff(F.date_sub(F.lit(as_of), 1), "_first").cast("double").alias("observed_days"),
+        F.coalesce(repeat_spend, F.lit(0.0)).cast("double").alias("repeat_spend_mean"),
+    )
+
+
+def purchases_between(days: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
+    """customer_id, actual_purchases: purchase days in ``[start, end)``, for customers with one."""
+    window = (F.col("day") >= F.lit(start)) & (F.col("day") < F.lit(end))
+    return (
+        days.where(window)
+        .groupBy("customer_id")
+        .agg(F.count(F.lit(1)).cast("double").alias("actual_purchases"))
+    )

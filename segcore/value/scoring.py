@@ -1,0 +1,24 @@
+"""Value scores in Spark: the model applied to Arrow batches of the inputs (vectorised NumPy, no
+Python per row)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from segcore.value.inputs import INPUT_COLUMNS
+from segcore.value.model import SCORE_COLUMNS, ValueModel
+
+
+def with_value_scores(frame: DataFrame, model: ValueModel) -> DataFrame:
+    """``frame`` (with :data:`INPUT_COLUMNS`) and :data:`SCORE_COLUMNS` added."""
+
+    @F.pandas_udf(", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS.items()))
+    def scores(x: pd.Series, t_x: pd.Series, T: pd.Series, m: pd.Series) -> pd.DataFrame:
+        return model.score(pd.DataFrame(dict(zip(INPUT_COLUMNS, (x, t_x, T, m), strict=True))))
+
+    inputs = [F.col(c).cast("double") for c in INPUT_COLUMNS]
+    return frame.withColumn("_value", scores(*inputs)).select(
+        *[c for c in frame.columns], *[F.col(f"_value.{c}").alias(c) for c in SCORE_COLUMNS]
+    )
