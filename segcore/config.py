@@ -94,6 +94,27 @@ class LakeConfig(_Strict):
             raise ValueError("the orders table is required: give its path or query")
         return value
 
+    @model_validator(mode="after")
+    def _tables_without_path_or_query(self) -> LakeConfig:
+        """``customers: {path: null}`` means no customers table, like ``customers: null`` (events
+        alike); a table with other settings but neither path nor query is refused."""
+        for name in ("customers", "events"):
+            table = getattr(self, name)
+            if table is None or table.path is not None or table.query is not None:
+                continue
+            others = sorted(table.model_fields_set - {"path", "query"})
+            if others:
+                raise ValueError(
+                    f"lake.{name} sets {others} but neither path nor query: give its path (a folder) or "
+                    f"query, or write lake.{name}: null for a lake without that table"
+                )
+            object.__setattr__(self, name, None)
+        if self.orders.path is None and self.orders.query is None:
+            raise ValueError(
+                "the orders table is required: give lake.orders.path (a folder) or lake.orders.query"
+            )
+        return self
+
     @field_validator("sources")
     @classmethod
     def _view_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:

@@ -129,6 +129,8 @@ def train(tmp_path: Path, features: Path, scheduler: str):
         "kmeans.engine=dask",
         "--set",
         f"kmeans.dask.scheduler={scheduler}",
+        "--set",
+        "value.enabled=false",  # a table of k-means features only
     )
 
 

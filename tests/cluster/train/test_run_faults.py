@@ -35,7 +35,7 @@ def _start(workdir: Path, features: str, *extra: str, pause: str | None = None) 
     if pause:
         env[PAUSE_ENV] = pause
     settings = [f"workdir={workdir}", f"features.output={features}", f"as_of={AS_OF}", "kmeans.k=3"]
-    settings.append("select.stability_bootstraps=2")
+    settings += ["select.stability_bootstraps=2", "value.backtest=false"]  # the workdir has no lake
     command = [
         str(SEGCORE),
         "train",

@@ -92,3 +92,29 @@ def test_an_impossible_date_is_named_by_its_key(tmp_path):
     for loaded in (lambda: load_config(str(config)), lambda: build_config({}, ["as_of=2026-02-30"])):
         with pytest.raises(ConfigError, match=r"config key 'as_of': .*day value is outside .*'2026-02-30'"):
             loaded()
+
+
+@pytest.mark.parametrize("table", ["customers", "events"])
+def test_a_table_with_a_null_path_is_a_lake_without_it(table):
+    """``customers: {path: null}`` (issue 8's form) and ``customers: null`` mean the same."""
+    as_mapping = build_config({"lake": {table: {"path": None}}})
+    as_null = build_config({"lake": {table: None}})
+    assert getattr(as_mapping.lake, table) is None and as_mapping == as_null
+    assert build_config({}, [f"lake.{table}.path=null"]) == as_null
+
+
+@pytest.mark.parametrize(
+    "lake, message",
+    [
+        ({"orders": {"path": None}}, "the orders table is required: give lake.orders.path"),
+        ({"orders": None}, "the orders table is required"),
+        (
+            {"customers": {"path": None, "filter": "signup_date > '2020-01-01'"}},
+            r"lake.customers sets \['filter'\] but neither path nor query",
+        ),
+        ({"sources": {"crm": {"path": None}}}, r"config key 'lake.sources.crm.path'"),
+    ],
+)
+def test_a_table_without_a_source_is_refused_by_its_key(lake, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config({"lake": lake})
