@@ -44,6 +44,7 @@ class RegisteredModel:
     version: str
     uri: str
     is_champion: bool
+    replaced_challenger: str | None = None  # the version that held ``challenger`` before this one
 
 
 def signature(inputs: dict[str, str], outputs: dict[str, str]) -> ModelSignature:
@@ -148,7 +149,17 @@ def register(
             with signals_held():
                 _unregister(tracking, version, previous)
         raise
-    return RegisteredModel(name, version, tracking.model_uri(version), champion is None)
+    return RegisteredModel(name, version, tracking.model_uri(version), champion is None, previous)
+
+
+def withdraw(tracking: Tracking, registered: RegisteredModel) -> None:
+    """Delete a version that ``register`` made, giving ``challenger`` back: its training failed later."""
+    _unregister(tracking, registered.version, registered.replaced_challenger)
+    log.warning(
+        "train: withdrew version %s of %s: the training failed after registering it",
+        registered.version,
+        registered.name,
+    )
 
 
 def _unregister(tracking: Tracking, version: str, previous_challenger: str | None) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from segcore.config import Config
 from segcore.report.console import summary_table
 from segcore.runtime.logs import step
+from segcore.runtime.stopping import signals_held
 from segcore.tracking.lifecycle import TrackedRun, delete_unfinished_versions, end_abandoned_runs, tracked_run
 from segcore.tracking.lineage import FINGERPRINT_TAG, fingerprint, run_tags
 from segcore.tracking.registry import (
@@ -28,6 +29,7 @@ from segcore.tracking.registry import (
     log_model,
     next_free_id,
     register,
+    withdraw,
 )
 from segcore.tracking.store import Tracking, open_tracking
 from segcore.train.engines import engine_workers
@@ -35,7 +37,7 @@ from segcore.train.inputs import prepare_inputs, read_features, read_input_rows
 from segcore.train.recording import draw_report, record_every_k, record_training, training_params
 from segcore.train.segments import Segments, build_segments
 from segcore.train.sweep import Selection, fit_every_k, k_values, select_k
-from segcore.value.stage import VALUE_VERSION_TAG, ValueResult, train_value
+from segcore.value.stage import VALUE_VERSION_TAG, ValueResult, train_value, value_tracking
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,30 @@ def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: 
     workers = engine_workers(spark, config.kmeans)  # before the work: an unreachable scheduler stops it
     lineage = run_tags(spark, config, workers)
     version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
-    value = (
-        train_value(spark, config, tracking, frame, lineage, version_tags) if config.value.enabled else None
-    )
+    if not config.value.enabled:
+        return _train_segments(spark, config, tracking, run, (frame, path), lineage, version_tags, None)
+    value = train_value(spark, config, tracking, frame, lineage, version_tags)
+    try:
+        return _train_segments(spark, config, tracking, run, (frame, path), lineage, version_tags, value)
+    except BaseException:
+        if not run.finished:  # a value version is paired with a segment version, or it goes
+            with signals_held():
+                withdraw(value_tracking(tracking, config), value.model)
+        raise
+
+
+def _train_segments(
+    spark: SparkSession,
+    config: Config,
+    tracking: Tracking,
+    run: TrackedRun,
+    features: tuple[DataFrame, str],
+    lineage: dict[str, str],
+    version_tags: dict[str, str],
+    value: ValueResult | None,
+) -> TrainResult:
+    """Everything after the value model: fit, choose, align, profile, record and register."""
+    frame, path = features
     inputs = prepare_inputs(config, frame, path)
     ks = k_values(config, inputs.rows)
     champion = load_alias(tracking, CHAMPION)

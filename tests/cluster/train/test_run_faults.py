@@ -74,6 +74,18 @@ def _parents(client: MlflowClient) -> list:
     return [run for run in _runs(client) if "mlflow.parentRunId" not in run.data.tags]
 
 
+def _assert_value_version_withdrawn(client: MlflowClient, parent_run_id: str) -> None:
+    """The failed train had registered its value model (a child run) before it failed; the
+    version is gone again, so no value version outlives the segment version it pairs with."""
+    experiment = client.get_experiment_by_name("segcore")
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    (value_run,) = [c for c in children if c.info.run_name.startswith("value-")]
+    assert value_run.info.status == "FINISHED"
+    assert (
+        client.search_model_versions(f"name = 'customer_value' and run_id = '{value_run.info.run_id}'") == []
+    )
+
+
 def _aliases(client: MlflowClient) -> dict[str, str]:
     return {alias: str(version) for alias, version in client.get_registered_model(MODEL).aliases.items()}
 
@@ -161,6 +173,8 @@ def test_sigterm_while_training_ends_the_run_killed_with_the_reason(faults):
     reason = run.data.tags[FAILURE_TAG]
     assert reason.startswith("stopped by SIGTERM (a scheduler or a user ended"), (reason, stderr[-3000:])
     assert not faults["client"].search_model_versions(f"name = '{MODEL}' and run_id = '{run.info.run_id}'")
+    _assert_value_version_withdrawn(faults["client"], run.info.run_id)
+    assert "withdrew version" in stderr
 
 
 def test_sigterm_during_registration_deletes_the_version_and_gives_challenger_back(faults):
@@ -186,6 +200,7 @@ def test_a_failing_train_ends_its_run_failed_with_the_reason(spark, lake, faults
     run = _parents(faults["client"])[-1]
     assert run.info.status == "FAILED"
     assert run.data.tags[FAILURE_TAG].startswith("TrainingError: kmeans.k=100000 is larger than the number")
+    _assert_value_version_withdrawn(faults["client"], run.info.run_id)
 
 
 def test_after_every_fault_no_run_is_running_and_every_version_comes_from_a_finished_run(faults):
