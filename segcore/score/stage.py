@@ -22,6 +22,7 @@ from segcore.tracking.registry import (
     load_value_model,
     resolve_version,
     spark_assigner,
+    version_run_id,
 )
 from segcore.tracking.store import Tracking, open_tracking
 from segcore.value.inputs import INPUT_COLUMNS
@@ -78,9 +79,7 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
 
 def _value_model(tracking: Tracking, config: Config, segment_version: str) -> _Value:
     """The value model registered by the training run of ``segment_version``."""
-    run = tracking.client.get_run(
-        tracking.client.get_model_version(tracking.model_name, segment_version).run_id
-    )
+    run = tracking.client.get_run(version_run_id(tracking, segment_version))
     version = run.data.tags.get(VALUE_VERSION_TAG)
     if version is None:
         raise ModelError(

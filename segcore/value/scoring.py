@@ -20,5 +20,5 @@ def with_value_scores(frame: DataFrame, model: ValueModel) -> DataFrame:
 
     inputs = [F.col(c).cast("double") for c in INPUT_COLUMNS]
     return frame.withColumn("_value", scores(*inputs)).select(
-        *[c for c in frame.columns], *[F.col(f"_value.{c}").alias(c) for c in SCORE_COLUMNS]
+        *frame.columns, *[F.col(f"_value.{c}").alias(c) for c in SCORE_COLUMNS]
     )

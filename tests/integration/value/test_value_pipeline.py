@@ -139,3 +139,17 @@ def test_a_horizon_longer_than_the_history_stops_train_with_exit_2_and_registers
     assert client.search_model_versions("name = 'customer_segments'") == []
     (train,) = [r for r in client.search_runs(["1"]) if "mlflow.parentRunId" not in r.data.tags]
     assert train.info.status == "FAILED"
+
+
+def test_scoring_with_a_version_trained_without_the_value_model_exits_2_naming_it(
+    pipeline, lake, tmp_path, capsys
+):
+    features = pipeline["config"].path(pipeline["config"].features.output)
+    config = make_config(tmp_path, lake, features__output=features, value__enabled=False)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config_to_yaml(config))
+    assert main(["train", "--config", str(config_file)]) == 0
+    assert main(["score", "--config", str(config_file), "--set", "value.enabled=true"]) == 2
+    err = capsys.readouterr().err
+    assert "version 1 of 'customer_segments' was trained without a customer value model" in err
+    assert not (tmp_path / "segments").exists()
