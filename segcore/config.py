@@ -288,6 +288,31 @@ class ValueConfig(_Strict):
         return list(self.risk_bands)[-1]
 
 
+class AudienceConfig(_Strict):
+    """One audience a CRM loads (``segcore audiences``): the customers of a scoring that ``where``
+    accepts, with a control group held back."""
+
+    where: str  # Spark SQL predicate over the scoring's columns (segment_name, churn_risk_band, ...)
+    columns: list[str] = Field(default_factory=list)  # customers table columns to add, e.g. email
+    control_share: float = Field(0.1, ge=0, lt=1)  # held back from the CRM file, by customer id hash
+    salt: str | None = None  # of the control group's hash (null: the audience's name)
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _predicate_text(cls, value: Any) -> Any:
+        """``where: true`` (everyone) reaches the config as YAML's boolean: it is Spark SQL's too."""
+        return str(value).lower() if isinstance(value, bool) else value
+
+
+class CampaignsConfig(_Strict):
+    """Where audiences are written, and what ``segcore lift`` and the KPIs measure."""
+
+    audiences_output: str = "audiences"  # <output>/as_of=YYYY-MM-DD/<audience>/
+    # A group (treatment or control, per segment) with fewer customers gets no interval.
+    min_group_customers: int = Field(30, ge=2)
+    confidence: float = Field(0.95, gt=0, lt=1)  # of lift intervals
+
+
 class MlflowConfig(_Strict):
     """Where runs and models are recorded. ``tracking_uri: null`` means MLFLOW_TRACKING_URI, or
     the embedded SQLite store ``sqlite:///<workdir>/mlflow.db``."""
@@ -312,7 +337,18 @@ class Config(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
     value: ValueConfig = Field(default_factory=ValueConfig)
+    audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
+    campaigns: CampaignsConfig = Field(default_factory=CampaignsConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+    @field_validator("audiences")
+    @classmethod
+    def _folder_names(cls, value: dict[str, AudienceConfig]) -> dict[str, AudienceConfig]:
+        """An audience's name is a folder of its export and part of file names a CRM sees."""
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+                raise ValueError(f"audience name {name!r}: use letters, digits, '_' and '-' only")
+        return value
 
     @model_validator(mode="after")
     def _fixed_k_in_range(self) -> Config:

@@ -16,6 +16,17 @@ from segcore.runtime.logs import log, quiet_spark, setup_logging, step
 from segcore.runtime.stopping import raise_on_signals, stopped_by
 
 
+def run_extend(out: str, days: int, seed: int, campaign: str | None, effect: float) -> None:
+    from segcore.sample.extend import extend_lake
+
+    extension = extend_lake(out, days, seed, campaign, effect)
+    treated = f"; {extension.treated:,} treated customers order at {1 + effect:g}x" if campaign else ""
+    print(
+        f"lake {extension.path}: {extension.start} to {extension.end} added, {extension.orders:,} orders, "
+        f"{extension.events:,} events{treated}"
+    )
+
+
 def run_generate(
     out: str, customers: int, seed: int, end: dt.date, shape: str = "sample", lapsing: float = 0.0
 ) -> None:
@@ -189,9 +200,37 @@ def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = Fals
     print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
 
 
+def run_audiences(config: Config, names: list[str] | None, verbose: bool = False) -> None:
+    from segcore.audiences.stage import audience_file, chosen_audiences, export_audiences
+    from segcore.report.console import audiences_table
+    from segcore.tracking.store import check_tracking
+
+    chosen_audiences(config, names)  # a config mistake is reported before Spark starts
+    check_tracking(config)
+    spark = _spark("segcore-audiences", verbose)
+    exports, run_id = export_audiences(spark, config, names)
+    print(f"audiences as of {config.as_of} (run {run_id}):")
+    print(audiences_table(exports).to_string(index=False))
+    for export in exports:
+        print(f"{export.name}: CRM file {audience_file(spark, export.path)}")
+
+
+def run_lift(config: Config, audience: str, start: dt.date, days: int, verbose: bool = False) -> None:
+    from segcore.lift.stage import measure_lift
+    from segcore.report.console import lift_report
+    from segcore.tracking.store import check_tracking
+
+    check_tracking(config)
+    print(lift_report(measure_lift(_spark("segcore-lift", verbose), config, audience, start, days)))
+
+
 def _run(args: argparse.Namespace) -> None:
     """Run the subcommand ``args.command``."""
     if args.command == "generate":
+        if args.extend_days is not None:
+            return run_extend(args.out, args.extend_days, args.seed, args.campaign, args.effect)
+        if args.campaign or args.effect:
+            raise SegcoreError("--campaign and --effect apply with --extend-days only")
         return run_generate(args.out, args.customers, args.seed, args.end, args.shape, args.lapsing)
     if args.command == "demo":
         from segcore.cli.demo import run_demo
@@ -206,6 +245,8 @@ def _run(args: argparse.Namespace) -> None:
         "promote": lambda: run_promote(config, args.version, args.force),
         "report": lambda: run_report(config, args.run_id, args.out, args.verbose),
         "drift": lambda: run_drift(config, args.start, args.end, args.verbose),
+        "audiences": lambda: run_audiences(config, args.names, args.verbose),
+        "lift": lambda: run_lift(config, args.audience, args.start, args.days, args.verbose),
     }
     commands[args.command]()
 

@@ -51,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
         "table (conf/examples/transactions.yaml); normalized: order headers, lines, customer keys, "
         "products (conf/examples/normalized.yaml)",
     )
+    generate.add_argument(
+        "--extend-days",
+        type=int,
+        metavar="N",
+        help="extend the sample lake at --out by N days after its last order instead of writing a new one",
+    )
+    generate.add_argument(
+        "--campaign",
+        metavar="AUDIENCE_DIR",
+        help="with --extend-days: an audience export (or its treatment.csv) whose customers order more",
+    )
+    generate.add_argument(
+        "--effect",
+        type=float,
+        default=0.0,
+        help="with --campaign: the treatment list's order rate is (1 + effect) times its own",
+    )
 
     for name, text in (
         ("features", "build the feature table for as_of (Spark)"),
@@ -100,6 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=50_000)
     demo.add_argument("--seed", type=int, default=7)
     _add_config_arguments(demo)
+
+    audiences = commands.add_parser(
+        "audiences", help="export the configured audiences of the as_of scoring for a CRM (Spark)"
+    )
+    audiences.add_argument(
+        "--name", dest="names", action="append", metavar="AUDIENCE", help="only this audience (repeatable)"
+    )
+    _add_config_arguments(audiences)
+
+    lift = commands.add_parser(
+        "lift", help="an audience's treatment against its control group after a campaign (Spark)"
+    )
+    lift.add_argument(
+        "--audience", required=True, help="a configured audience, exported on or before --start"
+    )
+    lift.add_argument("--start", type=_date, required=True, metavar="DATE", help="the campaign's first day")
+    lift.add_argument("--days", type=int, required=True, metavar="N", help="days measured from --start")
+    _add_config_arguments(lift)
 
     drift = commands.add_parser(
         "drift", help="migration and drift between the scorings of two dates (exit 4 above drift.*)"

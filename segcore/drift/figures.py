@@ -81,8 +81,8 @@ def _segment_sizes(scoring: DataFrame, features: DataFrame, high_risk_band: str)
     revenue = F.col(REVENUE_FEATURE) if REVENUE_FEATURE in features.columns else F.lit(None)
     names = F.col("segment_name") if "segment_name" in scoring.columns else F.lit(None).cast("string")
     high_risk = F.lit(None).cast("double")
-    if "risk_band" in scoring.columns:
-        high_risk = (F.col("risk_band") == F.lit(high_risk_band)).cast("double")
+    if "churn_risk_band" in scoring.columns:
+        high_risk = (F.col("churn_risk_band") == F.lit(high_risk_band)).cast("double")
     return (
         scoring.select("customer_id", "segment_id", names.alias("segment_name"), high_risk.alias("high_risk"))
         .join(features.select("customer_id", revenue.cast("double").alias("revenue")), "customer_id", "left")

@@ -248,3 +248,29 @@ def load_table(
     if customers is not None and "customer_id" in kept.columns and table != "customers":
         counts.update(count_orphans(kept, table, customers))
     return InputTable(kept, counts)
+
+
+def customer_columns(spark: SparkSession, config: Config, columns: Sequence[str], key: str) -> DataFrame:
+    """customer_id and ``columns`` of the customers table as the lake holds them (contact columns
+    such as an e-mail, outside segcore's canonical names), one row per customer; ``key`` is the
+    config key that asks for them, named in errors."""
+    settings = config.lake.customers
+    if settings is None:
+        raise LakeError(f"{key} asks for columns of table 'customers', but lake.customers is null")
+    source = settings.columns.get("customer_id", "customer_id")
+    if source is None:
+        raise LakeError(f"{key} needs the customers table's lake.customers.columns.customer_id")
+    frame = _source(spark, config, "customers", [source, *columns])
+    if settings.filter:
+        frame = frame.where(F.expr(settings.filter))
+    present = {column.lower(): column for column in frame.columns}
+    missing = [column for column in columns if column.lower() not in present]
+    if missing:
+        raise LakeError(
+            f"{key}: table 'customers' has no column(s) {missing}; it has {sorted(frame.columns)}. "
+            "Name columns of the customers table as the lake holds them"
+        )
+    origin = "the result of lake.customers.query" if settings.query else config.path(settings.path)
+    customer_id = _column(frame, origin, "customers", "customer_id", source, optional=False)
+    extra = [F.col(f"`{present[column.lower()]}`").alias(column) for column in columns]
+    return frame.select(customer_id.alias("customer_id"), *extra).dropDuplicates(["customer_id"])

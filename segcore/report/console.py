@@ -1,5 +1,5 @@
-"""Tables printed on the console: the segments of a training, their churn risk and value, and the
-migration between scorings."""
+"""Tables printed on the console: the segments of a training, their churn risk and value, the
+migration between scorings, audience exports and campaign lift."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from segcore.config import ValueConfig
 from segcore.drift.figures import DEPARTED, IDS_NOTE, NEW
 
 if TYPE_CHECKING:
+    from segcore.audiences.stage import AudienceExport
     from segcore.drift.stage import DriftResult
+    from segcore.lift.stage import LiftResult
     from segcore.value.stage import ValueResult
 
 
@@ -125,3 +127,50 @@ def drift_report(result: DriftResult) -> str:
         lines += ["", "centre change between the versions (distance in the later model's scaled space):"]
         lines.append(centres.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return "\n".join(lines)
+
+
+def audiences_table(exports: list[AudienceExport]) -> pd.DataFrame:
+    """Per exported audience: its counts and the export's previous date."""
+    return pd.DataFrame(
+        [{"audience": e.name, **e.counts(), "compared_with": e.previous or "-"} for e in exports]
+    )
+
+
+def lift_report(result: LiftResult) -> str:
+    """The lift table: per segment and metric, control and treatment means and the lift with its
+    interval (absolute and relative) and p-value."""
+    table = result.table
+    shown = pd.DataFrame(
+        {
+            "segment": table["segment_id"] + " " + table["segment_name"],
+            "metric": table["metric"],
+            "n_treat": table["treatment_customers"],
+            "n_ctrl": table["control_customers"],
+            "treatment": table["treatment"].round(4),
+            "control": table["control"].round(4),
+            "lift": table["lift"].round(4),
+            "interval": [
+                _interval(low, high, 4)
+                for low, high in zip(table["lift_low"], table["lift_high"], strict=True)
+            ],
+            "relative": table["relative_lift"].map(lambda v: "-" if np.isnan(v) else f"{v:+.1%}"),
+            "relative_interval": [
+                _interval(100 * low, 100 * high, 1, "%")
+                for low, high in zip(table["relative_low"], table["relative_high"], strict=True)
+            ],
+            "p_value": table["p_value"].map(lambda v: "-" if np.isnan(v) else f"{v:.3g}"),
+        }
+    )
+    days = (result.end - result.start).days
+    return (
+        f"lift of audience '{result.audience}' over {days} days from {result.start} "
+        f"(groups of {result.export}; run {result.run_id}):\n{shown.to_string(index=False)}\n"
+        "intervals: 95% unless campaigns.confidence says otherwise; '-': a group below "
+        "campaigns.min_group_customers or a control mean of 0"
+    )
+
+
+def _interval(low: float, high: float, digits: int, unit: str = "") -> str:
+    if np.isnan(low):
+        return "-"
+    return f"[{low:.{digits}f}{unit}, {high:.{digits}f}{unit}]"

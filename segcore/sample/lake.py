@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 DAY = np.timedelta64(1, "D")
@@ -48,6 +49,9 @@ INCOME_BANDS = ["low", "lower_middle", "middle", "upper_middle", "high"]
 EVENT_TYPES = ["page_view", "search", "product_view", "add_to_cart", "checkout"]
 DEVICES = ["mobile", "desktop", "tablet"]
 OPERATING_SYSTEMS = ["macos", "windows", "ios", "android"]
+# Contact names as CRMs hold them: commas, quotes, apostrophes and letters beyond ASCII.
+GIVEN_NAMES = ["Anna", "José", "Zoë", "Łukasz", "Siobhán", 'Jan "Jim"', "Mia", "Øyvind", "Chloé", "Ola"]
+FAMILY_NAMES = ["O'Brien", "Müller, Jr.", "Núñez", "Ålund", "Kowalski", "Smith", "Dubois", "Sørensen"]
 # Seasonality of orders by month (Jan..Dec): a holiday peak and a summer dip.
 MONTH_WEIGHT = np.array([0.8, 0.8, 0.9, 0.95, 1.0, 0.9, 0.85, 0.9, 1.0, 1.1, 1.5, 1.7])
 BLOCK_CUSTOMERS = 10_000  # customers drawn from one random stream
@@ -200,9 +204,22 @@ def _customers(rng: np.random.Generator, ids: np.ndarray, end: np.datetime64, se
             "country": _strings(["NO", "EU"], (region != 0).astype(int)),  # region 0 is the north
             "region": _strings(list(REGIONS), region),
             "city": _strings(CITIES, city),
+            **_contacts(ids),
         }
     )
     return table, signup
+
+
+def _contacts(ids: np.ndarray) -> dict[str, pa.Array]:
+    """A name and an e-mail address per customer, from the ids alone (the other columns' random
+    streams are left as they were)."""
+    given = _strings(GIVEN_NAMES, ids % len(GIVEN_NAMES))
+    family = _strings(FAMILY_NAMES, (ids // len(GIVEN_NAMES)) % len(FAMILY_NAMES))
+    number = pc.cast(pa.array(ids, pa.int64()), pa.string())
+    return {
+        "name": pc.binary_join_element_wise(given, family, " "),
+        "email": pc.binary_join_element_wise("customer", number, "@example.com", ""),
+    }
 
 
 def _windows(rng: np.random.Generator, signup: np.ndarray, segment: np.ndarray, end: np.datetime64):

@@ -56,6 +56,18 @@ def _environment_failure(exc: BaseException, target: str) -> EnvironmentProblem 
     return None
 
 
+@contextmanager
+def _environment_failures(target: str) -> Iterator[None]:
+    """A write's full disk, read-only mount or missing permission as :class:`EnvironmentProblem`."""
+    try:
+        yield
+    except Exception as exc:
+        problem = _environment_failure(exc, target)
+        if problem is None:
+            raise
+        raise problem from None
+
+
 def ensure_writable(spark: SparkSession, target: str) -> None:
     """The output partition's folder exists (created if need be) and takes a new file: else exit
     code 3. Called before the stage's Spark work."""
@@ -86,21 +98,51 @@ class Outputs:
         self._store = store
         self._pending = pending
 
-    def write(self, frame: DataFrame, target: str, sidecar: dict[str, str] | None = None) -> DataFrame:
+    def write(
+        self,
+        frame: DataFrame,
+        target: str,
+        sidecar: dict[str, str] | None = None,
+        folder: str | None = None,
+    ) -> DataFrame:
         """Stage ``frame`` as Parquet for ``target`` (not yet visible to readers) and return the
         staged data, readable until the versions. ``sidecar`` maps file names (starting with ``_``,
-        which Spark readers skip) to text written beside the data."""
+        which Spark readers skip) to text written beside the data. ``folder``: the data goes into
+        this folder of the partition's version rather than directly into it."""
         staging = self._pending.staging(target)
-        try:
-            frame.write.mode("error").parquet(staging)
-        except Exception as exc:
-            problem = _environment_failure(exc, target)
-            if problem is None:
-                raise
-            raise problem from None
+        data = versions.join(staging, folder) if folder else staging
+        with _environment_failures(target):
+            frame.write.mode("error").parquet(data)
         for name, text in (sidecar or {}).items():
             self._store.write(versions.join(staging, name), text)
-        return self._spark.read.parquet(staging)
+        return self._spark.read.parquet(data)
+
+    def write_text(self, target: str, name: str, text: str) -> None:
+        """Stage the small text file ``name`` (starting with ``_``) in ``target``'s version."""
+        self._store.write(versions.join(self._pending.staging(target), name), text)
+
+    def write_csv(self, frame: DataFrame, target: str, name: str) -> None:
+        """Stage ``frame`` as the one CSV file ``name`` of ``target``'s version, sorted by
+        customer_id: UTF-8, a header, RFC 4180 quoting (a field with a comma, quote or line break in
+        double quotes, quotes doubled), values exactly as they are (no trimmed spaces)."""
+        staging = self._pending.staging(target)
+        parts = versions.join(staging, f"_{name}.parts")
+        with _environment_failures(target):
+            frame.repartition(1).sortWithinPartitions("customer_id").write.mode("error").csv(
+                parts,
+                header=True,
+                quote='"',
+                escape='"',
+                encoding="UTF-8",
+                ignoreLeadingWhiteSpace=False,
+                ignoreTrailingWhiteSpace=False,
+            )
+        written = [entry for entry, is_folder in self._store.entries(parts) if entry.startswith("part-")]
+        if written:
+            self._store.rename(versions.join(parts, written[0]), versions.join(staging, name))
+        else:  # Spark writes no file for no rows: the header alone
+            self._store.write(versions.join(staging, name), ",".join(frame.columns) + "\n")
+        self._store.delete(parts)
 
 
 @contextmanager
@@ -167,8 +209,9 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.option("basePath", path).parquet(*folders)
 
 
-def partition_dates(spark: SparkSession, table: str) -> list[dt.date]:
-    """The as_of dates of the committed partitions of output table ``table`` (a folder), oldest first."""
+def partition_dates(spark: SparkSession, table: str, within: str | None = None) -> list[dt.date]:
+    """The as_of dates of the committed partitions of output table ``table`` (a folder), oldest
+    first; with ``within``, of the committed partitions ``as_of=…/<within>`` (an audience's exports)."""
     store = HadoopStore(spark, table)
     dates = []
     for name, is_folder in store.entries(table):
@@ -178,6 +221,7 @@ def partition_dates(spark: SparkSession, table: str) -> list[dt.date]:
             day = dt.date.fromisoformat(name.removeprefix("as_of="))
         except ValueError:
             continue  # not a partition of ours
-        if versions.current(store, versions.join(table, name)) is not None:
+        partition = versions.join(table, name)
+        if versions.current(store, versions.join(partition, within) if within else partition) is not None:
             dates.append(day)
     return sorted(dates)

@@ -14,8 +14,7 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import TrainingError
-from segcore.features.aggregates import apply_returns, orders_of_lines
-from segcore.lake.tables import load_table
+from segcore.features.orders import orders_before
 from segcore.value.fit import T, ValueFit, X, fit_value_model
 from segcore.value.inputs import purchase_days, purchases_between, value_inputs
 from segcore.value.scoring import with_value_scores
@@ -41,8 +40,7 @@ class Backtest:
 
 def order_days(spark: SparkSession, config: Config) -> DataFrame:
     """The lake's purchase days before ``as_of`` (:func:`segcore.value.inputs.purchase_days`)."""
-    orders = load_table(spark, config, "orders", ["customer_id", "order_ts", "amount"], ["order_id"])
-    return purchase_days(orders_of_lines(apply_returns(orders.frame, config.features.returns)))
+    return purchase_days(orders_before(spark, config).frame)
 
 
 def run_backtest(spark: SparkSession, config: Config, days: DataFrame) -> Backtest:

@@ -22,7 +22,7 @@ SCORE_COLUMNS = {
     "expected_spend": "double",
     "expected_value": "double",
     "churn_risk": "double",
-    "risk_band": "string",
+    "churn_risk_band": "string",
 }
 NO_PURCHASE_BAND = "no_purchase"
 
@@ -83,7 +83,7 @@ class ValueModel:
                 "churn_risk": risk,
             }
         ).where(pd.Series(bought), None)
-        scores["risk_band"] = np.where(bought, self.risk_band(risk), NO_PURCHASE_BAND)
+        scores["churn_risk_band"] = np.where(bought, self.risk_band(risk), NO_PURCHASE_BAND)
         return scores
 
     def risk_band(self, churn_risk: np.ndarray) -> np.ndarray:

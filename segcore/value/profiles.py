@@ -22,7 +22,7 @@ def value_by_segment(scored: DataFrame, settings: ValueConfig) -> pd.DataFrame:
     """segment_id and :data:`VALUE_PROFILE_COLUMNS`: the share of customers in the highest risk band
     (of all the segment's customers), mean churn risk, expected purchases and value (of those with a
     purchase) and the segment's total expected value over the horizon."""
-    high = (F.col("risk_band") == F.lit(settings.high_risk_band())).cast("double")
+    high = (F.col("churn_risk_band") == F.lit(settings.high_risk_band())).cast("double")
     return (
         scored.groupBy("segment_id")
         .agg(

@@ -58,7 +58,9 @@ def test_a_shift_of_the_high_risk_share_is_measured_per_segment_and_alerts(spark
     shares = {}
     for as_of in (config.as_of, LATER):
         scoring = read_partition(spark, config.partition("segments", as_of), "segments", "").toPandas()
-        shares[as_of] = scoring.assign(high=scoring.risk_band == "high").groupby("segment_id").high.mean()
+        shares[as_of] = (
+            scoring.assign(high=scoring.churn_risk_band == "high").groupby("segment_id").high.mean()
+        )
     expected = (shares[LATER] - shares[config.as_of]).dropna()
     largest = expected.abs().max()
     assert largest > 0

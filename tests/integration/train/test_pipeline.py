@@ -34,7 +34,7 @@ def test_every_customer_is_scored_exactly_once(outputs):
         "expected_spend",
         "expected_value",
         "churn_risk",
-        "risk_band",
+        "churn_risk_band",
         "value_model_version",
     ]
     assert (segments.distance >= 0).all()

@@ -65,7 +65,7 @@ def test_every_customer_with_a_purchase_gets_scores(pipeline):
     assert scored[list(SCORE_COLUMNS)].notna().all().all()
     assert scored.churn_risk.between(0, 1).all() and scored.p_alive.between(0, 1).all()
     assert (scored.expected_value >= 0).all()
-    assert (segments[~bought].risk_band == NO_PURCHASE_BAND).all()
+    assert (segments[~bought].churn_risk_band == NO_PURCHASE_BAND).all()
     one_time = scored[features.loc[scored.customer_id, "repeat_purchases"].to_numpy() == 0]
     assert len(one_time) and one_time.expected_spend.gt(0).all()
 
@@ -74,7 +74,7 @@ def test_profiles_carry_value_figures_per_segment(pipeline):
     config, score = pipeline["config"], pipeline["score"]
     profiles = pd.read_parquet(config.partition(config.score.profiles_output))
     segments = pd.read_parquet(score.path)
-    high = segments.assign(high=segments.risk_band == "high").groupby("segment_id").high.mean()
+    high = segments.assign(high=segments.churn_risk_band == "high").groupby("segment_id").high.mean()
     merged = profiles.set_index("segment_id")
     assert np.allclose(merged.loc[high.index, "high_risk_share"], high)
     total = segments.groupby("segment_id").expected_value.sum()

@@ -96,8 +96,8 @@ def test_expected_spend_shrinks_towards_the_population_mean():
 def test_scores_of_a_customer_without_a_purchase_are_null_with_their_own_band():
     scores = _model().score(_inputs([0, 3], [0, 70], [-1, 200], [0, 30]))
     assert scores.loc[0, ["p_alive", "churn_risk", "expected_value"]].isna().all()
-    assert scores.loc[0, "risk_band"] == NO_PURCHASE_BAND
-    assert scores.loc[1].drop("risk_band").notna().all()
+    assert scores.loc[0, "churn_risk_band"] == NO_PURCHASE_BAND
+    assert scores.loc[1].drop("churn_risk_band").notna().all()
 
 
 def test_risk_bands_take_the_first_upper_bound_at_or_above_the_risk():

@@ -1,0 +1,60 @@
+"""Extending a sample lake: new days after its last order, a campaign's treatment list ordering
+(1 + effect) times as often, and the lake left as it was when the extension is refused."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from segcore.errors import LakeError
+from segcore.sample.extend import RATE_DAYS, extend_lake
+from segcore.sample.lake import generate_lake
+
+END = dt.date(2026, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    path = tmp_path_factory.mktemp("extend") / "lake"
+    generate_lake(path, 4000, seed=5, end=END)
+    return path
+
+
+def _orders(lake) -> pd.DataFrame:
+    return ds.dataset(lake / "orders", partitioning="hive").to_table().to_pandas()
+
+
+def test_treated_customers_order_one_plus_effect_times_their_rate(tmp_path):
+    copy = tmp_path / "lake"
+    generate_lake(copy, 4000, seed=5, end=END)
+    before = _orders(copy)
+    customers = np.sort(before.customer_id.unique())
+    treated = customers[::2]
+    pd.DataFrame({"customer_id": treated, "name": "x, y"}).to_csv(tmp_path / "treatment.csv", index=False)
+    extension = extend_lake(copy, 60, seed=1, campaign=str(tmp_path / "treatment.csv"), effect=0.5)
+    after = _orders(copy)
+    new = after[after.order_ts >= pd.Timestamp(END)]
+    assert extension.start == END and extension.end == END + dt.timedelta(days=59)
+    assert len(new) == extension.orders and new.order_ts.max() < pd.Timestamp(END + dt.timedelta(days=60))
+    assert new.order_id.min() == before.order_id.max() + 1 and after.order_id.is_unique
+    recent = before[before.order_ts >= pd.Timestamp(END - dt.timedelta(days=RATE_DAYS))]
+    expected = (
+        recent.customer_id.isin(treated).groupby(recent.customer_id.isin(treated)).size() * 60 / RATE_DAYS
+    )
+    drawn = new.customer_id.isin(treated).groupby(new.customer_id.isin(treated)).size()
+    ratio = (drawn[True] / expected[True]) / (drawn[False] / expected[False])
+    assert ratio == pytest.approx(1.5, rel=0.06)
+    assert set(new.columns) == set(before.columns)
+
+
+def test_a_refused_extension_leaves_the_lake_as_it_was(lake, tmp_path):
+    files = sorted(p.relative_to(lake) for p in lake.rglob("*"))
+    with pytest.raises(LakeError, match="--campaign .*no treatment list"):
+        extend_lake(lake, 30, seed=1, campaign=str(tmp_path / "missing"), effect=0.2)
+    with pytest.raises(LakeError, match="--effect needs --campaign"):
+        extend_lake(lake, 30, seed=1, effect=0.2)
+    with pytest.raises(LakeError, match="no sample lake there"):
+        extend_lake(tmp_path, 30, seed=1)
+    assert sorted(p.relative_to(lake) for p in lake.rglob("*")) == files
