@@ -5,7 +5,7 @@ an MLflow run (``stage=lift``: the headline figures as metrics, the table as ``l
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -33,6 +33,7 @@ class LiftResult:
     start: dt.date
     end: dt.date  # exclusive
     table: pd.DataFrame
+    confidence: float
     run_id: str
 
 
@@ -52,9 +53,9 @@ def measure_lift(spark: SparkSession, config: Config, audience: str, start: dt.d
         sums = group_sums(member_outcomes(members, orders.frame, start, end))
         figures["segments"] = sums["segment_id"].nunique()
     table = lift_table(sums, config.campaigns.confidence, config.campaigns.min_group_customers)
-    result = LiftResult(audience, export, start, end, table, "")
+    result = LiftResult(audience, export, start, end, table, config.campaigns.confidence, "")
     with step("lift", "record the MLflow run"):
-        return LiftResult(audience, export, start, end, table, _record(config, result))
+        return replace(result, run_id=_record(config, result))
 
 
 def _check_not_future(start: dt.date, end: dt.date) -> None:

@@ -165,8 +165,8 @@ def lift_report(result: LiftResult) -> str:
     return (
         f"lift of audience '{result.audience}' over {days} days from {result.start} "
         f"(groups of {result.export}; run {result.run_id}):\n{shown.to_string(index=False)}\n"
-        "intervals: 95% unless campaigns.confidence says otherwise; '-': a group below "
-        "campaigns.min_group_customers or a control mean of 0"
+        f"intervals: {result.confidence:.0%} (campaigns.confidence); '-': a group below "
+        "campaigns.min_group_customers, or a control mean of 0"
     )
 
 

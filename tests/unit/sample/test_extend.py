@@ -58,3 +58,18 @@ def test_a_refused_extension_leaves_the_lake_as_it_was(lake, tmp_path):
     with pytest.raises(LakeError, match="no sample lake there"):
         extend_lake(tmp_path, 30, seed=1)
     assert sorted(p.relative_to(lake) for p in lake.rglob("*")) == files
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--campaign", "audiences/x"], "--campaign and --effect apply with --extend-days only"),
+        (["--extend-days", "30"], "no sample lake there to extend"),
+        (["--extend-days", "0"], "--extend-days must be at least 1"),
+    ],
+)
+def test_generate_refuses_an_extension_it_cannot_make_with_exit_2(tmp_path, extra, message, capsys):
+    from segcore.cli.commands import main
+
+    assert main(["generate", "--out", str(tmp_path / "lake"), *extra]) == 2
+    assert message in capsys.readouterr().err
