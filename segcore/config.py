@@ -234,6 +234,7 @@ class SegmentsConfig(_Strict):
 class ScoreConfig(_Strict):
     output: str = "segments"
     profiles_output: str = "profiles"
+    kpis_output: str = "kpis"
     model_version: str | None = None
     model_alias: str = "champion"
 

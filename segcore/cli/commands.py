@@ -118,7 +118,7 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
 
 
 def run_score(config: Config, model_version: str | None = None, verbose: bool = False) -> None:
-    from segcore.report.console import value_table
+    from segcore.report.console import kpi_table, value_table
     from segcore.score.stage import score_segments
     from segcore.tracking.store import check_tracking
 
@@ -131,6 +131,10 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
             f"next {config.value.horizon_days} days"
         )
         print(value_table(result.profile, config.value).to_string(index=False))
+    if result.kpis is not None:
+        kpis = config.partition(config.score.kpis_output)
+        print(f"KPIs per segment over the 30 days before {config.as_of} ({kpis}):")
+        print(kpi_table(result.kpis).to_string(index=False))
 
 
 def run_promote(config: Config, version: str | None, force: bool) -> None:

@@ -8,6 +8,7 @@ counts as a return in ``return_rate`` only. Exact definitions: README, "Output t
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from pyspark.sql import Column, DataFrame, Window
@@ -19,6 +20,8 @@ from segcore.errors import LakeError
 AGE_BANDS = (25, 35, 45, 55, 65)  # upper bounds: <25 is band 0, ..., >=65 is band 5
 UNKNOWN = -1.0  # age, age_band and income_band_index of a customer whose value is missing
 TREND_DAYS = 90
+KPI_DAYS = 30  # the month of the KPI columns: the last KPI_DAYS days before as_of, and the ones before
+KPI_COLUMNS = ("orders_last_30d", "revenue_last_30d", "orders_prior_30d", "revenue_prior_30d")
 WINDOW_DECIMALS = 6
 SECONDS_PER_DAY = 86_400.0
 ORDER_KEY = "_order"
@@ -80,6 +83,21 @@ def _window_spend(net: Column) -> Column:
     return F.greatest(F.round(F.sum(net), WINDOW_DECIMALS), F.lit(0.0))
 
 
+def _kpi_windows(as_of: dt.date) -> list[Column]:
+    """:data:`KPI_COLUMNS`: purchase orders and net revenue (returns subtracted) of the last
+    :data:`KPI_DAYS` days before ``as_of`` and of the ones before, aggregated in the rfm pass."""
+    columns = []
+    for name, first, last in (("last", 1, KPI_DAYS), ("prior", KPI_DAYS + 1, 2 * KPI_DAYS)):
+        within = F.col("day").between(F.date_sub(F.lit(as_of), last), F.date_sub(F.lit(as_of), first))
+        columns += [
+            F.count(F.when(within & F.col("purchase"), F.lit(1))).cast("double").alias(f"orders_{name}_30d"),
+            F.round(F.sum(F.when(within, F.col("net")).otherwise(0.0)), WINDOW_DECIMALS)
+            .cast("double")
+            .alias(f"revenue_{name}_30d"),
+        ]
+    return columns
+
+
 def rfm_features(orders: DataFrame, config: Config) -> DataFrame:
     """Per customer, from :func:`orders_of_lines`: frequency, net monetary, last purchase and first
     order day, interval CV, trend."""
@@ -112,6 +130,7 @@ def rfm_features(orders: DataFrame, config: Config) -> DataFrame:
         F.min("day").alias("_first_order_day"),
         _window_spend(recent).alias("_recent"),
         _window_spend(prior).alias("_prior"),
+        *_kpi_windows(config.as_of),
     )
     trend = F.try_divide(F.col("_recent") - F.col("_prior"), F.col("_recent") + F.col("_prior"))
     mean = F.try_divide(F.col("monetary_total"), F.col("frequency"))

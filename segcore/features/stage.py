@@ -3,8 +3,9 @@
 Groups (``features.groups``) and the tables they read:
 
 - ``rfm`` (orders; customers optional): recency_days, frequency, monetary_total, monetary_mean,
-  tenure_days, order_interval_cv, spend_trend, and the value models' inputs repeat_purchases,
-  repeat_span_days, observed_days, repeat_spend_mean
+  tenure_days, order_interval_cv, spend_trend, the value models' inputs repeat_purchases,
+  repeat_span_days, observed_days, repeat_spend_mean, and the KPIs' inputs orders_last_30d,
+  revenue_last_30d, orders_prior_30d, revenue_prior_30d (the 30 days before as_of and the 30 before)
 - ``behavioural`` (orders; events optional): category_<c>_share, channel_<c>_share, discount_rate,
   return_rate, and with events events_per_active_month, sessions_per_active_month
 - ``demographic`` (customers): age, age_unknown, age_band, income_band_index

@@ -51,6 +51,12 @@ def value_table(profile: pd.DataFrame, settings: ValueConfig) -> pd.DataFrame:
     ).sort_values("customers", ascending=False, ignore_index=True)
 
 
+def kpi_table(kpis: pd.DataFrame) -> pd.DataFrame:
+    """A scoring's KPIs per segment, rounded for reading: shares to 3 places, money to cents."""
+    shares = ("retention", "churn_rate", "new_conversion", "revenue_growth")
+    return kpis.round({**dict.fromkeys(shares, 3), "revenue": 2, "average_order_value": 2, "orders": 0})
+
+
 def value_line(value: ValueResult) -> str:
     """The value model's training in a few lines: its version, parameters and the backtest."""
     fit = value.fit

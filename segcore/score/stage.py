@@ -14,7 +14,8 @@ from segcore.config import Config
 from segcore.errors import ModelError
 from segcore.model.profiles import feature_columns, profile_segments
 from segcore.model.segment_model import SegmentModel
-from segcore.runtime.logs import step
+from segcore.runtime.logs import log, step
+from segcore.score.kpis import has_kpi_inputs, segment_kpis
 from segcore.storage.partitions import commit_partitions, read_partition
 from segcore.tracking.registry import (
     existing_version,
@@ -40,6 +41,7 @@ class ScoreResult:
     customers: int
     value_version: str | None
     profile: pd.DataFrame
+    kpis: pd.DataFrame | None  # None for a feature table built before the KPI columns
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ class _Value:
 def score_segments(spark: SparkSession, config: Config, model_version: str | None = None) -> ScoreResult:
     """Write ``segments/as_of=<as_of>``: customer_id, segment_id, segment_name, distance,
     model_version and (``value.enabled``) the value scores and value_model_version — one row per
-    customer of the feature table; and ``profiles/as_of=<as_of>``,
-    committed with it (readers see both old or both new)."""
+    customer of the feature table; ``profiles/as_of=<as_of>`` and ``kpis/as_of=<as_of>``
+    (:mod:`segcore.score.kpis`), committed with it (readers see all old or all new)."""
     with step("score", "load the model") as figures:
         tracking = open_tracking(config)
         version = resolve_version(
@@ -64,17 +66,25 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
         figures["version"] = version
     target = config.partition(config.score.output)
     profiles = config.partition(config.score.profiles_output)
-    with commit_partitions(spark, [target, profiles]) as outputs:  # checked writable; one commit for both
-        frame = _read_features(spark, config, model, model_uri, value is not None)
+    kpi_table = config.partition(config.score.kpis_output)
+    frame = _read_features(spark, config, model, model_uri, value is not None)
+    with_kpis = has_kpi_inputs(frame)
+    if not with_kpis:
+        log.warning("score: the feature table predates the KPI columns: rebuild it for KPIs per segment")
+    tables = [target, profiles, *([kpi_table] if with_kpis else [])]
+    with commit_partitions(spark, tables) as outputs:  # checked writable; one commit for all
         with step("score", "assign and write segments") as figures:
             written = outputs.write(_assign(spark, frame, model, model_uri, version, value), target)
             figures["customers"] = customers = written.count()
-        with step("score", "write profiles"):
+        with step("score", "write profiles and KPIs"):
             profile = segment_profiles(config, model, frame, written)
             if value is not None:
                 profile = profile.merge(value_by_segment(written, config.value), on="segment_id", how="left")
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
-    return ScoreResult(target, model_uri, version, customers, value and value.version, profile)
+            kpis = segment_kpis(written, frame) if with_kpis else None
+            if kpis is not None:
+                outputs.write(spark.createDataFrame(kpis).coalesce(1), kpi_table)
+    return ScoreResult(target, model_uri, version, customers, value and value.version, profile, kpis)
 
 
 def _value_model(tracking: Tracking, config: Config, segment_version: str) -> _Value:

@@ -41,6 +41,8 @@ def _expected(lake, customer_ids) -> pd.DataFrame:
         prior = o.amount[
             (day < as_of - pd.Timedelta(days=90)) & (day >= as_of - pd.Timedelta(days=180))
         ].sum()
+        last_month = (day >= as_of - pd.Timedelta(days=30)) & (day < as_of)
+        month_before = (day >= as_of - pd.Timedelta(days=60)) & (day < as_of - pd.Timedelta(days=30))
         gaps = o.order_ts.diff().dt.total_seconds().dropna() / 86400
         months = e.event_ts.dt.to_period("M").nunique()
         age = AS_OF.year - customers.loc[cid, "birth_year"]
@@ -55,6 +57,10 @@ def _expected(lake, customer_ids) -> pd.DataFrame:
             "category_fashion_share": (o.category == "fashion").mean() if len(o) else 0.0,
             "channel_app_share": (o.channel == "app").mean() if len(o) else 0.0,
             "spend_trend": (recent - prior) / (recent + prior) if recent + prior else 0.0,
+            "orders_last_30d": last_month.sum(),
+            "revenue_last_30d": o.amount[last_month].sum(),
+            "orders_prior_30d": month_before.sum(),
+            "revenue_prior_30d": o.amount[month_before].sum(),
             "order_interval_cv": gaps.std(ddof=0) / gaps.mean() if len(gaps) and gaps.mean() else 0.0,
             "events_per_active_month": len(e) / months if months else 0.0,
             "sessions_per_active_month": e.session_id.nunique() / months if months else 0.0,

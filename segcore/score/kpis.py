@@ -1,0 +1,84 @@
+"""KPIs per segment of one scoring, from the feature table's 30-day windows
+(:data:`segcore.features.aggregates.KPI_COLUMNS`): one Spark aggregation by segment, ratios on
+the driver.
+
+- ``active_customers``: customers with a purchase in the last 30 days before as_of;
+- ``retention``: of the customers who bought in the 30 days before those, the share who bought
+  again in the last 30; ``churned`` and ``churn_rate``: the others, and their share;
+- ``new_customers``: signed up in the last 30 days; ``new_conversion``: the share of them who bought;
+- ``orders``, ``revenue`` (net of returns) and ``average_order_value`` of the last 30 days;
+  ``revenue_growth``: revenue over the 30 days before, minus 1.
+
+Ratios without customers to count (no buyer in the month before, no new customer) are empty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from segcore.features.aggregates import KPI_COLUMNS, KPI_DAYS
+
+KPI_TABLE_COLUMNS = (
+    "segment_id",
+    "segment_name",
+    "customers",
+    "active_customers",
+    "retention",
+    "churned",
+    "churn_rate",
+    "new_customers",
+    "new_conversion",
+    "orders",
+    "revenue",
+    "average_order_value",
+    "revenue_growth",
+)
+
+
+def has_kpi_inputs(features: DataFrame) -> bool:
+    return all(column in features.columns for column in (*KPI_COLUMNS, "tenure_days"))
+
+
+def _ratio(top: pd.Series, bottom: pd.Series) -> pd.Series:
+    """``top / bottom``, empty (NaN) where ``bottom`` is 0."""
+    return top / bottom.where(bottom != 0, np.nan)
+
+
+def _count(condition) -> F.Column:
+    return F.sum(condition.cast("long"))
+
+
+def segment_kpis(segments: DataFrame, features: DataFrame) -> pd.DataFrame:
+    """:data:`KPI_TABLE_COLUMNS`, one row per segment of ``segments`` (customer_id, segment_id,
+    segment_name), from ``features`` (with :data:`KPI_COLUMNS` and tenure_days)."""
+    bought = F.col("orders_last_30d") > 0
+    bought_before = F.col("orders_prior_30d") > 0
+    new = F.col("tenure_days") <= KPI_DAYS
+    sums = (
+        segments.select("customer_id", "segment_id", "segment_name")
+        .join(features.select("customer_id", "tenure_days", *KPI_COLUMNS), "customer_id")
+        .groupBy("segment_id", "segment_name")
+        .agg(
+            F.count(F.lit(1)).alias("customers"),
+            _count(bought).alias("active_customers"),
+            _count(bought_before).alias("_bought_before"),
+            _count(bought_before & bought).alias("_retained"),
+            _count(new).alias("new_customers"),
+            _count(new & bought).alias("_new_bought"),
+            F.sum("orders_last_30d").alias("orders"),
+            F.sum("revenue_last_30d").alias("revenue"),
+            F.sum("revenue_prior_30d").alias("_revenue_before"),
+        )
+        .toPandas()
+        .sort_values("segment_id", ignore_index=True)
+    )
+    sums["retention"] = _ratio(sums["_retained"], sums["_bought_before"])
+    sums["churned"] = sums["_bought_before"] - sums["_retained"]
+    sums["churn_rate"] = 1 - sums["retention"]
+    sums["new_conversion"] = _ratio(sums["_new_bought"], sums["new_customers"])
+    sums["average_order_value"] = _ratio(sums["revenue"], sums["orders"])
+    sums["revenue_growth"] = _ratio(sums["revenue"], sums["_revenue_before"]) - 1
+    return sums[list(KPI_TABLE_COLUMNS)]
