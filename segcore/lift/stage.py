@@ -20,10 +20,9 @@ from segcore.lake.tables import InputTable
 from segcore.lift.outcomes import group_sums, member_outcomes
 from segcore.lift.statistics import ALL_SEGMENTS, METRICS, lift_table
 from segcore.runtime.logs import step
+from segcore.tracking.artifacts import LIFT_ARTIFACT
 from segcore.tracking.lifecycle import tracked_run
 from segcore.tracking.store import open_tracking
-
-LIFT_ARTIFACT = "lift/lift.csv"
 
 
 @dataclass(frozen=True)

@@ -75,21 +75,37 @@ def projection_plot(points: np.ndarray, segment_ids: np.ndarray, names: dict[int
     return _png(figure)
 
 
-def history_plot(segments: pd.DataFrame) -> bytes:
-    """Customers, share and revenue share of each segment (a line each) per scoring date."""
-    ordered = segments.sort_values("as_of")
+def _lines_over_time(frame: pd.DataFrame, panels: dict[str, str]) -> bytes:
+    """One panel per column of ``panels`` (column -> title): a line per segment over the scorings."""
+    ordered = frame.sort_values("as_of")
     names = ordered.groupby("segment_id").segment_name.last()
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
+    figure, axes = plt.subplots(1, len(panels), figsize=(13, 3.8), sharex=True)
     for sid, group in ordered.groupby("segment_id"):
         dates = pd.to_datetime(group["as_of"])
-        for ax, column in zip(axes, ("customers", "share", "revenue_share"), strict=True):
+        for ax, column in zip(axes, panels, strict=True):
             ax.plot(dates, group[column], marker="o", label=f"{sid} {names[sid]}")
     ticks = sorted(pd.to_datetime(ordered["as_of"]).unique())
-    for ax, title in zip(axes, ("customers", "share of customers", "share of revenue"), strict=True):
+    for ax, title in zip(axes, panels.values(), strict=True):
         ax.set_title(title)
         ax.set_xticks(ticks, [t.strftime("%Y-%m-%d") for t in ticks], rotation=30, ha="right")
     axes[0].legend(fontsize=7)
     return _png(figure)
+
+
+def history_plot(segments: pd.DataFrame) -> bytes:
+    """Customers, share and revenue share of each segment per scoring date."""
+    panels = {"customers": "customers", "share": "share of customers", "revenue_share": "share of revenue"}
+    return _lines_over_time(segments, panels)
+
+
+def kpi_plot(kpis: pd.DataFrame) -> bytes:
+    """Retention, revenue and average order value of each segment per scoring date."""
+    panels = {
+        "retention": "retention (last month's buyers who bought again)",
+        "revenue": "revenue, last 30 days",
+        "average_order_value": "average order value",
+    }
+    return _lines_over_time(kpis, panels)
 
 
 def _label(segment_id: int, name: str) -> str:

@@ -11,9 +11,16 @@ from pyspark.sql import SparkSession
 
 from segcore.config import Config
 from segcore.report.history import segment_history
-from segcore.report.html import build_html, history_section, value_section
+from segcore.report.html import (
+    build_html,
+    history_section,
+    lift_section,
+    overview_section,
+    value_section,
+    version_scorings,
+)
 from segcore.runtime.logs import step
-from segcore.tracking.artifacts import log_file, report_inputs, value_report_inputs
+from segcore.tracking.artifacts import latest_lifts, log_file, report_inputs, run_version, value_report_inputs
 from segcore.tracking.store import Tracking
 
 
@@ -28,13 +35,21 @@ def build_report(
     with tempfile.TemporaryDirectory() as tmp:
         inputs = report_inputs(tracking, run_id, Path(tmp))
         value = value_report_inputs(tracking, run_id, config.value.registered_model, Path(tmp))
+        lifts = latest_lifts(tracking, Path(tmp))
+    trained = run_version(tracking, run_id)
+    segments, kpis, _ = version_scorings(history, trained.version)
+    horizon = config.value.horizon_days
     page = build_html(
-        f"Customer segments — run {inputs.run_name}",
-        inputs.summary,
+        f"Customer segments — {trained.label(tracking.model_name)}",
+        f"Training run {inputs.run_name} ({run_id}). {inputs.summary}",
         inputs.plots,
         inputs.profile,
-        history_section(history, config.path(config.score.profiles_output)),
-        value_section(value, history, config.value.high_risk_band(), config.value.horizon_days),
+        [
+            overview_section(segments, kpis, inputs.profile, horizon),
+            history_section(history, trained.version, config.path(config.score.profiles_output)),
+            value_section(value, segments, config.value.high_risk_band(), horizon),
+            lift_section(lifts),
+        ],
     )
     target = Path(out or f"segments_report_{run_id}.html")
     staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")

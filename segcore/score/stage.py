@@ -78,6 +78,7 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
             figures["customers"] = customers = written.count()
         with step("score", "write profiles and KPIs"):
             profile = segment_profiles(config, model, frame, written)
+            profile.insert(2, "model_version", version)
             if value is not None:
                 profile = profile.merge(value_by_segment(written, config.value), on="segment_id", how="left")
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)

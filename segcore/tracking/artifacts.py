@@ -10,7 +10,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from segcore.errors import SegcoreError
+from segcore.tracking.registry import alias_version
 from segcore.tracking.store import Tracking
+
+LIFT_ARTIFACT = "lift/lift.csv"  # written by segcore.lift.stage
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,61 @@ def value_report_inputs(
 def log_file(tracking: Tracking, run_id: str, path: Path, artifact_dir: str) -> None:
     """Add the file ``path`` to the artifacts of the (finished) run ``run_id``."""
     tracking.client.log_artifact(run_id, str(path), artifact_dir)
+
+
+@dataclass(frozen=True)
+class RunVersion:
+    """The registered version a training run made, and whether it holds the champion alias."""
+
+    version: str | None
+    champion: bool
+
+    def label(self, model_name: str) -> str:
+        if self.version is None:
+            return "a run without a registered version"
+        role = "the champion" if self.champion else "not the champion"
+        return f"{model_name} version {self.version} ({role})"
+
+
+def run_version(tracking: Tracking, run_id: str) -> RunVersion:
+    found = tracking.client.search_model_versions(f"name='{tracking.model_name}' and run_id='{run_id}'")
+    if not found:
+        return RunVersion(None, False)
+    version = str(found[0].version)
+    return RunVersion(version, alias_version(tracking, "champion") == version)
+
+
+@dataclass(frozen=True)
+class LiftRecord:
+    """A finished lift run: its audience, window and table."""
+
+    audience: str
+    start: str
+    end: str
+    run_id: str
+    table: pd.DataFrame
+
+
+def latest_lifts(tracking: Tracking, folder: Path) -> list[LiftRecord]:
+    """Per audience, its latest finished lift run (``stage=lift``), by audience name."""
+    runs = tracking.client.search_runs(
+        [tracking.experiment_id],
+        "tags.stage = 'lift' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    latest: dict[str, LiftRecord] = {}
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("audience") is None or tags["audience"] in latest:
+            continue
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id,
+            artifact_path=LIFT_ARTIFACT,
+            dst_path=str(folder / run.info.run_id),
+            tracking_uri=tracking.uri,
+        )
+        record = LiftRecord(
+            tags["audience"], tags.get("start", ""), tags.get("end", ""), run.info.run_id, pd.read_csv(path)
+        )
+        latest[record.audience] = record
+    return [latest[name] for name in sorted(latest)]

@@ -3,6 +3,7 @@ registry (a real SQLite MLflow store) with two scorings: the conftest fixture li
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -160,18 +161,20 @@ def test_runs_compare_puts_two_runs_side_by_side(lifecycle, degraded, capsys):
 
 def test_the_report_shows_each_scoring_and_the_latest_migration(spark, lifecycle, lifecycle_report):
     page = lifecycle_report.read_text()
-    assert "<title>Customer segments — run train-2026-06-30-k5</title>" in page
+    assert "<title>Customer segments — customer_segments version 1 (the champion)</title>" in page
+    assert "Training run train-2026-06-30-k5" in page
     logged = MlflowClient().list_artifacts(lifecycle["first"].run_id, "report")  # the champion's run
     assert "report/report.html" in {artifact.path for artifact in logged}
-    assert "Segments over time (2 scorings, 2026-05-31 to 2026-06-30)" in page
+    assert "Segment sizes (2 scorings, 2026-05-31 to 2026-06-30)" in page
     assert f"Migration from {MAY} to {JUNE}" in page
     assert re.findall(r'<img alt="([a-z_]+\.png)" src="data:image/png;base64,', page) == [
-        "segment_sizes.png",
-        "profile_heatmap.png",
-        "projection.png",
         "history.png",
+        "kpis.png",
         "migration.png",
         "value_calibration.png",
+        "segment_sizes.png",  # the technical plots come last
+        "profile_heatmap.png",
+        "projection.png",
     ]
     value_version = lifecycle["first"].value.model.version
     assert f"Churn risk and value (customer_value version {value_version})" in page
@@ -193,3 +196,36 @@ def test_the_report_shows_each_scoring_and_the_latest_migration(spark, lifecycle
             name = re.escape(row.segment_name)
             cells = rf"<th>{segment_id}</th>\s*<th>{name}</th>\s*<td>{may:.1%}</td>\s*<td>{june:.1%}</td>"
             assert re.search(cells, shown), (column, segment_id)
+
+
+def test_the_report_opens_with_the_segments_at_a_glance_of_its_version(spark, lifecycle, lifecycle_report):
+    page = lifecycle_report.read_text()
+    assert page.index(f"Segments at a glance (scoring of {JUNE})") < page.index("How the segments were found")
+    overview = page.split('<h2 id="overview">')[1].split("<h2>")[0]
+    data = lifecycle["config"].model_dump(mode="json")
+    kpis = read_partition(spark, config_with(data).partition("kpis"), "kpis", "").toPandas()
+    for _, row in kpis.iterrows():
+        name = re.escape(row.segment_name)
+        assert re.search(rf"<td>{row.segment_id}</td>\s*<td>{name}</td>\s*<td>{row.customers}</td>", overview)
+        if row.retention == row.retention:  # not NaN
+            assert html.escape(f"{row.retention:.0%} of the month before's buyers bought again") in overview
+
+
+def test_a_report_of_a_version_without_scorings_says_so(lifecycle, tmp_path, capsys):
+    out = tmp_path / "second.html"
+    args = [
+        "report",
+        "--run-id",
+        lifecycle["second"].run_id,
+        "--out",
+        str(out),
+        "--config",
+        lifecycle["file"],
+    ]
+    assert main(args) == 0
+    page = out.read_text()
+    version = lifecycle["second"].model.version
+    assert f"customer_segments version {version} (not the champion)" in page
+    assert "Not scored yet" in page
+    assert "2 scoring(s) with other model versions left out" in page
+    assert "history.png" not in page
