@@ -250,6 +250,10 @@ class DriftConfig(_Strict):
     max_share_shift: float | None = Field(0.05, gt=0, le=1)
     # Absolute change of any segment's share of customers in the highest value.risk_bands band.
     max_risk_shift: float | None = Field(0.1, gt=0, le=1)
+    # Fall of any segment's retention (score's KPIs: last month's buyers who bought again), for
+    # segments with at least min_retention_buyers such buyers in both scorings.
+    max_retention_drop: float | None = Field(0.1, gt=0, le=1)
+    min_retention_buyers: int = Field(30, ge=1)
     psi_bins: int = Field(10, ge=2, le=100)
     features: list[str] | None = None  # features whose PSI is computed (null: every feature column)
 

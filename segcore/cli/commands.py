@@ -28,7 +28,13 @@ def run_extend(out: str, days: int, seed: int, campaign: str | None, effect: flo
 
 
 def run_generate(
-    out: str, customers: int, seed: int, end: dt.date, shape: str = "sample", lapsing: float = 0.0
+    out: str,
+    customers: int,
+    seed: int,
+    end: dt.date,
+    shape: str = "sample",
+    lapsing: float = 0.0,
+    lapse_from: dt.date | None = None,
 ) -> None:
     from segcore.sample.lake import generate_lake
     from segcore.sample.shapes import SHAPES
@@ -39,12 +45,14 @@ def run_generate(
         raise SegcoreError(f"--lapsing must be a share between 0 and 1, got {lapsing}")
     if lapsing and shape != "sample":
         raise SegcoreError(f"--lapsing applies to --shape sample only, not {shape}")
+    if lapse_from is not None and not (lapsing and lapse_from < end):
+        raise SegcoreError(f"--lapse-from needs --lapsing and a date before --end {end}, got {lapse_from}")
     if shape != "sample":
         shaped = SHAPES[shape](out, customers, seed, end)
         tables = ", ".join(f"{table} {rows:,} rows" for table, rows in shaped.rows.items())
         print(f"lake {shaped.path} ({shape}): {tables}")
         return
-    summary = generate_lake(out, customers, seed, end, lapsing)
+    summary = generate_lake(out, customers, seed, end, lapsing, lapse_from=lapse_from)
     print(
         f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
         f"{summary.events:,} events"
@@ -201,7 +209,10 @@ def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = Fals
             f"drift {start} -> {end} above threshold (run {result.run_id} tagged 'alert'):\n  "
             + "\n  ".join(result.alerts)
         )
-    print("\nno drift threshold crossed (drift.max_psi, drift.max_segment_psi, drift.max_share_shift)")
+    print(
+        "\nno drift threshold crossed (drift.max_psi, max_segment_psi, max_share_shift, max_risk_shift, "
+        "max_retention_drop)"
+    )
 
 
 def run_audiences(config: Config, names: list[str] | None, verbose: bool = False) -> None:
@@ -235,7 +246,9 @@ def _run(args: argparse.Namespace) -> None:
             return run_extend(args.out, args.extend_days, args.seed, args.campaign, args.effect)
         if args.campaign or args.effect:
             raise SegcoreError("--campaign and --effect apply with --extend-days only")
-        return run_generate(args.out, args.customers, args.seed, args.end, args.shape, args.lapsing)
+        return run_generate(
+            args.out, args.customers, args.seed, args.end, args.shape, args.lapsing, args.lapse_from
+        )
     if args.command == "demo":
         from segcore.cli.demo import run_demo
 

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample shape: share of the high-value loyal customers with no activity in the last month",
     )
     generate.add_argument(
+        "--lapse-from",
+        type=_date,
+        metavar="DATE",
+        help="with --lapsing: the lapsing customers have no activity from DATE on (default: the last month)",
+    )
+    generate.add_argument(
         "--shape",
         choices=["sample", "transactions", "normalized"],
         default="sample",

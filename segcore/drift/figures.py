@@ -200,3 +200,17 @@ def centre_change(before: SegmentModel, after: SegmentModel) -> pd.DataFrame:
     )
     changes = new.iloc[new_rows].reset_index(drop=True) - old.iloc[old_rows].reset_index(drop=True)[features]
     return pd.concat([table, changes[features].add_prefix("change_")], axis=1)
+
+
+def retention_shift(kpis_before: pd.DataFrame, kpis_after: pd.DataFrame, min_buyers: int) -> pd.DataFrame:
+    """segment_id, retention_from, retention_to and retention_shift (after − before) from two
+    scorings' KPI tables (:mod:`segcore.score.kpis`); NaN where a segment is in one scoring only or
+    has fewer than ``min_buyers`` prior buyers in either."""
+
+    def usable(kpis: pd.DataFrame) -> pd.Series:
+        kpis = kpis.set_index("segment_id")
+        return kpis["retention"].where(kpis["prior_buyers"] >= min_buyers)
+
+    table = pd.DataFrame({"retention_from": usable(kpis_before), "retention_to": usable(kpis_after)})
+    table["retention_shift"] = table["retention_to"] - table["retention_from"]
+    return table.rename_axis("segment_id").reset_index()

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -26,6 +27,7 @@ from segcore.drift.figures import (
     centre_change,
     feature_psi,
     migration_matrix,
+    retention_shift,
     segment_psi,
     segment_shift,
 )
@@ -84,6 +86,23 @@ def _read(spark: SparkSession, config: Config, day: dt.date) -> tuple[DataFrame,
         f"run `segcore features --set as_of={day}` first",
     )
     return scoring, features
+
+
+def _kpis(spark: SparkSession, config: Config, day: dt.date) -> pd.DataFrame | None:
+    """The KPIs per segment the scoring of ``day`` wrote, None for a scoring made before KPIs."""
+    try:
+        return read_partition(spark, config.partition(config.score.kpis_output, day), "kpis", "").toPandas()
+    except LakeError:
+        return None
+
+
+def _with_retention(config: Config, segments: pd.DataFrame, kpis: list[pd.DataFrame | None]) -> pd.DataFrame:
+    """``segments`` with retention_from, retention_to and retention_shift (NaN without KPIs)."""
+    if any(table is None or "prior_buyers" not in table for table in kpis):
+        log.info("drift: a scoring has no KPIs (scored before segcore wrote them): retention not compared")
+        return segments.assign(retention_from=np.nan, retention_to=np.nan, retention_shift=np.nan)
+    retention = retention_shift(*kpis, config.drift.min_retention_buyers)
+    return segments.merge(retention, on="segment_id", how="left")
 
 
 def _feature_names(config: Config, before: DataFrame, after: DataFrame, paths: tuple[str, str]) -> list[str]:
@@ -148,6 +167,13 @@ def _alerts(config: Config, segments: pd.DataFrame, features: pd.DataFrame, shar
                 f"segment {row.segment_id} ({row.segment_name}) share {100 * row.share_shift:+.1f} pp, "
                 f"beyond drift.max_share_shift {100 * limits.max_share_shift:g} pp"
             )
+    if limits.max_retention_drop is not None:
+        for row in segments[segments["retention_shift"] < -limits.max_retention_drop].itertuples():
+            alerts.append(
+                f"segment {row.segment_id} ({row.segment_name}) retention {100 * row.retention_shift:+.1f} "
+                f"pp ({row.retention_from:.1%} -> {row.retention_to:.1%}), beyond drift.max_retention_drop "
+                f"{100 * limits.max_retention_drop:g} pp"
+            )
     if limits.max_risk_shift is not None:
         for row in segments[segments["risk_shift"].abs() > limits.max_risk_shift].itertuples():
             alerts.append(
@@ -166,6 +192,8 @@ def _metrics(result: DriftResult) -> dict[str, float]:
             metrics[f"revenue_share_shift_segment_{row.segment_id}"] = row.revenue_share_shift
         if pd.notna(row.risk_shift):
             metrics[f"risk_shift_segment_{row.segment_id}"] = row.risk_shift
+        if pd.notna(row.retention_shift):
+            metrics[f"retention_shift_segment_{row.segment_id}"] = row.retention_shift
     stayed = matrix[(matrix.from_segment != NEW) & (matrix.to_segment != DEPARTED)]
     metrics.update(
         max_psi=float(result.features["psi"].max()) if len(result.features) else 0.0,
@@ -205,6 +233,7 @@ def _record(config: Config, result: DriftResult) -> str:
                 "max_segment_psi": limits.max_segment_psi,
                 "max_share_shift": limits.max_share_shift,
                 "max_risk_shift": limits.max_risk_shift,
+                "max_retention_drop": limits.max_retention_drop,
                 "psi_bins": limits.psi_bins,
                 "output": result.path,
             }
@@ -249,6 +278,7 @@ def _compare(spark: SparkSession, config: Config, start: dt.date, end: dt.date) 
         segments = segment_shift(
             before, after, features_before, features_after, config.value.high_risk_band()
         )
+        segments = _with_retention(config, segments, [_kpis(spark, config, day) for day in (start, end)])
         shares_psi = segment_psi(segments)
         versions = (_version(before), _version(after))
         figures.update(pairs=len(matrix), versions="->".join(versions))

@@ -119,10 +119,13 @@ def drift_report(result: DriftResult) -> str:
         share_shift_pp=(100 * result.segments.share_shift).round(1),
         revenue_shift_pp=(100 * result.segments.revenue_share_shift).round(1),
         high_risk_shift_pp=(100 * result.segments.risk_shift).round(1),
+        retention_shift_pp=(100 * result.segments.retention_shift).round(1),
     )
     columns = ["segment_id", "segment_name", "share_from", "share_to", "share_shift_pp", "revenue_shift_pp"]
     if result.segments.risk_shift.notna().any():
         columns.append("high_risk_shift_pp")
+    if result.segments.retention_shift.notna().any():
+        columns.append("retention_shift_pp")
     lines += ["", f"segment shares (%), PSI of the shares {result.segment_psi:.3f}:"]
     lines.append(segments[columns].to_string(index=False))
     top = result.features.head(5)[["feature", "psi", "mean_from", "mean_to"]]

@@ -15,7 +15,9 @@ batch size.
 Behaviour can shift before the end date: with ``lapsing`` > 0 that share of the
 ``high_value_loyal`` customers of each block (drawn from a stream of their own, so the rest of the
 lake is unchanged) lapse: their activity ends :data:`LAPSE_DAYS` days earlier, so they have no
-orders and no events in the last month. The ``lapsed`` column of ``planted_segments.parquet``
+orders and no events in the last month; or, with ``lapse_from``, on that date (a lapse between two
+month-ends well before the end date, away from the end's own effects: active customers' last
+activity is drawn from the weeks before the end date). The ``lapsed`` column of ``planted_segments.parquet``
 marks them.
 """
 
@@ -307,7 +309,13 @@ class _Block:
 
 
 def _block(
-    seed: int, number: int, customers: int, end: dt.date, first_order_id: int, lapsing: float
+    seed: int,
+    number: int,
+    customers: int,
+    end: dt.date,
+    first_order_id: int,
+    lapsing: float,
+    lapse_from: dt.date | None = None,
 ) -> _Block:
     """Block ``number`` of the lake: its customers, their planted segments, orders and events."""
     rng = np.random.default_rng([seed, number])
@@ -318,7 +326,11 @@ def _block(
     table, signup = _customers(rng, ids, np.datetime64(end.isoformat(), "D"), segment)
     first, last = _windows(rng, signup, segment, np.datetime64(end.isoformat(), "s"))
     lapsed = _lapsing(seed, number, segment, lapsing)
-    last = np.where(lapsed, np.maximum(last - LAPSE_DAYS * DAY, first + DAY), last)
+    if lapse_from is None:
+        stopped = last - LAPSE_DAYS * DAY
+    else:
+        stopped = np.minimum(last, np.datetime64(lapse_from.isoformat(), "s"))
+    last = np.where(lapsed, np.maximum(stopped, first + DAY), last)
     names = [s.name for s in PLANTED_SEGMENTS]
     planted = pa.table(
         {
@@ -335,11 +347,13 @@ def _block(
     )
 
 
-def _blocks(customers: int, seed: int, end: dt.date, lapsing: float) -> Iterator[_Block]:
+def _blocks(
+    customers: int, seed: int, end: dt.date, lapsing: float, lapse_from: dt.date | None = None
+) -> Iterator[_Block]:
     """The lake's blocks in order (order ids run on from one block to the next)."""
     orders = 0
     for number in range(-(-customers // BLOCK_CUSTOMERS)):
-        block = _block(seed, number, customers, end, orders + 1, lapsing)
+        block = _block(seed, number, customers, end, orders + 1, lapsing, lapse_from)
         orders += block.orders.num_rows
         yield block
 
@@ -394,11 +408,12 @@ def generate_lake(
     end: dt.date,
     lapsing: float = 0.0,
     batch_customers: int = BATCH_CUSTOMERS,
+    lapse_from: dt.date | None = None,
 ) -> LakeSummary:
     """Write ``customers/``, ``orders/``, ``events/`` and ``planted_segments.parquet`` under
     ``out``, ``batch_customers`` customers (whole blocks) at a time, replacing any previous lake
     there only once the new one is complete; ``lapsing``: the share of loyal customers without
-    activity in the last month (module docstring)."""
+    activity in the last month, or from ``lapse_from`` on (module docstring)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
     if not 0 <= lapsing <= 1:
@@ -409,7 +424,7 @@ def generate_lake(
     orders = events = 0
     try:
         with ExitStack() as stack:
-            lake, blocks = _LakeWriter(staging, stack), _blocks(customers, seed, end, lapsing)
+            lake, blocks = _LakeWriter(staging, stack), _blocks(customers, seed, end, lapsing, lapse_from)
             while batch := list(islice(blocks, blocks_per_batch)):
                 lake.write(batch)
                 orders += sum(block.orders.num_rows for block in batch)

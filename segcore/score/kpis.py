@@ -3,8 +3,8 @@
 the driver.
 
 - ``active_customers``: customers with a purchase in the last 30 days before as_of;
-- ``retention``: of the customers who bought in the 30 days before those, the share who bought
-  again in the last 30; ``churned`` and ``churn_rate``: the others, and their share;
+- ``retention``: of the ``prior_buyers`` (customers who bought in the 30 days before those), the
+  share who bought again in the last 30; ``churned`` and ``churn_rate``: the others, and their share;
 - ``new_customers``: signed up in the last 30 days; ``new_conversion``: the share of them who bought;
 - ``orders``, ``revenue`` (net of returns) and ``average_order_value`` of the last 30 days;
   ``revenue_growth``: revenue over the 30 days before, minus 1.
@@ -26,6 +26,7 @@ KPI_TABLE_COLUMNS = (
     "segment_name",
     "customers",
     "active_customers",
+    "prior_buyers",
     "retention",
     "churned",
     "churn_rate",
@@ -64,7 +65,7 @@ def segment_kpis(segments: DataFrame, features: DataFrame) -> pd.DataFrame:
         .agg(
             F.count(F.lit(1)).alias("customers"),
             _count(bought).alias("active_customers"),
-            _count(bought_before).alias("_bought_before"),
+            _count(bought_before).alias("prior_buyers"),
             _count(bought_before & bought).alias("_retained"),
             _count(new).alias("new_customers"),
             _count(new & bought).alias("_new_bought"),
@@ -75,8 +76,8 @@ def segment_kpis(segments: DataFrame, features: DataFrame) -> pd.DataFrame:
         .toPandas()
         .sort_values("segment_id", ignore_index=True)
     )
-    sums["retention"] = _ratio(sums["_retained"], sums["_bought_before"])
-    sums["churned"] = sums["_bought_before"] - sums["_retained"]
+    sums["retention"] = _ratio(sums["_retained"], sums["prior_buyers"])
+    sums["churned"] = sums["prior_buyers"] - sums["_retained"]
     sums["churn_rate"] = 1 - sums["retention"]
     sums["new_conversion"] = _ratio(sums["_new_bought"], sums["new_customers"])
     sums["average_order_value"] = _ratio(sums["revenue"], sums["orders"])
