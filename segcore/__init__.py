@@ -2,7 +2,8 @@
 
 The stage functions, each taking a validated :class:`~segcore.config.Config`:
 :func:`run_features`, :func:`train_segments`, :func:`score_segments`, :func:`compare_scorings`
-(drift), :func:`promote_version` and :func:`build_report`; :func:`load_config` reads one from
+(drift), :func:`promote_version`, :func:`export_audiences`, :func:`measure_lift` and
+:func:`build_report`; :func:`load_config` reads one from
 YAML with ``--set`` style overrides. They are imported on first use, so that
 ``import segcore.kmeans`` needs neither Spark nor MLflow.
 """
@@ -16,6 +17,8 @@ _EXPORTS = {
     "score_segments": "segcore.score.stage",
     "compare_scorings": "segcore.drift.stage",
     "promote_version": "segcore.promote.stage",
+    "export_audiences": "segcore.audiences.stage",
+    "measure_lift": "segcore.lift.stage",
     "build_report": "segcore.report.stage",
 }
 

@@ -292,11 +292,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit_s: float = 120) -> None:
+def wait_healthy(url: str, server: subprocess.Popen, log: Path, limit_s: float = 120) -> None:
+    """Until ``url``/health answers 200 (an `mlflow server` or `mlflow models serve` process)."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{url} exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -304,7 +305,7 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit_s: float 
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
     tail = log.read_text()[-3000:]
-    raise RuntimeError(f"mlflow server at {url} not healthy after {limit_s:.0f} s:\n{tail}")
+    raise RuntimeError(f"{url} not healthy after {limit_s:.0f} s:\n{tail}")
 
 
 @pytest.fixture(scope="session")
@@ -333,7 +334,7 @@ def mlflow_server(tmp_path_factory):
     with log.open("w") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=root)
     try:
-        _wait_healthy(url, server, log)
+        wait_healthy(url, server, log)
         yield url
     finally:
         server.terminate()
