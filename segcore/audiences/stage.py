@@ -113,10 +113,14 @@ def _with_contacts(spark: SparkSession, config: Config, frame: DataFrame, name: 
     )
 
 
+def _export_dates(spark: SparkSession, config: Config, name: str) -> list[dt.date]:
+    """The as_of dates of the audience's committed exports, oldest first."""
+    return partition_dates(spark, config.path(config.campaigns.audiences_output), name)
+
+
 def _previous_members(spark: SparkSession, config: Config, name: str) -> tuple[str | None, DataFrame | None]:
     """The as_of and the members of the audience's latest export before as_of (None, None if none)."""
-    root = config.path(config.campaigns.audiences_output)
-    earlier = [day for day in partition_dates(spark, root, name) if day < config.as_of]
+    earlier = [day for day in _export_dates(spark, config, name) if day < config.as_of]
     if not earlier:
         return None, None
     folder = audience_file(spark, audience_partition(config, name, earlier[-1]), MEMBERS)
@@ -189,13 +193,13 @@ def _record(config: Config, scoring: DataFrame, exports: list[AudienceExport]) -
     return run.run_id
 
 
-def check_export_exists(spark: SparkSession, config: Config, name: str, day: dt.date) -> str:
+def latest_export(spark: SparkSession, config: Config, name: str, day: dt.date) -> str:
     """The partition of the audience's latest export on or before ``day`` (exit 2 if none)."""
-    root = config.path(config.campaigns.audiences_output)
-    dates = [d for d in partition_dates(spark, root, name) if d <= day]
+    dates = [d for d in _export_dates(spark, config, name) if d <= day]
     if not dates:
         raise LakeError(
-            f"audience '{name}' has no export on or before {day} under {root}: run `segcore audiences "
+            f"audience '{name}' has no export on or before {day} under "
+            f"{config.path(config.campaigns.audiences_output)}: run `segcore audiences "
             f"--name {name}` on a scoring before the campaign starts"
         )
     return audience_partition(config, name, dates[-1])

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.audiences.definition import CONTROL, TREATMENT
-from segcore.audiences.stage import MEMBERS, audience_file, check_export_exists
+from segcore.audiences.stage import MEMBERS, audience_file, latest_export
 from segcore.config import Config
 from segcore.errors import ConfigError, LakeError
 from segcore.features.orders import orders_before
@@ -42,7 +42,7 @@ def measure_lift(spark: SparkSession, config: Config, audience: str, start: dt.d
         raise ConfigError(f"--days must be at least 1, got {days}")
     end = start + dt.timedelta(days=days)
     _check_not_future(start, end)
-    export = check_export_exists(spark, config, audience, start)
+    export = latest_export(spark, config, audience, start)
     members = spark.read.parquet(audience_file(spark, export, MEMBERS))
     members = members.select("customer_id", "group", "segment_id", "segment_name")
     _check_groups(config, audience, export, members)

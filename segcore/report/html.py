@@ -31,12 +31,19 @@ def _image(name: str, title: str, data: bytes) -> str:
     )
 
 
-def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None, index: bool = False) -> str:
-    """``frame`` as an HTML table, columns formatted by ``formats`` (column -> format spec)."""
+def _table(
+    frame: pd.DataFrame,
+    formats: dict[str, str] | None = None,
+    index: bool = False,
+    headings: dict[str, str] | None = None,
+) -> str:
+    """``frame`` as an HTML table, columns formatted by ``formats`` (column -> format spec) and
+    headed by ``headings`` (column -> heading) where given."""
     shown = frame.copy()
     for column, spec in (formats or {}).items():
         if column in shown:
             shown[column] = shown[column].map(lambda v, spec=spec: "" if pd.isna(v) else format(v, spec))
+    shown = shown.rename(columns=headings or {})
     table = shown.to_html(
         index=index, border=0, classes="profile", na_rep="", float_format=lambda v: f"{v:,.3f}"
     )
@@ -125,9 +132,7 @@ def overview_section(segments: pd.DataFrame, kpis: pd.DataFrame, fallback: pd.Da
         for _, row in latest.iterrows()
     )
     shown = latest.reindex(columns=list(OVERVIEW_COLUMNS)).dropna(axis=1, how="all")
-    table = _table(shown, OVERVIEW_FORMATS)
-    for column, label in OVERVIEW_COLUMNS.items():
-        table = table.replace(f"<th>{column}</th>", f"<th>{label}</th>")
+    table = _table(shown, OVERVIEW_FORMATS, headings=OVERVIEW_COLUMNS)
     return f'<h2 id="overview">{heading}</h2>{note}{table}<ul>{words}</ul>'
 
 
