@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from segcore.errors import ConfigError
 from segcore.lake.schema import identity_mapping
@@ -21,6 +29,15 @@ from segcore.lake.schema import identity_mapping
 # The user's MLFLOW_TRACKING_URI, read once: mlflow.set_tracking_uri() writes that variable in
 # this process, so reading it later would return whatever store the last run used.
 STARTUP_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty: give a value, or null where the key allows it")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]  # a path, query, predicate or expression
 
 
 class _Strict(BaseModel):
@@ -36,7 +53,7 @@ class SourceConfig(_Strict):
     """A folder of Parquet or CSV files, registered as a Spark SQL view for the tables' queries.
     ``options`` go to Spark's reader (CSV: header, sep, inferSchema, ...; header defaults to true)."""
 
-    path: str
+    path: Text
     format: FileFormat = "parquet"
     options: dict[str, OptionValue] = Field(default_factory=dict)
 
@@ -46,12 +63,12 @@ class TableConfig(_Strict):
     an optional ``filter`` predicate over its columns; ``columns`` maps segcore's names to a column
     or a Spark SQL expression (null: the lake has no such column)."""
 
-    path: str | None = None
+    path: Text | None = None
     format: FileFormat = "parquet"
     options: dict[str, OptionValue] = Field(default_factory=dict)
-    query: str | None = None
-    filter: str | None = None
-    columns: dict[str, str | None] = Field(default_factory=dict)
+    query: Text | None = None
+    filter: Text | None = None
+    columns: dict[str, Text | None] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _path_or_query(self) -> TableConfig:
@@ -63,18 +80,18 @@ class TableConfig(_Strict):
 
 
 class CustomersTable(TableConfig):
-    path: str | None = "lake/customers"
-    columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("customers"))
+    path: Text | None = "lake/customers"
+    columns: dict[str, Text | None] = Field(default_factory=lambda: identity_mapping("customers"))
 
 
 class OrdersTable(TableConfig):
-    path: str | None = "lake/orders"
-    columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("orders"))
+    path: Text | None = "lake/orders"
+    columns: dict[str, Text | None] = Field(default_factory=lambda: identity_mapping("orders"))
 
 
 class EventsTable(TableConfig):
-    path: str | None = "lake/events"
-    columns: dict[str, str | None] = Field(default_factory=lambda: identity_mapping("events"))
+    path: Text | None = "lake/events"
+    columns: dict[str, Text | None] = Field(default_factory=lambda: identity_mapping("events"))
 
 
 class LakeConfig(_Strict):
@@ -297,7 +314,7 @@ class AudienceConfig(_Strict):
     """One audience a CRM loads (``segcore audiences``): the customers of a scoring that ``where``
     accepts, with a control group held back."""
 
-    where: str  # Spark SQL predicate over the scoring's columns (segment_name, churn_risk_band, ...)
+    where: Text  # Spark SQL predicate over the scoring's columns (segment_name, churn_risk_band, ...)
     columns: list[str] = Field(default_factory=list)  # customers table columns to add, e.g. email
     control_share: float = Field(0.1, ge=0, lt=1)  # held back from the CRM file, by customer id hash
     salt: str | None = None  # of the control group's hash (null: the audience's name)

@@ -1,8 +1,13 @@
+import copy
 import datetime as dt
+import json
+import random
+import re
 
 import pytest
 from conftest import ROOT
 
+from segcore.cli.commands import main
 from segcore.config import Config, build_config, load_config
 from segcore.errors import ConfigError
 
@@ -118,3 +123,57 @@ def test_a_table_with_a_null_path_is_a_lake_without_it(table):
 def test_a_table_without_a_source_is_refused_by_its_key(lake, message):
     with pytest.raises(ConfigError, match=message):
         build_config({"lake": lake})
+
+
+_MALFORMED = [
+    5,
+    "",
+    " ",
+    [],
+    ["a"],
+    "lake/orders",
+    None,
+    True,
+    {},
+    {"path": ""},
+    {"path": " "},
+    {"path": 5},
+    {"path": None},
+    {"format": "xml"},
+    {"format": 5},
+    {"columns": 5},
+    {"columns": {"amount": ""}},
+    {"columns": {"amount": 5}},
+    {"options": 5},
+    {"query": ""},
+    {"query": 5},
+    {"filter": 7},
+    {"filter": ""},
+    {"unknown": 1},
+    {"path": "x", "query": "SELECT 1"},
+]
+
+
+def test_a_fuzz_of_malformed_lake_sections_is_exit_2_naming_the_key_or_a_valid_config(capsys):
+    """Seeded random lake sections built from malformed pieces: each is a valid config or a
+    ConfigError that names a lake key, and the CLI exits 2 on it before Spark starts; never a
+    traceback."""
+    rng = random.Random(7)
+    refused = 0
+    for _ in range(300):
+        lake = {
+            table: rng.choice(_MALFORMED)
+            for table in rng.sample(["customers", "orders", "events"], rng.randint(1, 3))
+        }
+        if rng.random() < 0.2:
+            lake["sources"] = rng.choice(
+                [5, {"x": {"path": ""}}, {"x": 5}, {"x": {"path": "p", "format": "xml"}}]
+            )
+        try:
+            build_config({"lake": copy.deepcopy(lake)})
+        except ConfigError as error:
+            refused += 1
+            assert re.search(r"config key 'lake(\.\w+)*'", str(error)), (lake, str(error))
+            assert main(["features", "--set", f"lake={json.dumps(lake)}"]) == 2
+            assert "segcore features: error: config key 'lake" in capsys.readouterr().err
+    assert refused > 200
