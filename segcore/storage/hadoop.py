@@ -3,6 +3,8 @@ as Spark writes them: local disks, HDFS, S3 and other object stores."""
 
 from __future__ import annotations
 
+import os
+
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
@@ -71,6 +73,31 @@ class HadoopStore:
             stream.hsync()
         finally:
             stream.close()
+
+    def create_new(self, path: str, text: str) -> bool:
+        """Write the small file ``path`` only if it does not exist (False if it does): one atomic
+        step on a local disk (O_EXCL) and on HDFS (create without overwrite)."""
+        fs, file = self._path(path)
+        if self.scheme == "file":
+            try:
+                descriptor = os.open(file.toUri().getPath(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(text)
+            return True
+        try:
+            stream = fs.create(file, False)
+        except Py4JJavaError as exc:
+            if "FileAlreadyExistsException" in str(exc.java_exception.getClass().getName()):
+                return False
+            raise
+        try:
+            stream.write(text.encode())
+            stream.hsync()
+        finally:
+            stream.close()
+        return True
 
     def rename(self, source: str, target: str) -> None:
         fs, source_path = self._path(source)

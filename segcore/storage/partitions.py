@@ -17,6 +17,7 @@ from segcore.errors import EnvironmentProblem, LakeError
 from segcore.runtime.logs import step
 from segcore.storage import versions
 from segcore.storage.hadoop import HadoopStore, filesystem
+from segcore.storage.lease import partition_leases
 
 
 @dataclass(frozen=True)
@@ -147,21 +148,23 @@ class Outputs:
 
 @contextmanager
 def commit_partitions(spark: SparkSession, targets: Sequence[str]) -> Iterator[Outputs]:
-    """Replace the partitions ``targets`` together: each is checked writable and cleaned of
-    earlier killed writes on entry; each must be staged with :meth:`Outputs.write`; on a normal
-    exit one pointer write makes them all current (readers see all old or all new, even after a
-    crash), on an error the staged data is removed and the old partitions stay."""
+    """Replace the partitions ``targets`` together: each is checked writable, leased to this
+    writer (:mod:`segcore.storage.lease`) and cleaned of earlier killed writes on entry; each must
+    be staged with :meth:`Outputs.write`; on a normal exit one pointer write makes them all
+    current (readers see all old or all new, even after a crash), on an error the staged data is
+    removed and the old partitions stay."""
     for target in targets:
         ensure_writable(spark, target)
     store = HadoopStore(spark, targets[0])
-    pending = versions.begin(store, list(targets))
-    try:
-        yield Outputs(spark, store, pending)
-        with step("output", f"commit {', '.join(targets)}"):
-            versions.commit(store, pending)
-    except BaseException:
-        versions.abort(store, pending)
-        raise
+    with partition_leases(store, targets):  # a second writer stops here (exit 3) naming this one
+        pending = versions.begin(store, list(targets))
+        try:
+            yield Outputs(spark, store, pending)
+            with step("output", f"commit {', '.join(targets)}"):
+                versions.commit(store, pending)
+        except BaseException:
+            versions.abort(store, pending)
+            raise
 
 
 def write_partition(frame: DataFrame, target: str, sidecar: dict[str, str] | None = None) -> None:

@@ -35,6 +35,7 @@ from segcore.errors import LakeError
 from segcore.runtime.crash_points import pause
 
 POINTER = "_CURRENT"
+LEASE = "_LEASE"  # the writer's lease (segcore.storage.lease): never cleaned away
 VERSION_PREFIX = "v-"
 STAGING_PREFIX = "_tmp_"
 STEPS = ("staged", "published", "pointer-temp", "committed")
@@ -173,7 +174,7 @@ def _recover_previous_layout(store: Store, partition: str) -> None:
     parent, name = partition.rstrip("/").rsplit("/", 1)
     prefixes = (f"_tmp_{name}_", f"_old_{name}_")
     leftovers = [entry for entry, _ in store.entries(parent) if entry.startswith(prefixes)]
-    if not store.entries(partition):
+    if not [name for name, _ in store.entries(partition) if name != LEASE]:
         retired = sorted(entry for entry in leftovers if entry.startswith("_old_"))
         if retired:
             store.delete(partition)  # an empty folder (made by the writability check) or nothing
@@ -189,7 +190,7 @@ def clean(store: Store, partition: str) -> None:
     _recover_previous_layout(store, partition)
     kept = _committed(store, partition)
     for name, is_folder in store.entries(partition):
-        if name in (POINTER, kept) or (kept == "." and not is_folder):
+        if name in (POINTER, LEASE, kept) or (kept == "." and not is_folder):
             continue
         store.delete(join(partition, name))
 
