@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import os
 
+from segcore.audiences.stage import audience_partition
 from segcore.cli.commands import (
     run_audiences,
     run_drift,
@@ -77,8 +78,7 @@ def run_demo(args: argparse.Namespace) -> None:
     print()
     run_audiences(config, ["winback"], args.verbose)
     print()
-    export = f"{config.partition(config.campaigns.audiences_output)}/winback"
-    run_extend(lake, CAMPAIGN_DAYS, args.seed, export, CAMPAIGN_EFFECT)
+    run_extend(lake, CAMPAIGN_DAYS, args.seed, audience_partition(config, "winback"), CAMPAIGN_EFFECT)
     run_lift(config, "winback", config.as_of, CAMPAIGN_DAYS, args.verbose)
     print()
     run_report(config, None, os.path.join(workdir, "segments_report.html"), args.verbose)

@@ -50,6 +50,13 @@ def _table(
     return f'<div style="overflow-x:auto">{table}</div>'
 
 
+def _by_scoring(frame: pd.DataFrame, column: str) -> str:
+    """``column`` (a share) per segment and scoring date, as a percentage table."""
+    table = frame.pivot_table(index=["segment_id", "segment_name"], columns="as_of", values=column)
+    html_table = table.to_html(float_format=lambda v: f"{v:.1%}", border=0, classes="profile", na_rep="")
+    return f'<div style="overflow-x:auto">{html_table}</div>'
+
+
 def version_scorings(history: History, version: str | None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """The history's segment rows and KPIs of the scorings made with ``version`` (segment ids name
     the same segments only within one version), and how many scorings of other versions were left out."""
@@ -159,12 +166,7 @@ def history_section(history: History, version: str | None, source: str) -> str:
     ]
     if len(kpis):
         parts.append(_image("kpis.png", "KPIs per segment over time", kpi_plot(kpis)))
-        retention = kpis.pivot_table(
-            index=["segment_id", "segment_name"], columns="as_of", values="retention"
-        )
-        parts.append(
-            f"<h3>Retention by scoring</h3>{_table(retention.map(lambda v: f'{v:.1%}'), index=True)}"
-        )
+        parts.append(f"<h3>Retention by scoring</h3>{_by_scoring(kpis, 'retention')}")
     if history.migration is not None and history.migration_dates is not None:
         before, after = (d.isoformat() for d in history.migration_dates)
         parts.append(
@@ -176,10 +178,7 @@ def history_section(history: History, version: str | None, source: str) -> str:
         )
     else:
         parts.append("<p>The migration between scorings needs two scorings.</p>")
-    shares = segments.pivot_table(index=["segment_id", "segment_name"], columns="as_of", values="share")
-    parts.append(
-        f"<h3>Share of customers by scoring</h3>{_table(shares.map(lambda v: f'{v:.1%}'), index=True)}"
-    )
+    parts.append(f"<h3>Share of customers by scoring</h3>{_by_scoring(segments, 'share')}")
     return "".join(parts)
 
 
@@ -233,10 +232,7 @@ def value_section(
             _image("value_calibration.png", "Backtest by decile of prediction", value.calibration_plot)
         )
     if segments["high_risk_share"].notna().any():
-        shares = segments.pivot_table(
-            index=["segment_id", "segment_name"], columns="as_of", values="high_risk_share"
-        )
-        table = shares.to_html(float_format=lambda v: f"{v:.1%}", border=0, classes="profile", na_rep="")
+        table = _by_scoring(segments, "high_risk_share")
         parts.append(f"<h3>Share of customers at {html.escape(high_band)} churn risk, by scoring</h3>{table}")
     return "".join(parts)
 

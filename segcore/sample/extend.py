@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from segcore.errors import LakeError
 from segcore.sample.lake import swap_into_place
-from segcore.storage.versions import local_partition
+from segcore.storage.versions import POINTER, local_partition
 
 RATE_DAYS = 180
 _TIME = {"orders": "order_ts", "events": "event_ts"}
@@ -49,7 +49,7 @@ def treatment_ids(campaign: str | os.PathLike) -> np.ndarray:
     its ``treatment.csv``."""
     path = Path(campaign)
     if path.is_dir():
-        folder = Path(local_partition(path)) if (path / "_CURRENT").exists() else path
+        folder = Path(local_partition(path)) if (path / POINTER).exists() else path
         path = folder / "treatment.csv"
     if not path.is_file():
         raise LakeError(
@@ -59,12 +59,13 @@ def treatment_ids(campaign: str | os.PathLike) -> np.ndarray:
     return table.column("customer_id").to_numpy()
 
 
-def _last_day(lake: Path) -> dt.date:
-    times = ds.dataset(lake / "orders", partitioning="hive").to_table(columns=["order_ts"]).column(0)
-    latest = pc.max(times).as_py()
+def _lake_end(lake: Path) -> tuple[dt.date, int]:
+    """The lake's last order day and its largest order id (one read of the two columns)."""
+    orders = ds.dataset(lake / "orders", partitioning="hive").to_table(columns=["order_ts", "order_id"])
+    latest = pc.max(orders.column("order_ts")).as_py()
     if latest is None:
         raise LakeError(f"table 'orders' under {lake} has no orders to extend from")
-    return latest.date()
+    return latest.date(), pc.max(orders.column("order_id")).as_py()
 
 
 def _recent(lake: Path, table: str, since: dt.date) -> pa.Table:
@@ -74,7 +75,8 @@ def _recent(lake: Path, table: str, since: dt.date) -> pa.Table:
     rows = data.to_table(
         filter=ds.field(column) >= pa.scalar(dt.datetime.combine(since, dt.time()), pa.timestamp("us"))
     )
-    rows = rows.drop_columns([name for name in rows.column_names if name == "month"])
+    if "month" in rows.column_names:  # the partition folder, not a column of the lake's files
+        rows = rows.drop_columns(["month"])
     return rows.sort_by("customer_id")
 
 
@@ -104,11 +106,9 @@ def _new_rows(
     return rows.set_column(rows.column_names.index(column), column, times)
 
 
-def _numbered(lake: Path, orders: pa.Table) -> pa.Table:
-    """``orders`` with order ids following the lake's largest."""
-    ids = ds.dataset(lake / "orders", partitioning="hive").to_table(columns=["order_id"]).column(0)
-    first = (pc.max(ids).as_py() or 0) + 1
-    numbers = pa.array(np.arange(first, first + orders.num_rows), pa.int64())
+def _numbered(orders: pa.Table, after: int) -> pa.Table:
+    """``orders`` with order ids following ``after``, the lake's largest."""
+    numbers = pa.array(np.arange(after + 1, after + 1 + orders.num_rows), pa.int64())
     return orders.set_column(orders.column_names.index("order_id"), "order_id", numbers)
 
 
@@ -144,12 +144,14 @@ def extend_lake(
     if effect and campaign is None:
         raise LakeError("--effect needs --campaign: the treatment list whose customers it applies to")
     treated = treatment_ids(campaign) if campaign else np.array([], dtype=np.int64)
-    last = _last_day(lake)
+    last, largest_id = _lake_end(lake)
     start = last + dt.timedelta(days=1)
     since = start - dt.timedelta(days=RATE_DAYS)
 
     rng = np.random.default_rng([seed, days, start.toordinal()])
-    orders = _numbered(lake, _new_rows(rng, _recent(lake, "orders", since), start, days, treated, effect))
+    orders = _numbered(
+        _new_rows(rng, _recent(lake, "orders", since), start, days, treated, effect), largest_id
+    )
     events = None
     if (lake / "events").is_dir():
         events = _with_sessions(_new_rows(rng, _recent(lake, "events", since), start, days))

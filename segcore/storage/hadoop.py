@@ -65,14 +65,17 @@ class HadoopStore:
             return []
         return [(status.getPath().getName(), status.isDirectory()) for status in fs.listStatus(path)]
 
-    def write(self, path: str, text: str) -> None:
-        fs, file = self._path(path)
-        stream = fs.create(file, True)
+    @staticmethod
+    def _write_and_close(stream, text: str) -> None:
         try:
             stream.write(text.encode())
             stream.hsync()
         finally:
             stream.close()
+
+    def write(self, path: str, text: str) -> None:
+        fs, file = self._path(path)
+        self._write_and_close(fs.create(file, True), text)
 
     def create_new(self, path: str, text: str) -> bool:
         """Write the small file ``path`` only if it does not exist (False if it does): one atomic
@@ -92,11 +95,7 @@ class HadoopStore:
             if "FileAlreadyExistsException" in str(exc.java_exception.getClass().getName()):
                 return False
             raise
-        try:
-            stream.write(text.encode())
-            stream.hsync()
-        finally:
-            stream.close()
+        self._write_and_close(stream, text)
         return True
 
     def rename(self, source: str, target: str) -> None:

@@ -48,7 +48,9 @@ def _alive(holder: dict) -> bool:
     if holder.get("host") != socket.gethostname():
         since = dt.datetime.fromisoformat(holder.get("since", "1970-01-01T00:00:00+00:00"))
         return dt.datetime.now(dt.UTC) - since < EXPIRY
-    pid = int(holder.get("pid", -1))
+    pid = int(holder.get("pid", 0))
+    if pid <= 0:  # not a process (and os.kill would signal a whole group)
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -174,7 +174,7 @@ def _recover_previous_layout(store: Store, partition: str) -> None:
     parent, name = partition.rstrip("/").rsplit("/", 1)
     prefixes = (f"_tmp_{name}_", f"_old_{name}_")
     leftovers = [entry for entry, _ in store.entries(parent) if entry.startswith(prefixes)]
-    if not [name for name, _ in store.entries(partition) if name != LEASE]:
+    if not [entry for entry, _ in store.entries(partition) if entry != LEASE]:
         retired = sorted(entry for entry in leftovers if entry.startswith("_old_"))
         if retired:
             store.delete(partition)  # an empty folder (made by the writability check) or nothing

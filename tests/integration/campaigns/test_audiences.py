@@ -140,6 +140,21 @@ def test_a_failed_export_leaves_every_previous_export_as_it_was(spark, exports, 
         (["--set", "audiences.x.where=spend > 10"], "audiences.x.where: cannot use 'spend > 10'"),
         (["--set", "audiences.x.where=true", "--set", "as_of=2026-01-31"], "as_of=2026-01-31 does not exist"),
         (["--set", "audiences.x y.where=true"], "audience name 'x y'"),
+        (
+            ["--set", "audiences.x.where=true", "--set", "audiences.x.columns=[segment_id]"],
+            "are already columns",
+        ),
+        (
+            [
+                "--set",
+                "audiences.x.where=true",
+                "--set",
+                "audiences.x.columns=[email]",
+                "--set",
+                "lake.customers=null",
+            ],
+            "audiences.x.columns asks for columns of table 'customers', but lake.customers is null",
+        ),
     ],
 )
 def test_audiences_refuses_with_exit_2_naming_the_key(exports, extra, message, capsys):

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from segcore.audiences.stage import audience_partition, export_audiences
 from segcore.cli.commands import main
 from segcore.lift.stage import LIFT_ARTIFACT, measure_lift
+from segcore.storage.versions import local_partition
 
 EFFECT = 0.3
 START, DAYS = "2026-06-30", 30
@@ -106,6 +107,19 @@ def test_lift_refuses_a_control_group_it_cannot_measure(spark, pipeline, campaig
     assert main(_args(config, "--set", "campaigns.min_group_customers=100000")) == 2
     error = capsys.readouterr().err
     assert "its control group of" in error and "too small for an interval" in error
+
+
+def test_lift_refuses_an_audience_nobody_was_sent(spark, pipeline, campaign, capsys):
+    config = _config(
+        pipeline, campaign["lakes"]["planted"], campaign["workdir"], audiences__empty={"where": "false"}
+    )
+    export_audiences(spark, config, ["empty"])
+    crm_file = Path(local_partition(audience_partition(config, "empty"))) / "treatment.csv"
+    assert crm_file.read_text() == "customer_id,segment_id,segment_name\n"  # the header alone
+    args = _args(config)
+    args[args.index("everyone")] = "empty"
+    assert main(args) == 2
+    assert "audience 'empty'" in (error := capsys.readouterr().err) and "has no treatment group" in error
 
 
 @pytest.mark.parametrize(

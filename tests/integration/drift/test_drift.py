@@ -183,6 +183,11 @@ def test_scorings_of_two_versions_report_the_centre_change_and_that_ids_are_matc
     [
         (["--lapsing", "1.5"], "--lapsing must be a share between 0 and 1, got 1.5"),
         (["--lapsing", "0.1", "--shape", "transactions"], "--lapsing applies to --shape sample only"),
+        (["--lapse-from", "2026-06-01"], "--lapse-from needs --lapsing and a date before --end 2026-06-30"),
+        (
+            ["--lapsing", "0.1", "--lapse-from", "2026-07-01"],
+            "--lapse-from needs --lapsing and a date before",
+        ),
     ],
 )
 def test_a_bad_lapsing_share_exits_2(tmp_path, capsys, arguments, message):

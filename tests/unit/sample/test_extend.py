@@ -53,6 +53,8 @@ def test_a_refused_extension_leaves_the_lake_as_it_was(lake, tmp_path):
     files = sorted(p.relative_to(lake) for p in lake.rglob("*"))
     with pytest.raises(LakeError, match="--campaign .*no treatment list"):
         extend_lake(lake, 30, seed=1, campaign=str(tmp_path / "missing"), effect=0.2)
+    with pytest.raises(LakeError, match="--effect must be above -1"):
+        extend_lake(lake, 30, seed=1, campaign=str(tmp_path / "missing"), effect=-1.0)
     with pytest.raises(LakeError, match="--effect needs --campaign"):
         extend_lake(lake, 30, seed=1, effect=0.2)
     with pytest.raises(LakeError, match="no sample lake there"):
