@@ -117,6 +117,17 @@ def spark():
     session.stop()
 
 
+@pytest.fixture
+def tracking_uri_restored():
+    """For a test that opens its own MLflow store, which points MLflow's process-wide API at it:
+    the tracking URI from before comes back afterwards."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    yield
+    mlflow.set_tracking_uri(previous)
+
+
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory) -> Path:
     """A sample lake whose data ends on AS_OF."""

@@ -13,6 +13,7 @@ from segcore.config import Config
 from segcore.errors import Alert, ModelError
 from segcore.promote.gate import Check, GateResult, run_gate
 from segcore.runtime.logs import quiet_spark, step
+from segcore.runtime.stopping import signals_held
 from segcore.storage.partitions import read_partition
 from segcore.tracking.registry import (
     CHALLENGER,
@@ -147,10 +148,12 @@ def promote_version(
     promotion = _decide(config, tracking, challenger, alias_version(tracking, CHAMPION), force, spark)
     if promotion.decision == "already champion":
         return promotion
-    tag_version(tracking, challenger, _decision_tags(promotion, config))
+    with signals_held():  # the decision's record and the alias move go together
+        tag_version(tracking, challenger, _decision_tags(promotion, config))
+        if promotion.promoted:
+            set_alias(tracking, CHAMPION, challenger)
     if not promotion.promoted:
         raise PromotionRefused(promotion)
-    set_alias(tracking, CHAMPION, challenger)
     return promotion
 
 

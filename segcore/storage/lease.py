@@ -13,51 +13,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from segcore.errors import EnvironmentProblem
+from segcore.runtime.processes import ProcessIdentity
 from segcore.storage.hadoop import HadoopStore
 from segcore.storage.versions import LEASE, join
 
 EXPIRY = dt.timedelta(hours=12)  # a lease from another host older than this is taken over
 
 
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _holder() -> dict:
-    pid = os.getpid()
+    me = ProcessIdentity.current()
     return {
-        "host": socket.gethostname(),
-        "pid": pid,
-        "start_ticks": _start_ticks(pid),
+        "host": me.host,
+        "pid": me.pid,
+        "start_ticks": me.started,
         "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
 def _alive(holder: dict) -> bool:
-    if holder.get("host") != socket.gethostname():
-        since = dt.datetime.fromisoformat(holder.get("since", "1970-01-01T00:00:00+00:00"))
-        return dt.datetime.now(dt.UTC) - since < EXPIRY
-    pid = int(holder.get("pid", 0))
-    if pid <= 0:  # not a process (and os.kill would signal a whole group)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's live process
-    return holder.get("start_ticks") in (None, _start_ticks(pid))
+    process = ProcessIdentity(str(holder.get("host")), int(holder.get("pid", 0)), holder.get("start_ticks"))
+    if process.on_this_host():
+        return process.running()
+    since = dt.datetime.fromisoformat(holder.get("since", "1970-01-01T00:00:00+00:00"))
+    return dt.datetime.now(dt.UTC) - since < EXPIRY
 
 
 def _read(store: HadoopStore, path: str) -> dict | None:

@@ -21,18 +21,25 @@ from mlflow.exceptions import MlflowException
 
 from segcore.config import Config, config_to_yaml
 from segcore.runtime.logs import log
+from segcore.runtime.processes import ProcessIdentity
 from segcore.runtime.stopping import Stopped, signals_held, stop_on_signals, stopped_by
 from segcore.tracking.store import Tracking
 
-HOST_TAG, PID_TAG = "segcore.host", "segcore.pid"
+HOST_TAG, PID_TAG, STARTED_TAG = "segcore.host", "segcore.pid", "segcore.process_started"
 FAILURE_TAG = "failure_reason"
 # How many of the newest versions without an alias are checked for a run that never finished.
 RECENT_VERSIONS = 50
 
 
 def process_tags() -> dict[str, str]:
-    """Where the run's process lives, so a later train can tell whether it still exists."""
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    """Which process runs the run (host, pid, start time), so a later train can tell whether it
+    still runs, even where its pid was given to another process since."""
+    me = ProcessIdentity.current()
+    return {HOST_TAG: me.host, PID_TAG: str(me.pid), STARTED_TAG: me.started or ""}
+
+
+def _recorded_process(tags: Mapping[str, str]) -> ProcessIdentity:
+    return ProcessIdentity(tags.get(HOST_TAG, ""), int(tags.get(PID_TAG, "0")), tags.get(STARTED_TAG) or None)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -98,14 +105,19 @@ def tracked_run(tracking: Tracking, run_name: str, nested: bool = False) -> Iter
     where the body calls ``finish``), or FAILED on an exception or KILLED on SIGTERM/SIGINT
     before that, with the reason in tag ``failure_reason``."""
     with stop_on_signals():
-        started = mlflow.start_run(
-            experiment_id=tracking.experiment_id, run_name=run_name, nested=nested, tags=process_tags()
-        )
-        run = TrackedRun(tracking, started)
+        run = None
         try:
+            with signals_held():  # a signal that lands while the run is created ends it, once created
+                started = mlflow.start_run(
+                    experiment_id=tracking.experiment_id,
+                    run_name=run_name,
+                    nested=nested,
+                    tags=process_tags(),
+                )
+                run = TrackedRun(tracking, started)
             yield run
         except BaseException as exc:
-            if not run.finished:
+            if run is not None and not run.finished:
                 with signals_held():  # a second signal must not cut the ending short
                     _end_failed(run, exc)
             raise
@@ -127,18 +139,6 @@ def _end_failed(run: TrackedRun, exc: BaseException) -> None:
         mlflow.end_run(status)
 
 
-def _process_exists(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # an earlier process with this very id: it is gone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
 def end_abandoned_runs(tracking: Tracking) -> list[str]:
     """End as KILLED, and report, the runs on this host left RUNNING by a process that no longer
     exists; returns their ids."""
@@ -147,9 +147,10 @@ def end_abandoned_runs(tracking: Tracking) -> list[str]:
     query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
     ended = []
     for run in client.search_runs([experiment_id], query, max_results=1000):
-        pid = int(run.data.tags.get(PID_TAG, "0"))
-        if _process_exists(pid):
+        process = _recorded_process(run.data.tags)
+        if process.running():
             continue
+        pid = process.pid
         reason = f"left RUNNING by process {pid} on {host}, which no longer exists: ended by a later train"
         client.set_tag(run.info.run_id, FAILURE_TAG, reason)
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))

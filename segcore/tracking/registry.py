@@ -34,8 +34,6 @@ MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "pya
 SEGCORE_SOURCE = Path(segcore.__file__).parent
 MODEL_CODE = SEGCORE_SOURCE / "model" / "pyfunc.py"
 VALUE_MODEL_CODE = SEGCORE_SOURCE / "value" / "pyfunc.py"
-# Registered-model tag: the first segment id no version of the model has used (see segcore.train.align).
-NEXT_ID_TAG = "next_segment_id"
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,8 @@ def log_value_model(model: ValueModel) -> str:
     )
 
 
-def _create_registered_model(tracking: Tracking) -> None:
+def create_registered_model(tracking: Tracking) -> None:
+    """Create the registered model unless it exists (two first trains may both try at once)."""
     try:
         tracking.client.create_registered_model(tracking.model_name)
     except MlflowException as exc:
@@ -118,25 +117,22 @@ def _create_registered_model(tracking: Tracking) -> None:
 def register(
     tracking: Tracking,
     model_uri: str,
-    next_id: int | None,
     version_tags: dict[str, str],
     run: TrackedRun,
     pause_at: str = "register",
 ) -> RegisteredModel:
-    """The last step of training ``run``: raise the model's ``next_segment_id`` tag to at least
-    ``next_id`` (segment models), register ``model_uri`` as a new version (tagged ``version_tags``) with alias
-    ``challenger`` (``champion`` too when the model has none yet), tag the run with it and end the
-    run FINISHED. Anything that stops this before the run has ended (an error, SIGTERM, SIGINT)
-    deletes the version again and gives ``challenger`` back to the version that had it; a process
-    killed outright in between leaves that to the next train
+    """The last step of training ``run``: register ``model_uri`` as a new version (tagged
+    ``version_tags``) with alias ``challenger`` (``champion`` too when the model has none yet), tag
+    the run with it and end the run FINISHED. Anything that stops this before the run has ended (an
+    error, SIGTERM, SIGINT) deletes the version again and gives ``challenger`` back to the version
+    that had it; a process killed outright in between leaves that to the next train
     (:func:`segcore.tracking.lifecycle.delete_unfinished_versions`)."""
     client, name = tracking.client, tracking.model_name
-    _create_registered_model(tracking)
-    if next_id is not None:
-        client.set_registered_model_tag(name, NEXT_ID_TAG, str(max(next_free_id(tracking), next_id)))
-    previous = alias_version(tracking, CHALLENGER)
-    version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
+    create_registered_model(tracking)
+    previous, version = alias_version(tracking, CHALLENGER), None
     try:
+        with signals_held():  # a signal that lands while the version is created deletes it, once created
+            version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
         pause(pause_at)
         client.set_registered_model_alias(name, CHALLENGER, version)
         champion = alias_version(tracking, CHAMPION)
@@ -145,7 +141,7 @@ def register(
         run.set_tags({"model_version": version})
         run.finish()
     except BaseException:
-        if not run.finished:
+        if version is not None and not run.finished:
             with signals_held():
                 _unregister(tracking, version, previous)
         raise
@@ -170,16 +166,6 @@ def _unregister(tracking: Tracking, version: str, previous_challenger: str | Non
             client.set_registered_model_alias(name, CHALLENGER, previous_challenger)
     except Exception as exc:  # the store itself failed: the next train deletes the version
         log.error("could not delete version %s of %s, registered without its alias: %s", version, name, exc)
-
-
-def next_free_id(tracking: Tracking) -> int:
-    """The first segment id that no registered version of the model has used, champion or not
-    (0 when the model is not registered yet)."""
-    try:
-        tags = tracking.client.get_registered_model(tracking.model_name).tags
-    except MlflowException:
-        return 0
-    return int(tags.get(NEXT_ID_TAG, 0))
 
 
 def find_version(tracking: Tracking, tag: str, value: str) -> RegisteredModel | None:

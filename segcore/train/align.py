@@ -3,13 +3,14 @@
 Both sets of centres are compared in the new model's scaled feature space (the champion's are
 taken back to original units, then through the new preparation). A Hungarian assignment on centre
 distance pairs them; a pair farther apart than ``max_match_distance``, or a new segment left over,
-gets a new id — counted up from the first id no registered version has used (champion or not:
-``next_free``, kept in the registry, see :func:`segcore.tracking.store.next_free_id`), so ids are never
-recycled.
+gets a new id. New ids are reserved in the registry (``reserve``, see
+:func:`segcore.tracking.registry.reserve_segment_ids`) at one compare-and-set, so they are never
+recycled, not even by two trains at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,21 +35,30 @@ def champion_centres(champion: SegmentModel, preparation: Preparation) -> np.nda
     return preparation.transform_array(champion.preparation.inverse(champion.centres))
 
 
+# Reserves ``count`` new ids, none below ``floor``; returns the first.
+Reserve = Callable[[int, int], int]
+
+
+def unshared(count: int, floor: int) -> int:
+    """A :data:`Reserve` for a model that no registry shares: new ids start at ``floor``."""
+    return floor
+
+
 def align(
     centres: np.ndarray,
     champion: SegmentModel | None,
     preparation: Preparation,
     max_distance: float,
-    next_free: int = 0,
+    reserve: Reserve = unshared,
 ) -> Alignment:
-    """Stable ids for ``centres``: the champion's where they match, new ones from ``next_free``
-    (or the champion's next id, if higher) otherwise."""
+    """Stable ids for ``centres``: the champion's where they match, new ones from ``reserve``
+    (none below the champion's next id) otherwise."""
     k = len(centres)
     if champion is None:
-        ids = list(range(next_free, next_free + k))
-        return Alignment(ids, next_free + k, pd.DataFrame({"new_centre": range(k), "segment_id": ids}))
+        first = reserve(k, 0)
+        ids = list(range(first, first + k))
+        return Alignment(ids, first + k, pd.DataFrame({"new_centre": range(k), "segment_id": ids}))
     previous = champion_centres(champion, preparation)
-    next_id = max(champion.next_id, next_free)
     ids: list[int | None] = [None] * k
     champion_ids: list[int | None] = [None] * k
     distances = [np.nan] * k
@@ -58,9 +68,10 @@ def align(
             champion_ids[new], distances[new] = champion.segment_ids[old], float(cost[new, old])
             if cost[new, old] <= max_distance:
                 ids[new] = champion.segment_ids[old]
-    for new in range(k):
-        if ids[new] is None:
-            ids[new], next_id = next_id, next_id + 1
+    unmatched = [new for new in range(k) if ids[new] is None]
+    next_id = reserve(len(unmatched), champion.next_id) if unmatched else champion.next_id
+    for new in unmatched:
+        ids[new], next_id = next_id, next_id + 1
     matching = pd.DataFrame(
         {
             "new_centre": range(k),

@@ -12,7 +12,7 @@ from segcore.model.assign import with_segment_ids
 from segcore.model.profiles import feature_columns, profile_with_population
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import step
-from segcore.train.align import Alignment, align
+from segcore.train.align import Alignment, Reserve, align
 from segcore.train.inputs import TrainingInputs
 from segcore.train.naming import name_segments
 from segcore.train.sweep import Selection
@@ -33,12 +33,12 @@ def build_segments(
     inputs: TrainingInputs,
     selection: Selection,
     champion: SegmentModel | None,
-    next_free: int,
+    reserve: Reserve,
 ) -> Segments:
-    """Align the chosen centres with ``champion`` (new segments from id ``next_free``), profile
+    """Align the chosen centres with ``champion`` (new segments' ids from ``reserve``), profile
     every customer's segment in one Spark aggregation, and name the segments."""
     centres, preparation = selection.result.centres, inputs.preparation
-    alignment = align(centres, champion, preparation, config.segments.max_match_distance, next_free)
+    alignment = align(centres, champion, preparation, config.segments.max_match_distance, reserve)
     with step("train", "profile segments"):
         frame = inputs.frame.drop("customer_id")
         labelled = with_segment_ids(frame, preparation, centres, alignment.ids, column="label")

@@ -11,6 +11,7 @@ the quality metrics, stability and the projection plot) reach the driver.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -27,10 +28,10 @@ from segcore.tracking.registry import (
     find_version,
     load_alias,
     log_model,
-    next_free_id,
     register,
     withdraw,
 )
+from segcore.tracking.segment_ids import reserve_segment_ids
 from segcore.tracking.store import Tracking, open_tracking
 from segcore.train.engines import engine_workers
 from segcore.train.inputs import prepare_inputs, read_features, read_input_rows
@@ -105,7 +106,7 @@ def _train_segments(
     ks = k_values(config, inputs.rows)
     champion = load_alias(tracking, CHAMPION)
     selection = select_k(config, fit_every_k(config, ks, inputs, champion), inputs.points)
-    segments = build_segments(config, inputs, selection, champion, next_free_id(tracking))
+    segments = build_segments(config, inputs, selection, champion, partial(reserve_segment_ids, tracking))
     report = draw_report(config, inputs, selection, segments)
     with step("train", "record the run and register the model"):
         run.set_tags({**lineage, "mlflow.runName": f"train-{config.as_of}-k{selection.chosen}"})
@@ -121,7 +122,7 @@ def _train_segments(
             report,
             {**training_params(config, selection, inputs), **input_rows},
         )
-        registered = register(tracking, log_model(segments.model), segments.model.next_id, version_tags, run)
+        registered = register(tracking, log_model(segments.model), version_tags, run)
     return _result(run, registered, selection, segments, report.page, value)
 
 

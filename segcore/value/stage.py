@@ -65,7 +65,7 @@ def train_value(
             raise Alert(f"value model: {_verdict(backtest)} (value.gate is on)")
         model_uri = log_value_model(fit.model)
         registered = register(
-            value_tracking(tracking, config), model_uri, None, version_tags, run, pause_at="register-value"
+            value_tracking(tracking, config), model_uri, version_tags, run, pause_at="register-value"
         )
     return ValueResult(fit, backtest, registered)
 

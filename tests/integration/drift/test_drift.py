@@ -152,7 +152,7 @@ def test_scorings_of_two_versions_report_the_centre_change_and_that_ids_are_matc
     tracking = open_tracking(config)
     for model in (EARLIER_MODEL, LATER_MODEL):
         with tracked_run(tracking, "train") as run:
-            register(tracking, log_model(model), model.next_id, {}, run)
+            register(tracking, log_model(model), {}, run)
     for day, version, ids in (("2026-05-31", "1", [4, 5, 5]), ("2026-06-30", "2", [5, 6, 6])):
         dated = config.model_copy(update={"as_of": dt.date.fromisoformat(day)})
         features = spark.createDataFrame(

@@ -4,6 +4,7 @@ requirements, and segment ids that no registered version has used handed out onl
 import logging
 import subprocess
 import sys
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -19,12 +20,11 @@ from segcore.tracking.lifecycle import tracked_run
 from segcore.tracking.registry import (
     CHAMPION,
     MODEL_REQUIREMENTS,
-    NEXT_ID_TAG,
     load_segment_model,
     log_model,
-    next_free_id,
     register,
 )
+from segcore.tracking.segment_ids import NEXT_ID_TAG, reserve_segment_ids
 from segcore.tracking.store import Tracking, open_tracking
 from segcore.train.align import align
 
@@ -46,11 +46,11 @@ def sqlite_registry(tmp_path):
 def _register(tracking: Tracking, centres, champion: SegmentModel | None) -> tuple[SegmentModel, str]:
     """Align ``centres`` as training does and register the model as a new version."""
     centres = np.asarray(centres, dtype=np.float64)
-    alignment = align(centres, champion, PREPARATION, 2.0, next_free_id(tracking))
+    alignment = align(centres, champion, PREPARATION, 2.0, partial(reserve_segment_ids, tracking))
     names = [f"segment {i}" for i in alignment.ids]
     model = SegmentModel(PREPARATION, centres, alignment.ids, names, alignment.next_id)
     with tracked_run(tracking, "registration") as run:
-        registered = register(tracking, log_model(model), model.next_id, {}, run)
+        registered = register(tracking, log_model(model), {}, run)
     return model, registered.version
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from segcore.errors import EnvironmentProblem
-from segcore.storage.lease import LEASE, _start_ticks
+from segcore.runtime.processes import start_ticks
+from segcore.storage.lease import LEASE
 from segcore.storage.partitions import write_partition
 from segcore.storage.versions import local_partition
 
@@ -35,7 +36,7 @@ def _frame(spark, run: int):
 def test_a_live_holder_stops_a_second_writer_naming_it_and_the_data_stays(spark, tmp_path):
     partition = tmp_path / "segments" / "as_of=2026-06-30"
     write_partition(_frame(spark, 1), str(partition))
-    _lease(partition, os.getpid(), _start_ticks(os.getpid()))
+    _lease(partition, os.getpid(), start_ticks(os.getpid()))
     with pytest.raises(
         EnvironmentProblem, match=rf"being written by process {os.getpid()} on .* since"
     ) as error:
