@@ -12,11 +12,20 @@ from conftest import ROOT
 README_MASTER = "spark://master:7077"
 
 
+def _blocks() -> list[str]:
+    """The bash blocks of the README's "Running on a cluster", continued lines joined."""
+    section = (ROOT / "README.md").read_text().split("## Running on a cluster", 1)[1].split("\n## ", 1)[0]
+    return [block.replace("\\\n", " ") for block in re.findall(r"```bash\n(.*?)```", section, re.DOTALL)]
+
+
 def readme_lines() -> list[str]:
     """The command lines of the first bash block of the README's "Running on a cluster"."""
-    section = (ROOT / "README.md").read_text().split("## Running on a cluster", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
-    return block.replace("\\\n", " ").splitlines()
+    return _blocks()[0].splitlines()
+
+
+def readme_block(marker: str) -> str:
+    """The bash block of the README's "Running on a cluster" that starts with the line ``# marker``."""
+    return next(block for block in _blocks() if block.startswith(f"# {marker}\n"))
 
 
 def readme_submit_words() -> list[str]:

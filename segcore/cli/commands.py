@@ -13,7 +13,7 @@ from segcore.cli.parser import build_parser
 from segcore.config import Config, load_config
 from segcore.errors import SegcoreError
 from segcore.runtime.logs import log, quiet_spark, setup_logging, step
-from segcore.runtime.stopping import raise_on_signals, stopped_by
+from segcore.runtime.stopping import exit_on_signals, raise_on_signals, stopped_by
 
 
 def run_extend(out: str, days: int, seed: int, campaign: str | None, effect: float) -> None:
@@ -270,6 +270,8 @@ def _run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow prints "View run ... at: <server URL>" on stdout as each run ends: amid the results.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
         from segcore.tools.bench import main as bench
@@ -279,6 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "verbose", False))
     raise_on_signals()
     try:
+        return _outcome(args)
+    finally:
+        exit_on_signals()  # the outcome is decided: a late signal ends the process, quietly
+
+
+def _outcome(args: argparse.Namespace) -> int:
+    """Run the command; its exit code, the error or the stop printed on stderr."""
+    try:
         _run(args)
     except SegcoreError as exc:
         print(f"segcore {args.command}: error: {exc}", file=sys.stderr)
@@ -287,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped = stopped_by(exc)
         if stopped is None:
             raise
+        if "pyspark" in sys.modules:  # a Spark session may be running
+            from segcore.runtime.spark import silence_spark
+
+            silence_spark()
         print(f"segcore {args.command}: {stopped}", file=sys.stderr)
         return stopped.exit_code
     return 0

@@ -24,8 +24,10 @@ from segcore.tracking.registry import (
     load_version,
     set_alias,
     tag_version,
+    version_run_id,
 )
 from segcore.tracking.store import Tracking, open_tracking
+from segcore.value.stage import VALUE_VERSION_TAG, value_tracking
 
 TAG = "promotion"
 
@@ -148,13 +150,22 @@ def promote_version(
     promotion = _decide(config, tracking, challenger, alias_version(tracking, CHAMPION), force, spark)
     if promotion.decision == "already champion":
         return promotion
-    with signals_held():  # the decision's record and the alias move go together
+    with signals_held():  # the decision's record and the alias moves go together
         tag_version(tracking, challenger, _decision_tags(promotion, config))
         if promotion.promoted:
             set_alias(tracking, CHAMPION, challenger)
+            _promote_paired_value_model(tracking, config, challenger)
     if not promotion.promoted:
         raise PromotionRefused(promotion)
     return promotion
+
+
+def _promote_paired_value_model(tracking: Tracking, config: Config, version: str) -> None:
+    """Give ``champion`` of the value model to the version trained beside segment ``version``
+    (the one ``score`` applies with it), so that serving ``customer_value@champion`` agrees."""
+    paired = tracking.client.get_run(version_run_id(tracking, version)).data.tags.get(VALUE_VERSION_TAG)
+    if paired is not None:
+        set_alias(value_tracking(tracking, config), CHAMPION, paired)
 
 
 class PromotionRefused(Alert):

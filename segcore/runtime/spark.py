@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
+import threading
+from contextlib import suppress
 from pathlib import Path
 
 from pyspark import SparkConf, SparkContext
@@ -103,15 +106,37 @@ def get_spark(app_name: str = "segcore", verbose: bool = False) -> SparkSession:
     if "spark.master" in added:
         # Local mode: the Python workers are this interpreter, with segcore's dependencies.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder
+    conf = SparkConf()  # what spark-submit and spark-defaults.conf set, as the builder reads it
     if "spark.app.name" not in configured:
-        builder = builder.appName(app_name)
+        conf.setAppName(app_name)
     for key, value in added.items():
-        builder = builder.config(key, value)
+        conf.set(key, value)
     try:
-        return builder.getOrCreate()
+        _start_context(conf)
     except PySparkRuntimeError as exc:
         raise EnvironmentProblem(
             f"Spark could not start its Java process ({exc.getCondition()}): install Java 17 or newer "
             "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or point JAVA_HOME at one"
         ) from None
+    return SparkSession.builder.getOrCreate()  # on the context just started
+
+
+def _start_context(conf: SparkConf) -> None:
+    """Start the SparkContext, keeping this process's SIGINT handler: PySpark installs one that
+    cancels the jobs through py4j from inside the py4j call it interrupts (tracebacks of a
+    reentrant call), where segcore's own unwinds the stage as for SIGTERM."""
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        SparkContext.getOrCreate(conf)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, sigint)
+
+
+def silence_spark() -> None:
+    """Turn the JVM's logging off, once a stage was stopped: Spark's shutdown would log every
+    cancelled job as an ERROR with its stack."""
+    with suppress(Exception):  # the session may be gone, or its gateway cut by the signal
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.sparkContext.setLogLevel("OFF")

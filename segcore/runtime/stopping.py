@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import FrameType
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -79,6 +80,22 @@ def raise_on_signals() -> None:
     """From now on SIGTERM and SIGINT raise :class:`Stopped` (for the command line, in its main thread)."""
     for signum in SIGNALS:
         signal.signal(signum, _raise_stopped)
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    with suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def exit_on_signals() -> None:
+    """From now on (a command's outcome is decided) SIGTERM and SIGINT end the process at once
+    with 128 + the signal: raised while Python shuts down, :class:`Stopped` would only print a
+    traceback ("Exception ignored in threading._shutdown") and be lost."""
+    if _main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, _exit_now)
 
 
 @contextmanager

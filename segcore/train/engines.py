@@ -163,10 +163,18 @@ def _check_workers_read(client, path: str, columns: list[str]) -> None:
 
 
 def engine_workers(spark: SparkSession, settings: KMeansConfig) -> int:
-    """How many workers (Dask: worker processes) the configured engine fits with; a configured
-    Dask scheduler is reached for that, so an unreachable one stops the stage before its work."""
+    """How many workers (Dask: worker processes) the configured engine fits with, checked before
+    any work: a Spark cluster without that many task slots, or an unreachable Dask scheduler,
+    stops the stage here."""
     engine = settings.engine
-    if engine in ("spark", "spark-mllib"):
+    if engine == "spark":  # a barrier fit: the cluster must have that many task slots
+        from segcore.kmeans.engines.spark import check_slots
+
+        try:
+            return check_slots(spark.sparkContext, settings.spark.num_workers)
+        except core.KMeansError as exc:
+            raise TrainingError(str(exc)) from None
+    if engine == "spark-mllib":
         return settings.spark.num_workers or spark.sparkContext.defaultParallelism
     if engine == "dask":
         if settings.dask.scheduler is None:

@@ -67,15 +67,17 @@ def train_segments(spark: SparkSession, config: Config) -> TrainResult:
     ends FINISHED, or FAILED or KILLED with the reason (:mod:`segcore.tracking.lifecycle`). Runs
     and versions that trains killed outright on this host left behind are ended and reported first."""
     tracking = open_tracking(config)
+    workers = engine_workers(spark, config.kmeans)  # before any run: missing slots or scheduler stop it
     end_abandoned_runs(tracking)
     delete_unfinished_versions(tracking)
     with tracked_run(tracking, f"train-{config.as_of}") as run:
-        return _train_in_run(spark, config, tracking, run)
+        return _train_in_run(spark, config, tracking, run, workers)
 
 
-def _train_in_run(spark: SparkSession, config: Config, tracking: Tracking, run: TrackedRun) -> TrainResult:
+def _train_in_run(
+    spark: SparkSession, config: Config, tracking: Tracking, run: TrackedRun, workers: int
+) -> TrainResult:
     frame, path = read_features(spark, config)
-    workers = engine_workers(spark, config.kmeans)  # before the work: an unreachable scheduler stops it
     lineage = run_tags(spark, config, workers)
     version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
     if not config.value.enabled:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import pickle
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pyspark import SparkContext
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -31,10 +33,27 @@ from segcore.kmeans.gathered import GatheredBlocks
 from segcore.kmeans.kernels import nearest
 
 Prepare = Callable[[np.ndarray], np.ndarray]
+REGISTRATION_WAIT_S = 30.0  # Spark's own spark.scheduler.minRegisteredResourcesWaitingTime
 
 
 class SlotsError(core.KMeansError):
     """The barrier stage needs more task slots than the cluster has."""
+
+
+def check_slots(context: SparkContext, num_workers: int | None, wait_s: float = REGISTRATION_WAIT_S) -> int:
+    """The number of barrier tasks a fit runs (``num_workers``, default all slots); raise
+    :class:`SlotsError` where the cluster has fewer task slots. On a cluster, executors that are
+    still registering are waited for, up to ``wait_s``."""
+    deadline = time.monotonic() + (0.0 if context.master.startswith("local") else wait_s)
+    while num_workers and context.defaultParallelism < num_workers and time.monotonic() < deadline:
+        time.sleep(0.5)
+    workers = num_workers or context.defaultParallelism
+    if workers > context.defaultParallelism:
+        raise SlotsError(
+            f"kmeans.spark.num_workers={workers} needs that many task slots at once (barrier mode), "
+            f"but the cluster has {context.defaultParallelism}: lower it or add executors"
+        )
+    return workers
 
 
 def _to_numpy(batches: Iterator[pa.RecordBatch], n_features: int, dtype: str) -> np.ndarray:
@@ -88,12 +107,7 @@ def sweep_spark(
     through ``prepare`` (e.g. the fitted feature preparation), and all fit every ``k`` in turn (as
     spark-rapids-ml's ``fitMultiple``). Each result equals the fit of that ``k`` alone."""
     context = frame.sparkSession.sparkContext
-    workers = num_workers or context.defaultParallelism
-    if workers > context.defaultParallelism:
-        raise SlotsError(
-            f"kmeans.spark.num_workers={workers} needs that many task slots at once (barrier mode), "
-            f"but the cluster has {context.defaultParallelism}: lower it or add executors"
-        )
+    workers = check_slots(context, num_workers)
     data = frame.select(*[F.col(c).cast("double") for c in columns])
     # One shuffle up front: round-robin partitions hold equal numbers of rows (input splits follow
     # Parquet row groups and can be empty), and a barrier stage must not narrow its input.

@@ -83,6 +83,7 @@ class Campaign:
     def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         return subprocess.Popen(
             self._command((args[0], *self.settings, *args[1:])),
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             env=self._env(env),

@@ -43,7 +43,7 @@ def _last_line(stderr: str) -> str:
     return ("Traceback: " if "Traceback" in stderr else "") + (lines[-1] if lines else "")
 
 
-class _Store:
+class Store:
     """The campaign's MLflow store as a user reads it."""
 
     def __init__(self, campaign: Campaign):
@@ -68,7 +68,7 @@ class _Store:
 
 
 def _stopped(campaign: Campaign, marker: str, pause: str | None) -> Outcome:
-    store = _Store(campaign)
+    store = Store(campaign)
     before = store.aliases()
     code, stderr, _ = _signal_at(campaign, marker, signal.SIGTERM, pause)
     run = store.last_run()
@@ -87,7 +87,7 @@ def _stopped(campaign: Campaign, marker: str, pause: str | None) -> Outcome:
 
 
 def _killed_after_registering(campaign: Campaign) -> Outcome:
-    store = _Store(campaign)
+    store = Store(campaign)
     before = store.aliases()
     _, _, pid = _signal_at(campaign, "segcore: paused at register", signal.SIGKILL, pause="register")
     run = store.last_run()

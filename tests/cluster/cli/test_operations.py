@@ -197,8 +197,10 @@ def test_score_and_report_use_the_server(served_runs, tmp_path):
     assert "Customer segments" in out.read_text()
 
 
-def test_train_prints_the_segment_table(served_runs):
-    lines = served_runs["train"].stdout.splitlines()
+def test_train_prints_the_segment_table_and_no_mlflow_links(served_runs):
+    stdout = served_runs["train"].stdout
+    assert "View run" not in stdout and "View experiment" not in stdout  # MLflow's, with a server
+    lines = stdout.splitlines()
     heading = lines.index("segments as of 2026-06-30: k=4 (single k)")
     assert lines[heading + 1].split() == [
         "segment_id",

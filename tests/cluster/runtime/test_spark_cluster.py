@@ -4,6 +4,7 @@ settings come from."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pyspark
 import pytest
-from cluster_readme import README_MASTER, readme_lines, readme_submit_words, user_env
+from cluster_readme import README_MASTER, readme_block, readme_lines, readme_submit_words, user_env
 from conftest import ROOT, free_port
 
 BIN = Path(sys.executable).parent
@@ -74,9 +76,15 @@ def get_json(url: str) -> dict:
 
 @dataclass(frozen=True)
 class Standalone:
+    """The cluster the README's start lines started: a Spark master and worker, an MLflow server,
+    a Dask scheduler and its workers."""
+
     url: str
     json_url: str
     work_dir: Path
+    mlflow_uri: str
+    dask_scheduler: str
+    root: Path  # the README's cluster/ folder
 
     def completed_apps(self) -> dict[str, dict]:
         return {app["id"]: app for app in get_json(self.json_url)["completedapps"]}
@@ -96,48 +104,85 @@ class Standalone:
         """The stderr of every executor the worker ran for ``app_id``."""
         return "".join(path.read_text() for path in sorted(self.work_dir.glob(f"{app_id}/*/stderr")))
 
+    def processes(self) -> list[psutil.Process]:
+        """Every process the start lines left running (from their pid files), with its children."""
+        found = []
+        for pid_file in (self.root / "run").glob("*.pid"):
+            with contextlib.suppress(psutil.NoSuchProcess, ValueError):
+                process = psutil.Process(int(pid_file.read_text()))
+                found += [process, *process.children(recursive=True)]
+        return found
+
+
+# The README's ports, and this test's cluster/ folder, replaced in its lines.
+README_PORTS = (7077, 8080, 8081, 5000, 8786, 8787)
+
+
+def readme_cluster_lines(marker: str, root: Path, ports: dict[int, int]) -> str:
+    """The README's ``# marker`` block with free ports, ``root`` for cluster/ and this .venv."""
+    script = readme_block(marker).replace("$PWD/cluster/", f"{root}/").replace("cluster/", f"{root}/")
+    script = script.replace(".venv/bin/", f"{BIN}/")
+    for port, free in ports.items():
+        script = re.sub(rf"(?<=[:\s]){port}\b", str(free), script)
+    return script
+
+
+def wait_until(ready, what: str, root: Path, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if ready():
+                return
+        time.sleep(0.3)
+    logs = "".join(f"--- {path.name}\n{path.read_text()[-2000:]}" for path in (root / "logs").glob("*"))
+    raise RuntimeError(f"{what} did not start:\n{logs}")
+
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
-    """A Spark standalone master and one worker (2 cores, 2g) on 127.0.0.1, from the pip package's
-    sbin/spark-daemon.sh, with the worker's folder and clean-up set as the README advises."""
-    root = tmp_path_factory.mktemp("standalone")
-    daemon = SPARK_HOME / "sbin" / "spark-daemon.sh"
-    env = user_env(
-        SPARK_HOME=str(SPARK_HOME),
-        SPARK_PID_DIR=str(root / "pids"),
-        SPARK_LOG_DIR=str(root / "logs"),
-        SPARK_LOCAL_IP="127.0.0.1",
-        SPARK_WORKER_DIR=str(root / "work"),
-        SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=1800 "
-        "-Dspark.worker.cleanup.appDataTtl=86400",
+    """The README's start lines, run as written (free ports, a folder of this test's for
+    cluster/); its stop lines at the end, unless the test of the stop lines ran them."""
+    root = tmp_path_factory.mktemp("cluster")
+    ports = {port: free_port() for port in README_PORTS}
+    start = subprocess.run(
+        ["bash", "-euc", readme_cluster_lines("start", root, ports)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=user_env(),
+        timeout=120,
     )
-    port, web_port = free_port(), free_port()
-    url = f"spark://127.0.0.1:{port}"
-    master = ["org.apache.spark.deploy.master.Master", "1"]
-    worker = ["org.apache.spark.deploy.worker.Worker", "1"]
-    master_args = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web_port)]
-    worker_args = ["--cores", "2", "--memory", "2g", "--webui-port", str(free_port()), url]
-    subprocess.run([daemon, "start", *master, *master_args], env=env, check=True, capture_output=True)
-    subprocess.run([daemon, "start", *worker, *worker_args], env=env, check=True, capture_output=True)
-    cluster = Standalone(url, f"http://127.0.0.1:{web_port}/json/", root / "work")
+    assert start.returncode == 0, start.stderr
+    cluster = Standalone(
+        f"spark://127.0.0.1:{ports[7077]}",
+        f"http://127.0.0.1:{ports[8080]}/json/",
+        root / "work",
+        f"http://127.0.0.1:{ports[5000]}",
+        f"tcp://127.0.0.1:{ports[8786]}",
+        root,
+    )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if get_json(cluster.json_url).get("aliveworkers", 0) >= 1:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            logs = "".join(path.read_text() for path in (root / "logs").glob("*.out"))
-            raise RuntimeError(f"standalone master or worker did not start:\n{logs[-3000:]}")
+        wait_until(lambda: get_json(cluster.json_url).get("aliveworkers", 0) >= 1, "the Spark worker", root)
+        wait_until(
+            lambda: urllib.request.urlopen(f"{cluster.mlflow_uri}/health", timeout=5).status == 200,
+            "the MLflow server",
+            root,
+        )
+        wait_until(lambda: len(dask_workers(cluster.dask_scheduler)) == 2, "the Dask workers", root)
         yield cluster
     finally:
-        subprocess.run([daemon, "stop", *worker], env=env, capture_output=True)
-        subprocess.run([daemon, "stop", *master], env=env, capture_output=True)
+        if any(process.is_running() for process in cluster.processes()):
+            subprocess.run(
+                ["bash", "-c", readme_cluster_lines("stop", root, ports)], cwd=ROOT, env=user_env()
+            )
         shutil.rmtree(root / "work", ignore_errors=True)  # 730 MB of unpacked environment per application
+
+
+def dask_workers(address: str) -> dict:
+    from distributed import Client
+
+    with Client(address, timeout=10) as client:
+        return client.scheduler_info()["workers"]
 
 
 @functools.cache
@@ -198,14 +243,14 @@ class JobRun:
 
 
 @pytest.fixture(scope="module")
-def jobs(standalone, package, cluster_workdir, mlflow_server) -> dict[str, JobRun]:
+def jobs(standalone, package, cluster_workdir) -> dict[str, JobRun]:
     """features -> train -> score, each through the README's spark-submit line on the cluster."""
     submit, runs = readme_submit(standalone, package), {}
     for job in ("build_features.py", "train_segments.py", "score_segments.py"):
         before = set(standalone.completed_apps())
         started = time.monotonic()
         result = run(
-            [*submit, f"jobs/{job}", *profile_settings(cluster_workdir, mlflow_server)], readme_env()
+            [*submit, f"jobs/{job}", *profile_settings(cluster_workdir, standalone.mlflow_uri)], readme_env()
         )
         seconds = time.monotonic() - started
         assert result.returncode == 0, f"{job}:\n{(result.stdout + result.stderr)[-4000:]}"
@@ -234,7 +279,7 @@ def test_spark_engine_trains_in_barrier_tasks_on_the_worker(jobs):
 
 
 def test_cluster_jobs_write_every_customer_and_register_the_model_on_the_server(
-    jobs, cluster_workdir, mlflow_server
+    jobs, cluster_workdir, standalone
 ):
     import mlflow
 
@@ -242,7 +287,7 @@ def test_cluster_jobs_write_every_customer_and_register_the_model_on_the_server(
     segments = pd.read_parquet(cluster_workdir / "segments" / "as_of=2026-06-30")
     assert sorted(segments.customer_id) == sorted(features.customer_id)
     assert segments.segment_id.nunique() == 4
-    client = mlflow.MlflowClient(mlflow_server)
+    client = mlflow.MlflowClient(standalone.mlflow_uri)
     champion = client.get_model_version_by_alias("cluster_segments", "champion")
     assert set(segments.model_version.astype(str)) == {champion.version}
 
@@ -269,6 +314,34 @@ def test_standalone_master_refuses_cluster_deploy_mode_for_python(standalone, pa
     assert result.returncode != 0
     refusal = "Cluster deploy mode is currently not supported for python applications on standalone clusters"
     assert refusal in result.stdout + result.stderr
+
+
+def test_every_process_of_the_cluster_listens_on_host_only(standalone):
+    processes = standalone.processes()
+    assert len(processes) >= 6  # master, worker, the server (and its workers), scheduler, 2 workers
+    listening = {
+        (process.name(), connection.laddr.ip)
+        for process in processes
+        for connection in process.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN
+    }
+    assert listening and {ip for _, ip in listening} == {"127.0.0.1"}, listening
+
+
+def test_the_readme_stop_lines_stop_every_process(standalone):
+    processes = standalone.processes()
+    ports = {7077: int(standalone.url.rsplit(":", 1)[1])}  # only the pid files matter to the stop lines
+    stop = subprocess.run(
+        ["bash", "-euc", readme_cluster_lines("stop", standalone.root, ports)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=user_env(),
+        timeout=120,
+    )
+    assert stop.returncode == 0, stop.stderr
+    gone, alive = psutil.wait_procs(processes, timeout=60)
+    assert alive == [], [process.cmdline()[:4] for process in alive]
 
 
 @pytest.fixture

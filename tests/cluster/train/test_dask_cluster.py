@@ -92,7 +92,10 @@ def dask_cluster(logs: Path, workers: int, worker_prefix: tuple[str, ...] = ()):
             with (logs / f"{name}.log").open("w") as log:
                 started.append(
                     subprocess.Popen(
-                        [str(part) for part in [*command, "--no-dashboard"]],
+                        [
+                            str(part)
+                            for part in [*command, "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+                        ],
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,

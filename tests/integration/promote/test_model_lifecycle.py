@@ -60,6 +60,13 @@ def test_a_good_challenger_is_promoted_and_the_figures_recorded(lifecycle, capsy
     assert tags["as_of"] == JUNE and tags["customers"] == "3000"
     assert float(tags["stability_ari"]) > 0.95  # the same segments, refitted with another seed
     assert float(tags["id_conflicts"]) == 0
+    # The value model trained beside the new champion is the value model's champion too.
+    value_champion = MlflowClient().get_model_version_by_alias("customer_value", "champion").version
+    assert (
+        str(value_champion)
+        == lifecycle["second"].value.model.version
+        != lifecycle["first"].value.model.version
+    )
 
 
 def test_a_degraded_challenger_is_refused_and_the_champion_stays(lifecycle, degraded, capsys):

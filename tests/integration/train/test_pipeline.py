@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
+from segcore.errors import TrainingError
 from segcore.train.stage import train_segments
 
 
@@ -120,3 +121,22 @@ def test_distributed_engines_train_the_same_segments(spark, pipeline, engine):
     assert result.metrics["inertia"] == pytest.approx(local.metrics["inertia"], rel=1e-9)
     assert sorted(result.profile.customers) == sorted(local.profile.customers)
     assert MlflowClient().get_run(result.run_id).data.params["engine"] == engine
+
+
+def test_more_spark_workers_than_task_slots_stops_train_before_any_run(spark, pipeline, tmp_path):
+    """conf/cluster.yaml's num_workers on a smaller cluster: refused before the work, leaving no
+    run and no registered model behind (the session has 2 slots)."""
+    config = pipeline["config"].model_copy(deep=True)
+    config.mlflow.tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config.kmeans.engine, config.kmeans.spark.num_workers = "spark", 8
+    previous = mlflow.get_tracking_uri()
+    try:
+        with pytest.raises(TrainingError, match="num_workers=8 needs that many task slots.*has 2") as error:
+            train_segments(spark, config)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert error.value.exit_code == 2
+    client = MlflowClient(config.mlflow.tracking_uri)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    assert client.search_runs([experiment.experiment_id]) == []
+    assert client.search_registered_models() == []
