@@ -1,3 +1,5 @@
-"""Everything MLflow: the store, run lifecycle, artifacts, the registry, run tables, lineage.
+"""Everything MLflow: the store, run lifecycle, artifacts, the registry, new segment ids, run
+tables, lineage.
 
-The only package that imports mlflow, apart from the pyfunc module (:mod:`segcore.model.pyfunc`)."""
+The only package that imports mlflow, apart from the two pyfunc modules (:mod:`segcore.model.pyfunc`,
+:mod:`segcore.value.pyfunc`)."""

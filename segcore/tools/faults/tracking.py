@@ -1,7 +1,7 @@
 """The campaign's cases for MLflow state after faults and for the spark engine's collective: trains
 killed (SIGKILL) or stopped (SIGTERM) at chosen moments, two first trains at once on a new store,
-and strangers at the collective's door. Proven by tests/test_run_faults.py and
-tests/test_collective.py."""
+and strangers at the collective's door. Proven by tests/cluster/train/test_run_faults.py and
+tests/integration/kmeans/test_collective.py."""
 
 from __future__ import annotations
 
