@@ -3,6 +3,7 @@ the system gave to a new process after the recorded one died is not taken for it
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 from dataclasses import dataclass
@@ -48,3 +49,11 @@ class ProcessIdentity:
         except PermissionError:
             pass  # another user's live process
         return self.started is None or self.started == start_ticks(self.pid)
+
+    def presumed_alive(self, since: str | None, expiry: dt.timedelta) -> bool:
+        """For a holder of a lock or lease taken at ``since`` (ISO time): on this host, whether it
+        still runs; from another host, where it cannot be asked, whether ``expiry`` has not passed."""
+        if self.on_this_host():
+            return self.running()
+        taken = dt.datetime.fromisoformat(since or "1970-01-01T00:00:00+00:00")
+        return dt.datetime.now(dt.UTC) - taken < expiry

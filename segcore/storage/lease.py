@@ -36,10 +36,7 @@ def _holder() -> dict:
 
 def _alive(holder: dict) -> bool:
     process = ProcessIdentity(str(holder.get("host")), int(holder.get("pid", 0)), holder.get("start_ticks"))
-    if process.on_this_host():
-        return process.running()
-    since = dt.datetime.fromisoformat(holder.get("since", "1970-01-01T00:00:00+00:00"))
-    return dt.datetime.now(dt.UTC) - since < EXPIRY
+    return process.presumed_alive(holder.get("since"), EXPIRY)
 
 
 def _read(store: HadoopStore, path: str) -> dict | None:

@@ -60,10 +60,7 @@ def _holder_tags() -> dict[str, str]:
 def _stale(tags: dict[str, str]) -> bool:
     """Whether the lock's holder is gone (killed outright while it held the lock)."""
     holder = ProcessIdentity(tags.get("host", ""), int(tags.get("pid") or 0), tags.get("started") or None)
-    if holder.on_this_host():
-        return not holder.running()
-    since = dt.datetime.fromisoformat(tags.get("since") or "1970-01-01T00:00:00+00:00")
-    return dt.datetime.now(dt.UTC) - since > EXPIRY
+    return not holder.presumed_alive(tags.get("since"), EXPIRY)
 
 
 @contextmanager
