@@ -388,9 +388,12 @@ class Config(_Strict):
         return self
 
     def path(self, relative_or_absolute: str) -> str:
-        """Resolve a configured path: URIs and absolute paths as given, others under workdir."""
+        """Resolve a configured path: URIs and absolute paths as given, others under workdir (a
+        folder or a URI such as ``s3a://bucket/segcore``)."""
         if "://" in relative_or_absolute or os.path.isabs(relative_or_absolute):
             return relative_or_absolute
+        if "://" in self.workdir:
+            return f"{self.workdir.rstrip('/')}/{relative_or_absolute}"
         return str(Path(self.workdir, relative_or_absolute).resolve())
 
     def partition(self, output: str, as_of: dt.date | None = None) -> str:
@@ -402,11 +405,21 @@ class Config(_Strict):
             return self.mlflow.tracking_uri
         if STARTUP_TRACKING_URI:
             return STARTUP_TRACKING_URI
-        return f"sqlite:///{Path(self.workdir).resolve() / 'mlflow.db'}"
+        return f"sqlite:///{self._local_workdir() / 'mlflow.db'}"
 
     def artifact_location(self) -> str:
         """Artifacts beside the embedded SQLite store; the server's own default otherwise."""
-        return (Path(self.workdir).resolve() / "mlartifacts").as_uri()
+        return (self._local_workdir() / "mlartifacts").as_uri()
+
+    def _local_workdir(self) -> Path:
+        """The workdir as the folder that holds the embedded MLflow store."""
+        if "://" in self.workdir:
+            raise ConfigError(
+                f"config key 'mlflow.tracking_uri' is not set and workdir {self.workdir} is a URI, "
+                "where the embedded SQLite store cannot live: set mlflow.tracking_uri (or "
+                "$MLFLOW_TRACKING_URI) to your MLflow server"
+            )
+        return Path(self.workdir).resolve()
 
 
 class _Loader(yaml.SafeLoader):

@@ -254,6 +254,24 @@ def lifecycle_report(lifecycle, tmp_path_factory) -> Path:
     return write_report(lifecycle, tmp_path_factory.mktemp("report") / "report.html")
 
 
+def _untracked_files() -> set[str]:
+    """Files of the checkout that git neither tracks nor ignores (none outside a git checkout)."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
+    )
+    return set(listing.stdout.splitlines()) if listing.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_left_clean():
+    """No test writes into the checkout: an output of a relative path landing in the repository
+    (once, a cluster job's kpis) fails the run instead of being committed."""
+    before = _untracked_files()
+    yield
+    written = sorted(_untracked_files() - before)
+    assert not written, f"the tests wrote into the checkout {ROOT}: {written[:10]}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _package_build(request, tmp_path_factory):
     """`scripts/package` started at the session's first test when a selected test needs the

@@ -25,6 +25,8 @@ import pytest
 from cluster_readme import README_MASTER, readme_block, readme_lines, readme_submit_words, user_env
 from conftest import ROOT, free_port
 
+from segcore.storage.versions import local_partition
+
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).parent
 
@@ -206,16 +208,10 @@ def cluster_workdir(tmp_path_factory) -> Path:
 
 def profile_settings(workdir: Path, tracking_uri: str) -> list[str]:
     """conf/cluster.yaml with its URIs pointed at this test's folder and MLflow server."""
-    paths = {
-        "lake.customers.path": "lake/customers",
-        "lake.orders.path": "lake/orders",
-        "lake.events.path": "lake/events",
-        "features.output": "features",
-        "score.output": "segments",
-        "score.profiles_output": "profiles",
-    }
-    settings = [f"{key}={(workdir / value).as_uri()}" for key, value in paths.items()]
+    tables = ("customers", "orders", "events")
+    settings = [f"lake.{table}.path={(workdir / 'lake' / table).as_uri()}" for table in tables]
     settings += [
+        f"workdir={workdir.as_uri()}",
         f"mlflow.tracking_uri={tracking_uri}",
         "mlflow.experiment=cluster-tests",
         "mlflow.registered_model=cluster_segments",
@@ -275,10 +271,14 @@ def test_cluster_jobs_write_every_customer_and_register_the_model_on_the_server(
 ):
     import mlflow
 
-    features = pd.read_parquet(cluster_workdir / "features" / "as_of=2026-06-30")
-    segments = pd.read_parquet(cluster_workdir / "segments" / "as_of=2026-06-30")
+    features, segments, profiles, kpis = (
+        pd.read_parquet(local_partition(cluster_workdir / table / "as_of=2026-06-30"))
+        for table in ("features", "segments", "profiles", "kpis")
+    )
     assert sorted(segments.customer_id) == sorted(features.customer_id)
     assert segments.segment_id.nunique() == 4
+    assert profiles.customers.sum() == len(segments)
+    assert set(kpis.segment_id) >= set(segments.segment_id)
     client = mlflow.MlflowClient(standalone.mlflow_uri)
     champion = client.get_model_version_by_alias("cluster_segments", "champion")
     assert set(segments.model_version.astype(str)) == {champion.version}

@@ -76,9 +76,19 @@ def test_local_profile_is_the_embedded_default():
 def test_cluster_profile_uses_uris_a_tracking_server_and_the_spark_engine():
     config = load_config(str(ROOT / "conf" / "cluster.yaml"))
     tables = (config.lake.customers, config.lake.orders, config.lake.events)
-    outputs = (config.features.output, config.score.output, config.score.profiles_output)
+    outputs = (
+        config.features.output,
+        config.score.output,
+        config.score.profiles_output,
+        config.score.kpis_output,
+        config.drift.output,
+        config.campaigns.audiences_output,
+    )
     assert all(config.path(table.path).startswith("s3a://") for table in tables)
-    assert all(config.partition(output).startswith("s3a://segcore/") for output in outputs)
+    assert [config.partition(output) for output in outputs] == [
+        f"s3a://segcore/{table}/as_of=2026-06-30"
+        for table in ("features", "segments", "profiles", "kpis", "drift", "audiences")
+    ]
     assert config.tracking_uri().startswith("http://")
     assert config.kmeans.engine == "spark"
 
@@ -177,3 +187,16 @@ def test_a_fuzz_of_malformed_lake_sections_is_exit_2_naming_the_key_or_a_valid_c
             assert main(["features", "--set", f"lake={json.dumps(lake)}"]) == 2
             assert "segcore features: error: config key 'lake" in capsys.readouterr().err
     assert refused > 200
+
+
+def test_relative_outputs_land_under_a_uri_workdir():
+    config = build_config({"workdir": "abfss://lake@acct.dfs.core.windows.net/segcore/"})
+    assert config.partition("kpis") == "abfss://lake@acct.dfs.core.windows.net/segcore/kpis/as_of=2026-06-30"
+    assert config.path("/mnt/shared/features") == "/mnt/shared/features"
+
+
+def test_a_uri_workdir_needs_a_tracking_server(monkeypatch):
+    monkeypatch.setattr("segcore.config.STARTUP_TRACKING_URI", None)  # as if $MLFLOW_TRACKING_URI were unset
+    config = build_config({"workdir": "s3a://segcore"})
+    with pytest.raises(ConfigError, match=r"'mlflow.tracking_uri' is not set and workdir s3a://segcore"):
+        config.tracking_uri()
