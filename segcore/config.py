@@ -206,6 +206,8 @@ class KMeansConfig(_Strict):
     oversampling: float = Field(2.0, gt=0)
     init_rounds: int = Field(5, ge=1)
     dtype: Literal["float32", "float64"] = "float64"
+    # Where the local, dask and spark engines hold their blocks: cpu (NumPy) or gpu (CuPy).
+    device: Literal["cpu", "gpu"] = "cpu"
     spark: SparkEngineConfig = Field(default_factory=SparkEngineConfig)
     dask: DaskEngineConfig = Field(default_factory=DaskEngineConfig)
 
@@ -371,6 +373,19 @@ class Config(_Strict):
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
                 raise ValueError(f"audience name {name!r}: use letters, digits, '_' and '-' only")
         return value
+
+    @model_validator(mode="after")
+    def _value_features_need_the_value_model(self) -> Config:
+        """Value scores in ``train.features`` come from the value model, checked at load."""
+        from segcore.value.model import VALUE_FEATURES
+
+        scores = [f for f in self.train.features if f in VALUE_FEATURES]
+        if scores and not self.value.enabled:
+            raise ConfigError(
+                f"config key 'train.features' names value score(s) {scores}, which the customer value "
+                "model derives, and value.enabled is false: set value.enabled: true, or remove them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fixed_k_in_range(self) -> Config:

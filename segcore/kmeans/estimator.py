@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from segcore.kmeans import core
+from segcore.kmeans.arrays import DEVICE_MODULES
 from segcore.kmeans.engines.local import LocalBlocks
 
 ENGINES = ("local", "spark", "dask")
@@ -52,6 +53,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         k-means|| sampling rounds.
     dtype : {"float64", "float32"}, default="float64"
         Precision of the rows during the fit (centred on their mean in float64 first).
+    device : {"cpu", "gpu"}, default="cpu"
+        Where the blocks of rows are held and the kernels run: NumPy, or CuPy on the GPU (of this
+        process, of each Dask worker, of each Spark barrier task).
     input_cols : list of str, default=None
         ``engine="spark"``: the numeric columns to cluster.
     features_col : str, default=None
@@ -114,6 +118,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         oversampling: float = 2.0,
         init_rounds: int = 5,
         dtype: str = "float64",
+        device: str = "cpu",
         input_cols: list[str] | None = None,
         features_col: str | None = None,
         num_workers: int | None = None,
@@ -128,6 +133,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.oversampling = oversampling
         self.init_rounds = init_rounds
         self.dtype = dtype
+        self.device = device
         self.input_cols = input_cols
         self.features_col = features_col
         self.num_workers = num_workers
@@ -149,6 +155,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             init_rounds=self.init_rounds,
         )
 
+    def _array_module(self) -> str:
+        if self.device not in DEVICE_MODULES:
+            raise ValueError(f"device={self.device!r} is not one of {tuple(DEVICE_MODULES)}")
+        return DEVICE_MODULES[self.device]
+
     def fit(self, X, y=None):
         settings = self._settings()
         if self.engine == "spark":
@@ -159,7 +170,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             X = validate_data(self, X, dtype=[np.float64, np.float32])
             if X.shape[0] < self.n_clusters:
                 raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
-            blocks = LocalBlocks(X, dtype=self.dtype)
+            blocks = LocalBlocks(X, dtype=self.dtype, array_module=self._array_module())
             self._set_result(core.fit(blocks, self.n_clusters, settings, engine="local"))
             self.labels_ = blocks.assign(self.cluster_centers_)[0]
         return self
@@ -191,7 +202,13 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         frame, columns = self._spark_columns(frame)
         result = fit_spark(
-            frame, columns, self.n_clusters, settings, dtype=self.dtype, num_workers=self.num_workers
+            frame,
+            columns,
+            self.n_clusters,
+            settings,
+            dtype=self.dtype,
+            num_workers=self.num_workers,
+            array_module=self._array_module(),
         )
         self._set_result(result)
         self.n_features_in_ = len(columns)
@@ -210,7 +227,14 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         from segcore.kmeans.engines.dask import assign_dask, fit_dask
 
         array = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
-        result = fit_dask(array, self.n_clusters, settings, client=self._dask_client(), dtype=self.dtype)
+        result = fit_dask(
+            array,
+            self.n_clusters,
+            settings,
+            client=self._dask_client(),
+            dtype=self.dtype,
+            array_module=self._array_module(),
+        )
         self._set_result(result)
         self.n_features_in_ = array.shape[1]
         self.labels_ = assign_dask(array, result.centres)[0]

@@ -1,12 +1,22 @@
-"""The per-block arithmetic every engine maps over its blocks of rows."""
+"""The per-block arithmetic every engine maps over its blocks of rows.
+
+The kernels use only the array API standard (``array-api-compat`` gives NumPy and CuPy that
+face), so a block's rows stay in their namespace (:mod:`segcore.kmeans.arrays`): on the GPU for
+``kmeans.device=gpu``. What a kernel hands back to the driver (:class:`Partials`,
+:class:`Moments`, :class:`Farthest`) is small and on the host, in NumPy. Only
+:func:`row_keys`, which reads the rows' bytes, runs on the host, where the rows arrive.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from array_api_compat import array_namespace
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+from segcore.kmeans.arrays import to_host
+
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 @dataclass
@@ -34,11 +44,15 @@ class Moments:
     m2: np.ndarray
 
     @classmethod
-    def of(cls, block: np.ndarray) -> Moments:
-        if len(block) == 0:
-            return cls(0, np.zeros(block.shape[1]), np.zeros(block.shape[1]))
-        mean = block.mean(axis=0, dtype=np.float64)
-        return cls(len(block), mean, ((block - mean) ** 2).sum(axis=0, dtype=np.float64))
+    def of(cls, block) -> Moments:
+        """The moments of a block of any namespace, computed there in float64."""
+        rows, width = block.shape
+        if rows == 0:
+            return cls(0, np.zeros(width), np.zeros(width))
+        xp = array_namespace(block)
+        wide = xp.astype(block, xp.float64, copy=False)
+        mean = xp.mean(wide, axis=0)
+        return cls(rows, to_host(mean), to_host(xp.sum((wide - mean) ** 2, axis=0)))
 
     def __add__(self, other: Moments) -> Moments:
         n = self.n + other.n
@@ -67,10 +81,15 @@ class Farthest:
     def none(cls, n_features: int) -> Farthest:
         return cls(np.empty((0, n_features)), np.empty(0), np.empty(0, np.int64), np.empty(0, np.uint64))
 
+    @staticmethod
+    def order(distances: np.ndarray, keys: np.ndarray, m: int) -> np.ndarray:
+        """Indices of the ``m`` farthest candidates, farthest first (ties: the smaller key)."""
+        return np.lexsort((keys, -distances))[:m]
+
     @classmethod
     def top(cls, rows, distances, labels, keys, m: int) -> Farthest:
         """The ``m`` farthest of the given candidates."""
-        order = np.lexsort((keys, -distances))[:m]
+        order = cls.order(distances, keys, m)
         return cls(rows[order], distances[order], labels[order], keys[order])
 
     @classmethod
@@ -85,72 +104,83 @@ class Farthest:
         )
 
 
-def mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit over the output."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+def mix(z):
+    """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit over the output
+    (uint64 arithmetic wraps around, in every namespace)."""
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+    return z ^ (z >> 31)
 
 
 def row_keys(block: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row's bytes: the row's identity wherever it is stored, so random draws
-    keyed by it do not depend on partitioning, chunking or row order."""
+    keyed by it do not depend on partitioning, chunking or row order. On the host (NumPy): it
+    reads the rows' bytes, which the array API does not expose."""
     words = np.ascontiguousarray(block + 0.0)  # + 0.0: -0.0 and 0.0 are the same value
     words = words.view(np.uint64 if words.dtype.itemsize == 8 else np.uint32).astype(np.uint64)
     keys = np.full(len(block), _GOLDEN, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in words.T:
-            keys = mix(keys ^ column) + _GOLDEN
+    for column in words.T:
+        keys = mix(keys ^ column) + _GOLDEN
     return keys
 
 
-def draws(keys: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
+def draws(keys, seed: np.random.SeedSequence):
     """A random 64-bit draw per key (counter-based: the same key and seed always give the same
-    draw, distinct keys distinct draws)."""
-    salt = seed.generate_state(1, dtype=np.uint64)[0]
-    with np.errstate(over="ignore"):
-        return mix(keys ^ salt)
+    draw, distinct keys distinct draws), in the keys' namespace."""
+    return mix(keys ^ int(seed.generate_state(1, dtype=np.uint64)[0]))
 
 
-def uniform(keys: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
+def uniform(keys, seed: np.random.SeedSequence):
     """A uniform number in [0, 1) per key, from :func:`draws`."""
-    return (draws(keys, seed) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    xp = array_namespace(keys)
+    return xp.astype(draws(keys, seed) >> 11, xp.float64) * 2.0**-53
 
 
-def nearest_labels(block: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def nearest_labels(block, centres):
     """Index of the nearest centre, by the GEMM form ||c||² − 2x·c (||x||² is the same for every
     centre). The (n, k) layout puts each row's k scores side by side, so the minimum runs along
     contiguous memory (measured 2× faster than (k, n) at k=8, 5× at the k-means|| candidates)."""
-    scores = block @ (-2.0 * centres).T
-    scores += np.einsum("ij,ij->i", centres, centres)
-    return scores.argmin(axis=1)
+    xp = array_namespace(block, centres)
+    scores = block @ xp.matrix_transpose(-2.0 * centres)
+    scores += xp.vecdot(centres, centres)
+    return xp.argmin(scores, axis=1)
 
 
-def nearest(block: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nearest(block, centres):
     """Index of and squared distance to the nearest centre. The distance is computed directly as
-    ||x − c||², accumulated in float64: exact where ||x||² and ||c||² are large and the expanded
-    form ||x||² − 2x·c + ||c||² would cancel."""
+    ||x − c||², in float64: exact where ||x||² and ||c||² are large and the expanded form
+    ||x||² − 2x·c + ||c||² would cancel."""
+    xp = array_namespace(block, centres)
     labels = nearest_labels(block, centres)
-    difference = centres[labels]
-    np.subtract(block, difference, out=difference)
-    return labels, np.einsum("ij,ij->i", difference, difference, dtype=np.float64)
+    difference = xp.astype(block - xp.take(centres, labels, axis=0), xp.float64, copy=False)
+    return labels, xp.vecdot(difference, difference)
 
 
-def label_sums(block: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """The sum of the rows of each label 0..k-1, in float64: one GEMM of the one-hot membership
-    with the block (measured faster than ``np.add.at``, a weighted ``np.bincount`` per column or
-    sorting by label, at the block sizes used here)."""
-    membership = (labels == np.arange(k)[:, None]).astype(block.dtype)
-    return (membership @ block).astype(np.float64)
+def membership(labels, k: int, dtype):
+    """The (k, n) one-hot membership of ``labels`` in 0..k-1, in ``dtype``."""
+    xp = array_namespace(labels)
+    return xp.astype(labels == xp.arange(k, dtype=labels.dtype)[:, None], dtype)
 
 
-def block_partials(block: np.ndarray, centres: np.ndarray, inertia: bool = True) -> Partials:
+def label_partials(block, labels, k: int, sums: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The count and (unless ``sums`` is false: NaN) the float64 sum of the rows of each label
+    0..k-1, on the host: one GEMM of the one-hot membership with the block (measured faster than
+    ``np.add.at``, a weighted ``np.bincount`` per column or sorting by label, at the block sizes
+    used here)."""
+    xp = array_namespace(block, labels)
+    member = membership(labels, k, block.dtype)
+    counts = to_host(xp.astype(xp.sum(member, axis=1, dtype=xp.float64), xp.int64))
+    if not sums:
+        return counts, np.full((k, block.shape[1]), np.nan)
+    return counts, to_host(xp.astype(member @ block, xp.float64))
+
+
+def block_partials(block, centres, inertia: bool = True) -> Partials:
     """Per-centre sums and counts and (unless ``inertia`` is false: NaN) the inertia of one block."""
-    k = len(centres)
     if inertia:
         labels, distances = nearest(block, centres)
-        total = float(distances.sum())
+        total = float(array_namespace(distances).sum(distances))  # one number back to the host
     else:
         labels, total = nearest_labels(block, centres), float("nan")
-    counts = np.bincount(labels, minlength=k).astype(np.int64)
-    return Partials(label_sums(block, labels, k), counts, total)
+    counts, sums = label_partials(block, labels, centres.shape[0])
+    return Partials(sums, counts, total)

@@ -22,8 +22,10 @@ def with_segment_ids(
     column: str = "segment_id",
 ) -> DataFrame:
     """``frame`` with ``column``: the id of each row's nearest centre in the prepared space, and
-    ``distance`` to it (one Spark pass; ``segment_ids`` are the centres' ids, in centre order)."""
-    labelled = assign_spark(frame, preparation.features, centres, preparation.transform_array)
+    ``distance`` to it (one Spark pass; ``segment_ids`` are the centres' ids, in centre order).
+    Value features the preparation derives are derived for the assignment, not added."""
+    derived = preparation.with_derived_spark(frame)
+    labelled = assign_spark(derived, preparation.features, centres, preparation.transform_array)
     ids = F.element_at(F.array(*[F.lit(int(i)) for i in segment_ids]), F.col("label") + 1)
     return labelled.select(*frame.columns, ids.alias(column), "distance")
 

@@ -1,10 +1,13 @@
 """Feature preparation fitted on the training data (with Spark, whatever the engine) and carried
 inside the model: log-transform skewed money and count features (signed, so net spend at or below
-zero is kept: ``sign(x) * log1p(|x|)``), clip outliers at quantiles, standard-scale."""
+zero is kept: ``sign(x) * log1p(|x|)``), clip outliers at quantiles, standard-scale. Value scores
+among the features (:mod:`segcore.value.features`) are derived first, by the value model the
+preparation carries."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segcore.errors import TrainingError
+from segcore.value.features import value_features, with_value_features, with_value_features_spark
+from segcore.value.inputs import INPUT_COLUMNS
+from segcore.value.model import ValueModel
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Preparation:
     upper: list[float]
     mean: list[float]
     scale: list[float]
+    value_model: str | None = None  # the JSON state of the value model deriving value features
 
     @classmethod
     def fit(
@@ -33,8 +40,18 @@ class Preparation:
         log_features: list[str],
         clip_quantile: float,
         table: str = "features",
+        value_model: ValueModel | None = None,
     ) -> Preparation:
-        """Fit on a Spark DataFrame: approximate quantiles, then clipped means and deviations."""
+        """Fit on a Spark DataFrame: approximate quantiles, then clipped means and deviations.
+        Value features among ``features`` are derived by ``value_model`` where ``frame`` lacks them."""
+        derived = value_features(features)
+        if derived and value_model is None:
+            raise TrainingError(
+                f"train.features names value score(s) {derived}, which the customer value model "
+                "derives: set value.enabled: true, or remove them from train.features"
+            )
+        if derived:
+            frame = with_value_features_spark(frame, value_model, derived)
         check_values_spark(frame, features, table)
         logged = [f for f in features if f in log_features]
         values = frame.select(
@@ -54,7 +71,38 @@ class Preparation:
                 f"table '{table}': feature(s) {constant} are constant over all customers (after "
                 "clipping) and cannot separate segments: remove them from train.features"
             )
-        return cls(features, logged, lower, upper, mean, scale)
+        state = value_model.to_json() if derived else None
+        return cls(features, logged, lower, upper, mean, scale, state)
+
+    @cached_property
+    def _value(self) -> ValueModel | None:
+        return ValueModel.from_json(self.value_model) if self.value_model else None
+
+    @property
+    def inputs(self) -> list[str]:
+        """The feature-table columns the preparation reads: its features, with the value inputs in
+        place of the value features it derives."""
+        if self._value is None:
+            return list(self.features)
+        derived = value_features(self.features)
+        return list(dict.fromkeys([*(f for f in self.features if f not in derived), *INPUT_COLUMNS]))
+
+    def with_derived(self, frame: pd.DataFrame, table: str = "features") -> pd.DataFrame:
+        """``frame`` (rows of the feature table) with the value features it lacks."""
+        if self._value is None:
+            return frame
+        lacking = [f for f in value_features(self.features) if f not in frame.columns]
+        inputs = [c for c in INPUT_COLUMNS if c not in frame.columns]
+        if lacking and inputs:
+            raise TrainingError(
+                f"table '{table}' lacks the value input(s) {inputs} from which the model derives {lacking}: "
+                "rebuild it with feature group 'rfm'"
+            )
+        return with_value_features(frame, self._value, lacking)
+
+    def with_derived_spark(self, frame: DataFrame) -> DataFrame:
+        """:meth:`with_derived` of a Spark DataFrame."""
+        return frame if self._value is None else with_value_features_spark(frame, self._value, self.features)
 
     def transform_array(self, values: np.ndarray) -> np.ndarray:
         """Rows of raw feature values (columns in ``features`` order) into the clustering space."""
@@ -64,6 +112,8 @@ class Preparation:
         return (np.clip(values, self.lower, self.upper) - self.mean) / self.scale
 
     def transform(self, frame: pd.DataFrame, table: str = "features") -> np.ndarray:
+        """Rows of the feature table (value features derived where absent) into the clustering space."""
+        frame = self.with_derived(frame, table)
         check_values(frame, self.features, table)
         return self.transform_array(frame[self.features].to_numpy(dtype=np.float64))
 

@@ -17,8 +17,9 @@ from segcore.kmeans.kernels import nearest
 from segcore.model.preparation import Preparation
 
 STATE_ARTIFACT = "segment_model"
-# The state's format: 1 had no format_version key; 2 adds it. A loader reads every format up to its own.
-STATE_FORMAT = 2
+# The state's format: 1 had no format_version key; 2 adds it; 3 adds the preparation's value model
+# (a model clustering on value scores). A loader reads every format up to its own.
+STATE_FORMAT = 3
 OUTPUT_COLUMNS = {"segment_id": "long", "segment_name": "string", "distance": "double"}
 
 

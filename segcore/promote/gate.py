@@ -54,7 +54,7 @@ def _with_ids(frame: DataFrame, model: SegmentModel, column: str) -> DataFrame:
 def contingency(frame: DataFrame, champion: SegmentModel, challenger: SegmentModel) -> pd.DataFrame:
     """Customers of each (champion segment, challenger segment) pair: one Spark aggregation, a
     k×k table on the driver."""
-    features = list(dict.fromkeys([*champion.features, *challenger.features]))
+    features = list(dict.fromkeys([*champion.preparation.inputs, *challenger.preparation.inputs]))
     both = _with_ids(_with_ids(frame.select(*features), champion, "champion"), challenger, "challenger")
     pairs = both.groupBy("champion", "challenger").count().toPandas()
     table = pairs.pivot(index="champion", columns="challenger", values="count")
@@ -137,7 +137,7 @@ def run_gate(
     smallest = shares.idxmin()
     conflicts = id_conflicts(table)
     size = config.train.silhouette_sample
-    features = list(dict.fromkeys([*champion.features, *challenger.features]))
+    features = list(dict.fromkeys([*champion.preparation.inputs, *challenger.preparation.inputs]))
     sample = sample_rows(frame.select(*features), customers, size, config.kmeans.seed)
     checks = [
         Check(

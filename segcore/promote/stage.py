@@ -100,7 +100,7 @@ def _gate(
         f"run `segcore features` for as_of={config.as_of} first, or set as_of to a built partition",
     )
     models = {v: load_version(tracking, v) for v in (champion, challenger)}
-    missing = sorted({f for m in models.values() for f in m.features} - set(frame.columns))
+    missing = sorted({f for m in models.values() for f in m.preparation.inputs} - set(frame.columns))
     if missing:
         raise ModelError(
             f"table 'features' ({table}) lacks column(s) {missing} that version {champion} or "

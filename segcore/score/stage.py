@@ -80,7 +80,7 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
             profile = segment_profiles(config, model, frame, written)
             profile.insert(2, "model_version", version)
             if value is not None:
-                profile = profile.merge(value_by_segment(written, config.value), on="segment_id", how="left")
+                profile = with_value_profile(profile, value_by_segment(written, config.value))
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
             kpis = segment_kpis(written, frame) if with_kpis else None
             if kpis is not None:
@@ -106,19 +106,20 @@ def _value_model(tracking: Tracking, config: Config, segment_version: str) -> _V
 def _read_features(
     spark: SparkSession, config: Config, model: SegmentModel, model_uri: str, with_value: bool
 ) -> DataFrame:
-    """The feature partition, refusing one that lacks a feature of the model (or a value input)."""
+    """The feature partition with the value features the model clusters on, refusing one that
+    lacks an input of the model (or a value input)."""
     table = config.partition(config.features.output)
     frame = read_partition(
         spark, table, "feature table", f"run `segcore features` for as_of={config.as_of} first"
     )
-    needed = [*model.features, *(INPUT_COLUMNS if with_value else ())]
+    needed = [*model.preparation.inputs, *(INPUT_COLUMNS if with_value else ())]
     missing = [f for f in dict.fromkeys(needed) if f not in frame.columns]
     if missing:
         raise ModelError(
             f"model {model_uri} needs feature column(s) {missing} that table 'features' ({table}) "
             "lacks: rebuild the features with the same feature groups, or score with another version"
         )
-    return frame
+    return model.preparation.with_derived_spark(frame)
 
 
 def _assign(
@@ -132,7 +133,7 @@ def _assign(
     """customer_id, the model's output columns and model_version, for every row of ``frame``; with
     ``value``, its scores and value_model_version too."""
     assign = spark_assigner(spark, model_uri)
-    inputs = [F.col(f).cast("double").alias(f) for f in model.features]
+    inputs = [F.col(f).cast("double").alias(f) for f in model.preparation.inputs]
     kept = list(INPUT_COLUMNS) if value is not None else []
     segments = frame.select("customer_id", assign(F.struct(*inputs)).alias("segment"), *kept).select(
         "customer_id", "segment.*", F.lit(version).alias("model_version"), *kept
@@ -141,6 +142,13 @@ def _assign(
         return segments
     scored = with_value_scores(segments, value.model).drop(*INPUT_COLUMNS)
     return scored.withColumn("value_model_version", F.lit(value.version))
+
+
+def with_value_profile(profile: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """The segments' value figures beside their feature profile; for a value score the model
+    clusters on, the value figure (over customers with a purchase) replaces the feature's mean."""
+    kept = [c for c in profile.columns if c == "segment_id" or c not in values.columns]
+    return profile[kept].merge(values, on="segment_id", how="left")
 
 
 def segment_profiles(

@@ -146,8 +146,21 @@ def _cuml(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
 def _local(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
     from segcore.kmeans import LocalBlocks, fit
 
-    blocks = LocalBlocks(_read_numpy(data))
+    blocks = LocalBlocks(_read_numpy(data), dtype=args.dtype)
     return _segcore(lambda settings: fit(blocks, len(init), settings), init, args)
+
+
+def _gpu(data: Path, init: np.ndarray, args: argparse.Namespace) -> dict:
+    """segcore's local engine with its blocks on the GPU (``kmeans.device=gpu``, CuPy). Every fit
+    copies the rows to the GPU first, so the total includes the transfer."""
+    from segcore.kmeans import LocalBlocks, fit
+
+    rows = _read_numpy(data)
+
+    def on_gpu(settings: FitSettings):
+        return fit(LocalBlocks(rows, dtype=args.dtype, array_module="cupy"), len(init), settings)
+
+    return _segcore(on_gpu, init, args)
 
 
 def _spark_frame(data: Path, args: argparse.Namespace):
@@ -226,6 +239,7 @@ MEASURES = {
     "dask": _dask_engine,
     "dask-ml": _dask_ml,
     "cuml": _cuml,
+    "gpu": _gpu,
 }
 ENGINES = tuple(MEASURES)
 # Engines that need a package segcore does not install: the module to import, and how to get it.
@@ -233,6 +247,7 @@ OPTIONAL = {
     "dask": ("distributed", "pip install 'segcore[dask]'"),
     "dask-ml": ("dask_ml", "pip install dask-ml"),
     "cuml": ("cuml", "pip install 'segcore[gpu]' on a machine with an NVIDIA GPU and CUDA 12"),
+    "gpu": ("cupy", "pip install cupy-cuda12x on a machine with an NVIDIA GPU"),
 }
 TIMING = (
     "after one untimed warm-up fit, s/iter = (t(I) - t(1)) / (n(I) - n(1)), t(m) the shortest wall time "
@@ -323,6 +338,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=50, help="I: Lloyd iterations (at least 2)")
     parser.add_argument("--repeats", type=int, default=3, help="R: timed fits per iteration count")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float32", help="rows of the local and gpu blocks"
+    )
     parser.add_argument(
         "--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES)
     )

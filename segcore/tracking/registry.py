@@ -30,7 +30,16 @@ from segcore.value.model import STATE_ARTIFACT as VALUE_STATE_ARTIFACT
 CHALLENGER, CHAMPION = "challenger", "champion"
 # What the model's code imports (segcore.model), pinned at the training environment's versions;
 # segcore itself travels with the model as code.
-MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pyspark")
+MODEL_REQUIREMENTS = (
+    "mlflow",
+    "numpy",
+    "array-api-compat",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "pyarrow",
+    "pyspark",
+)
 SEGCORE_SOURCE = Path(segcore.__file__).parent
 MODEL_CODE = SEGCORE_SOURCE / "model" / "pyfunc.py"
 VALUE_MODEL_CODE = SEGCORE_SOURCE / "value" / "pyfunc.py"
@@ -76,22 +85,28 @@ def _log_from_code(
     return info.model_uri
 
 
-def log_model(model: SegmentModel) -> str:
-    """Log the segment model in the active run, not registered yet; returns its model URI."""
-    return _log_from_code(
-        MODEL_CODE,
-        STATE_ARTIFACT,
-        model.to_json(),
-        signature(dict.fromkeys(model.features, "double"), OUTPUT_COLUMNS),
-        # Segment centres in original units: aggregates, never a customer's row.
-        pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features),
-    )
-
-
 # The value model's example input: made-up customers (one-time buyer, a regular, a lapsed regular).
 VALUE_EXAMPLE = pd.DataFrame(
     [[0.0, 0.0, 30.0, 0.0], [6.0, 170.0, 180.0, 45.0], [6.0, 60.0, 180.0, 45.0]], columns=list(INPUT_COLUMNS)
 )
+
+
+def log_model(model: SegmentModel) -> str:
+    """Log the segment model in the active run, not registered yet; returns its model URI. Its
+    input is the feature table's columns it reads (value inputs for the value features it derives)."""
+    inputs = model.preparation.inputs
+    # Segment centres in original units: aggregates, never a customer's row; value inputs (where
+    # the model derives value features) of the made-up regular customer of VALUE_EXAMPLE.
+    centres = pd.DataFrame(model.preparation.inverse(model.centres), columns=model.features)
+    regular = VALUE_EXAMPLE.iloc[1]
+    example = centres.assign(**{c: regular[c] for c in inputs if c not in centres.columns})[inputs]
+    return _log_from_code(
+        MODEL_CODE,
+        STATE_ARTIFACT,
+        model.to_json(),
+        signature(dict.fromkeys(inputs, "double"), OUTPUT_COLUMNS),
+        example,
+    )
 
 
 def log_value_model(model: ValueModel) -> str:

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from segcore.config import DaskEngineConfig, KMeansConfig
 from segcore.errors import EnvironmentProblem, TrainingError
 from segcore.kmeans import FitSettings, KMeansResult, LocalBlocks, core
+from segcore.kmeans.arrays import DEVICE_MODULES, DeviceUnavailable, device_namespace
 from segcore.model.preparation import Preparation
 
 Fits = dict[int, FitSettings]
@@ -52,6 +53,8 @@ def fit_sweep(
         return ENGINES[settings.engine](settings, fits, frame, path, preparation)
     except core.KMeansError as exc:  # the core's own: missing slots, a missing library
         raise TrainingError(str(exc)) from None
+    except DeviceUnavailable as exc:  # kmeans.device=gpu where a worker has no CuPy or GPU
+        raise EnvironmentProblem(str(exc)) from None
 
 
 def _spark(settings: KMeansConfig, fits: Fits, frame: DataFrame, path: str, preparation: Preparation):
@@ -65,6 +68,7 @@ def _spark(settings: KMeansConfig, fits: Fits, frame: DataFrame, path: str, prep
         num_workers=settings.spark.num_workers,
         timeout=settings.spark.timeout_s,
         prepare=preparation.transform_array,
+        array_module=DEVICE_MODULES[settings.device],
     )
 
 
@@ -79,7 +83,9 @@ def _points(frame: DataFrame, preparation: Preparation) -> np.ndarray:
 
 
 def _local(settings: KMeansConfig, fits: Fits, frame: DataFrame, path: str, preparation: Preparation):
-    blocks = LocalBlocks(_points(frame, preparation), dtype=settings.dtype)
+    blocks = LocalBlocks(
+        _points(frame, preparation), dtype=settings.dtype, array_module=DEVICE_MODULES[settings.device]
+    )
     return core.sweep(blocks, fits, engine="local")
 
 
@@ -97,10 +103,12 @@ def _dask(settings: KMeansConfig, fits: Fits, frame: DataFrame, path: str, prepa
     from segcore.kmeans.engines.dask import partition_rows, sweep_dask
 
     with dask_client(settings.dask) as client:
-        _check_workers_read(client, path, preparation.features)
-        table = dd.read_parquet(path, columns=preparation.features)
-        rows = partition_rows(table, preparation.transform_array, client)
-        return sweep_dask(rows, fits, client=client, dtype=settings.dtype)
+        _check_workers_read(client, path, preparation.inputs)
+        table = dd.read_parquet(path, columns=preparation.inputs)
+        rows = partition_rows(table, preparation.transform, len(preparation.features), client)
+        return sweep_dask(
+            rows, fits, client=client, dtype=settings.dtype, array_module=DEVICE_MODULES[settings.device]
+        )
 
 
 Engine = Callable[[KMeansConfig, Fits, DataFrame, str, Preparation], dict[int, KMeansResult]]
@@ -167,6 +175,11 @@ def engine_workers(spark: SparkSession, settings: KMeansConfig) -> int:
     any work: a Spark cluster without that many task slots, or an unreachable Dask scheduler,
     stops the stage here."""
     engine = settings.engine
+    if engine == "local":  # the driver's own device
+        try:
+            device_namespace(settings.device)
+        except DeviceUnavailable as exc:
+            raise EnvironmentProblem(str(exc)) from None
     if engine == "spark":  # a barrier fit: the cluster must have that many task slots
         from segcore.kmeans.engines.spark import check_slots
 

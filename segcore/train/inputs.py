@@ -18,11 +18,12 @@ from segcore.model.preparation import Preparation
 from segcore.runtime.logs import step
 from segcore.storage.hadoop import read_text
 from segcore.storage.partitions import read_partition, resolve_partition
+from segcore.value.model import ValueModel
 
 
 @dataclass(frozen=True)
 class TrainingInputs:
-    frame: DataFrame  # the feature table in Spark
+    frame: DataFrame  # the feature table in Spark, with the value features it clusters on
     path: str  # the folder of its committed version (what Dask and the fingerprint read)
     rows: int
     preparation: Preparation
@@ -53,13 +54,19 @@ def count_customers(frame: DataFrame, path: str) -> int:
     return rows
 
 
-def prepare_inputs(config: Config, frame: DataFrame, path: str) -> TrainingInputs:
-    """Count the customers, fit the preparation and draw the metrics sample."""
+def prepare_inputs(
+    config: Config, frame: DataFrame, path: str, value_model: ValueModel | None = None
+) -> TrainingInputs:
+    """Count the customers, fit the preparation (value features derived by ``value_model``) and
+    draw the metrics sample."""
     settings = config.train
     features = list(dict.fromkeys(settings.features))
     with step("train", "prepare features") as figures:
         rows = figures["customers"] = count_customers(frame, path)
-        preparation = Preparation.fit(frame, features, settings.log_features, settings.clip_quantile)
+        preparation = Preparation.fit(
+            frame, features, settings.log_features, settings.clip_quantile, value_model=value_model
+        )
+        frame = preparation.with_derived_spark(frame)
     with step("train", "draw the metrics sample") as figures:
         sample = sample_rows(frame.select(*features), rows, settings.silhouette_sample, config.kmeans.seed)
         points = preparation.transform(sample)

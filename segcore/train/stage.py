@@ -104,7 +104,7 @@ def _train_segments(
 ) -> TrainResult:
     """Everything after the value model: fit, choose, align, profile, record and register."""
     frame, path = features
-    inputs = prepare_inputs(config, frame, path)
+    inputs = prepare_inputs(config, frame, path, value and value.fit.model)
     ks = k_values(config, inputs.rows)
     champion = load_alias(tracking, CHAMPION)
     selection = select_k(config, fit_every_k(config, ks, inputs, champion), inputs.points)

@@ -25,6 +25,16 @@ SCORE_COLUMNS = {
     "churn_risk_band": "string",
 }
 NO_PURCHASE_BAND = "no_purchase"
+# The scores that may enter clustering (train.features, :mod:`segcore.value.features`), each with
+# its value for a customer without a purchase (the model has no scores for one): certain to churn,
+# nothing expected.
+VALUE_FEATURES: dict[str, float] = {
+    "p_alive": 0.0,
+    "expected_purchases": 0.0,
+    "expected_spend": 0.0,
+    "expected_value": 0.0,
+    "churn_risk": 1.0,
+}
 
 
 @dataclass(frozen=True)

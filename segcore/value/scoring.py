@@ -3,6 +3,8 @@ Python per row)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -11,14 +13,16 @@ from segcore.value.inputs import INPUT_COLUMNS
 from segcore.value.model import SCORE_COLUMNS, ValueModel
 
 
-def with_value_scores(frame: DataFrame, model: ValueModel) -> DataFrame:
-    """``frame`` (with :data:`INPUT_COLUMNS`) and :data:`SCORE_COLUMNS` added."""
+def with_value_scores(
+    frame: DataFrame, model: ValueModel, columns: Sequence[str] = tuple(SCORE_COLUMNS)
+) -> DataFrame:
+    """``frame`` (with :data:`INPUT_COLUMNS`) and the score ``columns`` (of :data:`SCORE_COLUMNS`) added."""
 
-    @F.pandas_udf(", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS.items()))
+    @F.pandas_udf(", ".join(f"{name} {SCORE_COLUMNS[name]}" for name in columns))
     def scores(x: pd.Series, t_x: pd.Series, T: pd.Series, m: pd.Series) -> pd.DataFrame:
-        return model.score(pd.DataFrame(dict(zip(INPUT_COLUMNS, (x, t_x, T, m), strict=True))))
+        return model.score(pd.DataFrame(dict(zip(INPUT_COLUMNS, (x, t_x, T, m), strict=True))))[list(columns)]
 
     inputs = [F.col(c).cast("double") for c in INPUT_COLUMNS]
     return frame.withColumn("_value", scores(*inputs)).select(
-        *frame.columns, *[F.col(f"_value.{c}").alias(c) for c in SCORE_COLUMNS]
+        *frame.columns, *[F.col(f"_value.{c}").alias(c) for c in columns]
     )

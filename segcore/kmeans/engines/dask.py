@@ -21,17 +21,14 @@ from segcore.kmeans.gathered import GatheredBlocks
 DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error it wraps
 
 
-def _as_blocks(chunk: np.ndarray, dtype: str) -> LocalBlocks:
-    return LocalBlocks(chunk, dtype=dtype)  # centred in float64 before any cast
+def _as_blocks(chunk: np.ndarray, dtype: str, array_module: str) -> LocalBlocks:
+    return LocalBlocks(chunk, dtype=dtype, array_module=array_module)  # centred in float64 before any cast
 
 
-def _rows(partition: pd.DataFrame, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    return prepare(partition.to_numpy(dtype=np.float64))
-
-
-def partition_rows(frame, prepare: Callable[[np.ndarray], np.ndarray], client):
-    """The rows of a Dask DataFrame as a 2-D Dask array: ``prepare`` applied to each partition,
-    computed and held on ``client``'s workers, one block per non-empty partition, with known sizes.
+def partition_rows(frame, prepare: Callable[[pd.DataFrame], np.ndarray], width: int, client):
+    """The rows of a Dask DataFrame as a 2-D Dask array of ``width`` columns: ``prepare`` applied
+    to each partition, computed and held on ``client``'s workers, one block per non-empty
+    partition, with known sizes.
 
     Built from the partitions themselves: ``to_dask_array(lengths=True)`` counts rows over the
     partitions of an optimised graph whose small files are fused, and fails on tables of several
@@ -40,9 +37,8 @@ def partition_rows(frame, prepare: Callable[[np.ndarray], np.ndarray], client):
     import dask
     import dask.array as da
 
-    parts = client.compute([dask.delayed(_rows)(part, prepare) for part in frame.to_delayed()])
+    parts = client.compute([dask.delayed(prepare)(part) for part in frame.to_delayed()])
     lengths = client.gather(client.map(len, parts))
-    width = len(frame.columns)
     blocks = [
         da.from_delayed(part, (rows, width), dtype=np.float64)
         for part, rows in zip(parts, lengths, strict=True)
@@ -60,9 +56,10 @@ def fit_dask(
     *,
     client,
     dtype: str = "float64",
+    array_module: str = "numpy",
 ) -> core.KMeansResult:
     """k-means over the rows of a 2-D Dask array, computed on ``client``'s cluster."""
-    return sweep_dask(array, {k: settings}, client=client, dtype=dtype)[k]
+    return sweep_dask(array, {k: settings}, client=client, dtype=dtype, array_module=array_module)[k]
 
 
 def sweep_dask(
@@ -71,16 +68,18 @@ def sweep_dask(
     *,
     client,
     dtype: str = "float64",
+    array_module: str = "numpy",
 ) -> dict[int, core.KMeansResult]:
     """k-means for every ``k`` of ``fits`` (k → its settings) over the rows of a 2-D Dask array:
-    the blocks are computed and held in worker memory once, and every ``k`` is fitted on them in
-    turn. Each result equals the fit of that ``k`` alone."""
+    the blocks are computed and held in worker memory once (in ``array_module``'s arrays: on its
+    GPU for ``cupy``), and every ``k`` is fitted on them in turn. Each result equals the fit of
+    that ``k`` alone."""
     threads = sum(client.nthreads().values())
     if array.numblocks[0] < threads and not np.isnan(array.shape[0]):
         array = array.rechunk({0: -(-array.shape[0] // threads)})  # at least one chunk per worker thread
     chunks = array.rechunk({1: -1}).to_delayed().ravel().tolist()
     futures = client.compute(chunks)
-    blocks = client.map(_as_blocks, futures, dtype=dtype, pure=False)
+    blocks = client.map(_as_blocks, futures, dtype=dtype, array_module=array_module, pure=False)
 
     def map_blocks(fn):
         return client.gather(client.map(fn, blocks, range(len(blocks)), pure=False))

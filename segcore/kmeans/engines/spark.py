@@ -12,6 +12,7 @@ only ever holds the results: O(k·d) each.
 from __future__ import annotations
 
 import pickle
+import re
 import secrets
 import socket
 import time
@@ -27,6 +28,7 @@ from pyspark.sql import types as T
 from threadpoolctl import threadpool_limits
 
 from segcore.kmeans import core
+from segcore.kmeans.arrays import GPU_HELP, DeviceUnavailable
 from segcore.kmeans.engines.collective import StarCollective
 from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.gathered import GatheredBlocks
@@ -101,11 +103,13 @@ def sweep_spark(
     num_workers: int | None = None,
     timeout: float = 300.0,
     prepare: Prepare | None = None,
+    array_module: str = "numpy",
 ) -> dict[int, core.KMeansResult]:
     """k-means for every ``k`` of ``fits`` (k → its settings) over ``columns`` of a Spark
     DataFrame, in ONE barrier stage: each task loads its partition once, optionally mapping its rows
     through ``prepare`` (e.g. the fitted feature preparation), and all fit every ``k`` in turn (as
-    spark-rapids-ml's ``fitMultiple``). Each result equals the fit of that ``k`` alone."""
+    spark-rapids-ml's ``fitMultiple``). Each result equals the fit of that ``k`` alone. With
+    ``array_module="cupy"`` each task holds its rows on the GPU Spark assigned it."""
     context = frame.sparkSession.sparkContext
     workers = check_slots(context, num_workers)
     data = frame.select(*[F.col(c).cast("double") for c in columns])
@@ -120,8 +124,10 @@ def sweep_spark(
         from pyspark import BarrierTaskContext
 
         task = BarrierTaskContext.get()
+        if array_module == "cupy":
+            use_assigned_gpu(task)
         rows = _to_numpy(batches, n_features, "float64")
-        block = LocalBlocks(prepare(rows) if prepare else rows, dtype=dtype)
+        block = LocalBlocks(prepare(rows) if prepare else rows, dtype=dtype, array_module=array_module)
         # One task per core: BLAS threads of their own would only fight the other tasks.
         with threadpool_limits(limits=task.cpus()), _collective(task, secret, timeout) as comm:
             ops = GatheredBlocks(lambda fn: comm.allgather(fn(block, comm.rank)))
@@ -131,8 +137,31 @@ def sweep_spark(
 
     # The shuffle after the barrier stage makes it a map stage, which Spark retries as a whole
     # when a task fails (a failed barrier result stage is not retried).
-    rows = data.mapInArrow(train, "result binary", barrier=True).repartition(1).collect()
+    try:
+        rows = data.mapInArrow(train, "result binary", barrier=True).repartition(1).collect()
+    except Exception as exc:  # a task's error, inside Spark's: a missing GPU is the user's to fix
+        refusal = re.search(r"DeviceUnavailable: (.*)", str(exc))
+        if refusal:
+            raise DeviceUnavailable(refusal.group(1)) from None
+        raise
     return pickle.loads(rows[0]["result"])
+
+
+def use_assigned_gpu(task) -> None:
+    """Make the GPU that Spark assigned ``task`` (``spark.task.resource.gpu.amount``) CuPy's
+    current device, as spark-rapids-ml places its work."""
+    gpus = task.resources().get("gpu")
+    if gpus is None or not gpus.addresses:
+        raise DeviceUnavailable(
+            "kmeans.device=gpu with the spark engine needs a GPU per barrier task: start executors "
+            "with spark.executor.resource.gpu.amount=1 and spark.task.resource.gpu.amount=1 (and a GPU "
+            "discovery script), or set kmeans.device=cpu"
+        )
+    try:
+        import cupy
+    except ImportError:
+        raise DeviceUnavailable(f"kmeans.device=gpu needs CuPy on the executors: {GPU_HELP}") from None
+    cupy.cuda.Device(int(gpus.addresses[0])).use()  # LocalBlocks then checks it works
 
 
 def assign_spark(

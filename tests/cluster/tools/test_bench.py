@@ -36,7 +36,7 @@ def _bench(*args) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def bench_table(tmp_path_factory) -> dict[str, list[str]]:
     workdir = tmp_path_factory.mktemp("bench")
-    engines = "sklearn,local,spark,cuml"
+    engines = "sklearn,local,spark,cuml,gpu"
     result = _bench(
         "--rows", 4000, "--iterations", ITERATIONS, "--repeats", 1, "--engines", engines, "--workdir", workdir
     )
@@ -68,12 +68,16 @@ def test_bench_ratio_columns_are_the_ratios_of_the_printed_figures(bench_table):
     assert _ratio(sklearn[column["s/iter × sklearn"]]) == 1.0
 
 
-def test_bench_has_a_cuml_row_measured_or_saying_why_not(bench_table):
-    cuml = bench_table["cuml"]
-    if importlib.util.find_spec("cuml") is None:
-        assert cuml[4].startswith("skipped: cuml not importable (pip install 'segcore[gpu]'"), cuml
+@pytest.mark.parametrize(
+    ("engine", "module", "install"),
+    [("cuml", "cuml", "pip install 'segcore[gpu]'"), ("gpu", "cupy", "pip install cupy-cuda12x")],
+)
+def test_bench_has_a_gpu_row_measured_or_saying_why_not(bench_table, engine, module, install):
+    row = bench_table[engine]
+    if importlib.util.find_spec(module) is None:
+        assert row[4].startswith(f"skipped: {module} not importable ({install}"), row
     else:
-        assert len(cuml) == len(HEADER) and float(cuml[HEADER.index("inertia/best10")]) < 1.01, cuml
+        assert len(row) == len(HEADER) and float(row[HEADER.index("inertia/best10")]) < 1.01, row
 
 
 def test_bench_refuses_an_unknown_engine_naming_it(tmp_path):

@@ -11,16 +11,17 @@ from conftest import LLOYD_K6
 from sklearn.cluster import KMeans as SklearnKMeans
 
 from segcore.config import KMeansConfig
-from segcore.errors import TrainingError
+from segcore.errors import EnvironmentProblem, TrainingError
 from segcore.kmeans import FitSettings, core
 from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.engines.mllib import fit_mllib
 from segcore.kmeans.engines.spark import SlotsError, fit_spark, sweep_spark
 from segcore.model.preparation import Preparation
-from segcore.train.engines import fit_sweep
+from segcore.train.engines import engine_workers, fit_sweep
 
 K, ITERATIONS = LLOYD_K6["k"], LLOYD_K6["iterations"]  # of the lloyd_k6 fixture
 COLUMNS = [f"x{i}" for i in range(5)]
+STRICT = "array_api_strict"
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,48 @@ def test_dask_matches_scikit_learn(dask_local_client, lloyd_k6):
         client=dask_local_client,
     )
     _assert_matches(result.centres, lloyd_k6)
+
+
+def _refuse_numpy_conversion() -> None:
+    """On a Dask worker: a NumPy function called on a strict-namespace array raises, as on CuPy."""
+    import array_api_strict
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("a NumPy function was called on an array of the block's namespace")
+
+    type(array_api_strict.asarray(0.0)).__array__ = refuse
+
+
+def test_dask_on_the_strict_namespace_equals_numpy(dask_local_client, lloyd_k6):
+    """The Dask engine's blocks in the array API's strict namespace on its workers (the GPU path's
+    code, CuPy there): the same fit as on NumPy, to 1e-9, seeded k-means|| included."""
+    import dask.array as da
+
+    from segcore.kmeans.engines.dask import fit_dask
+
+    dask_local_client.run(_refuse_numpy_conversion)
+    array = da.from_array(lloyd_k6[0], chunks=(2_500, len(COLUMNS))).persist()
+    settings = FitSettings(seed=3, max_iter=ITERATIONS, tol=0.0)
+    fits = [fit_dask(array, K, settings, client=dask_local_client, array_module=m) for m in ("numpy", STRICT)]
+    np.testing.assert_allclose(fits[1].centres, fits[0].centres, rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(fits[1].counts, fits[0].counts)
+    assert fits[1].inertia == pytest.approx(fits[0].inertia, rel=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["local", "dask", "spark"])
+def test_gpu_where_there_is_none_is_an_environment_problem(spark, lloyd_k6, lloyd_k6_frame, tmp_path, engine):
+    """kmeans.device=gpu without CuPy or a GPU (here: neither), on the driver (local) or on the
+    workers (dask, spark): exit 3 saying what to install or set."""
+    pd.DataFrame(lloyd_k6[0], columns=COLUMNS).to_parquet(tmp_path / "part-0.parquet", index=False)
+    preparation = Preparation.fit(lloyd_k6_frame, COLUMNS, [], 0.0)
+    settings = KMeansConfig(engine=engine, k=K, max_iter=2, device="gpu")
+    with pytest.raises(
+        EnvironmentProblem, match=r"kmeans.device=gpu .*needs .*set kmeans.device=cpu"
+    ) as refusal:
+        if engine == "local":
+            engine_workers(spark, settings)
+        fit_sweep(settings, {K: None}, lloyd_k6_frame, str(tmp_path), preparation)
+    assert refusal.value.exit_code == 3
 
 
 def test_dask_engine_reads_a_feature_table_of_several_files(spark, lloyd_k6, tmp_path):

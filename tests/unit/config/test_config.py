@@ -200,3 +200,8 @@ def test_a_uri_workdir_needs_a_tracking_server(monkeypatch):
     config = build_config({"workdir": "s3a://segcore"})
     with pytest.raises(ConfigError, match=r"'mlflow.tracking_uri' is not set and workdir s3a://segcore"):
         config.tracking_uri()
+
+
+def test_value_scores_as_features_need_the_value_model_at_load():
+    with pytest.raises(ConfigError, match=r"'train.features' names value score\(s\) \['churn_risk'\]"):
+        build_config({"train": {"features": ["frequency", "churn_risk"]}, "value": {"enabled": False}})

@@ -31,3 +31,17 @@ def test_local_fit_matches_scikit_learn(lloyd_k4):
     np.testing.assert_array_equal(model.labels_, reference.labels_)
     assert model.score(points) == pytest.approx(-reference.inertia_)
     np.testing.assert_allclose(model.transform(points), reference.transform(points), rtol=1e-6, atol=1e-9)
+
+
+def test_device_gpu_needs_cupy_and_a_gpu_and_says_so(lloyd_k4):
+    from segcore.kmeans.arrays import DeviceUnavailable
+
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(DeviceUnavailable, match="set kmeans.device=cpu"):
+            KMeans(4, device="gpu").fit(lloyd_k4[0])
+    else:
+        pytest.skip("CuPy is installed here: tests/cluster/kmeans/test_gpu.py covers the GPU")
+    with pytest.raises(ValueError, match="device='tpu' is not one of"):
+        KMeans(4, device="tpu").fit(lloyd_k4[0])
