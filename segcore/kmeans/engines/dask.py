@@ -25,6 +25,10 @@ def _as_blocks(chunk: np.ndarray, dtype: str, array_module: str) -> LocalBlocks:
     return LocalBlocks(chunk, dtype=dtype, array_module=array_module)  # centred in float64 before any cast
 
 
+def _rows(partition: pd.DataFrame, prepare: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
+    return prepare(partition)
+
+
 def partition_rows(frame, prepare: Callable[[pd.DataFrame], np.ndarray], width: int, client):
     """The rows of a Dask DataFrame as a 2-D Dask array of ``width`` columns: ``prepare`` applied
     to each partition, computed and held on ``client``'s workers, one block per non-empty
@@ -37,7 +41,7 @@ def partition_rows(frame, prepare: Callable[[pd.DataFrame], np.ndarray], width: 
     import dask
     import dask.array as da
 
-    parts = client.compute([dask.delayed(prepare)(part) for part in frame.to_delayed()])
+    parts = client.compute([dask.delayed(_rows)(part, prepare) for part in frame.to_delayed()])
     lengths = client.gather(client.map(len, parts))
     blocks = [
         da.from_delayed(part, (rows, width), dtype=np.float64)
