@@ -168,8 +168,9 @@ def label_partials(block, labels, k: int, sums: bool = True) -> tuple[np.ndarray
     ``np.add.at``, a weighted ``np.bincount`` per column or sorting by label, at the block sizes
     used here)."""
     xp = array_namespace(block, labels)
-    member = membership(labels, k, block.dtype)
-    if is_numpy_namespace(xp):  # the standard has no bincount; NumPy's is 4x faster than the sum
+    numpy = is_numpy_namespace(xp)  # the standard has no bincount; NumPy's is 4x faster than the sum
+    member = membership(labels, k, block.dtype) if sums or not numpy else None
+    if numpy:
         counts = np.bincount(labels, minlength=k).astype(np.int64)
     else:
         counts = to_host(xp.astype(xp.sum(member, axis=1, dtype=xp.float64), xp.int64))
