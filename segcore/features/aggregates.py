@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import LakeError
+from segcore.value.inputs import INPUT_COLUMNS, input_columns
 
 AGE_BANDS = (25, 35, 45, 55, 65)  # upper bounds: <25 is band 0, ..., >=65 is band 5
 UNKNOWN = -1.0  # age, age_band and income_band_index of a customer whose value is missing
@@ -24,7 +25,15 @@ KPI_DAYS = 30  # the month of the KPI columns: the last KPI_DAYS days before as_
 KPI_COLUMNS = ("orders_last_30d", "revenue_last_30d", "orders_prior_30d", "revenue_prior_30d")
 WINDOW_DECIMALS = 6
 SECONDS_PER_DAY = 86_400.0
-ORDER_KEY = "_order"
+RFM_COLUMNS = (
+    "frequency",
+    "monetary_total",
+    *KPI_COLUMNS,
+    "monetary_mean",
+    "spend_trend",
+    "order_interval_cv",
+    *INPUT_COLUMNS,
+)
 
 
 def slug(value: str) -> str:
@@ -98,73 +107,141 @@ def _kpi_windows(as_of: dt.date) -> list[Column]:
     return columns
 
 
-def rfm_features(orders: DataFrame, config: Config) -> DataFrame:
-    """Per customer, from :func:`orders_of_lines`: frequency, net monetary, last purchase and first
-    order day, interval CV, trend."""
-    as_of = F.lit(config.as_of)
-    purchases = orders.where("purchase")
-    by_customer = Window.partitionBy("customer_id").orderBy("order_ts")
-    gap_days = (
-        F.unix_timestamp(F.col("order_ts").cast("timestamp"))
-        - F.unix_timestamp(F.lag("order_ts").over(by_customer).cast("timestamp"))
-    ) / SECONDS_PER_DAY
-    intervals = (
-        purchases.withColumn("gap_days", gap_days)
+def order_features(lines: DataFrame, config: Config, groups: list[str]) -> DataFrame:
+    """Per customer, every feature of the orders table and ``_rows``, the customer's order rows, in
+    one pass: the rows are shuffled once by customer, then summed per order, ordered within the
+    customer (for the interval CV and the purchase days) and summed per customer, all within their
+    partition.
+
+    rfm: :data:`RFM_COLUMNS`, the value models' inputs (null without a purchase), and
+    ``_last_purchase_day`` and ``_first_order_day``; behavioural: the shares over order rows."""
+    shares = _line_shares(config) if "behavioural" in groups else {}
+    orders = _per_order(lines.repartition("customer_id"), list(shares.values()))
+    share_columns = [
+        F.try_divide(F.sum(f"_hits_{i}"), F.sum(f"_rows_{i}")).alias(name) for i, name in enumerate(shares)
+    ]
+    if "rfm" not in groups:
+        return orders.groupBy("customer_id").agg(F.sum("_lines").alias("_rows"), *share_columns)
+    frame = (
+        orders.select("*", *_previous_purchases())
         .groupBy("customer_id")
-        .agg(
-            F.coalesce(F.try_divide(F.stddev_pop("gap_days"), F.avg("gap_days")), F.lit(0.0)).alias(
-                "order_interval_cv"
-            )
-        )
-    )
-    recent = F.when(F.col("day") >= F.date_sub(as_of, TREND_DAYS), F.col("net")).otherwise(0.0)
-    prior = F.when(
-        (F.col("day") < F.date_sub(as_of, TREND_DAYS)) & (F.col("day") >= F.date_sub(as_of, 2 * TREND_DAYS)),
-        F.col("net"),
-    ).otherwise(0.0)
-    frequency = F.count(F.when(F.col("purchase"), F.lit(1)))
-    frame = orders.groupBy("customer_id").agg(
-        frequency.cast("double").alias("frequency"),
-        F.sum("net").cast("double").alias("monetary_total"),
-        F.max(F.when(F.col("purchase"), F.col("day"))).alias("_last_purchase_day"),
-        F.min("day").alias("_first_order_day"),
-        _window_spend(recent).alias("_recent"),
-        _window_spend(prior).alias("_prior"),
-        *_kpi_windows(config.as_of),
+        .agg(F.sum("_lines").alias("_rows"), *_rfm_aggregates(config.as_of), *share_columns)
     )
     trend = F.try_divide(F.col("_recent") - F.col("_prior"), F.col("_recent") + F.col("_prior"))
-    mean = F.try_divide(F.col("monetary_total"), F.col("frequency"))
-    return (
-        frame.withColumns(
-            {
-                "monetary_mean": F.coalesce(mean, F.lit(0.0)),
-                "spend_trend": F.coalesce(trend, F.lit(0.0)).cast("double"),
-            }
-        )
-        .drop("_recent", "_prior")
-        .join(intervals, "customer_id", "left")
+    derived = {
+        "monetary_mean": F.coalesce(F.try_divide(F.col("monetary_total"), F.col("frequency")), F.lit(0.0)),
+        "spend_trend": F.coalesce(trend, F.lit(0.0)).cast("double"),
+    }
+    derived |= {
+        name: F.when(F.col("_days") > 0, column) for name, column in input_columns(config.as_of).items()
+    }
+    return frame.select(
+        "customer_id",
+        "_rows",
+        "_last_purchase_day",
+        "_first_order_day",
+        *[F.col(name) if name in frame.columns else derived[name].alias(name) for name in RFM_COLUMNS],
+        *shares,
     )
 
 
-def behaviour_features(lines: DataFrame, config: Config) -> DataFrame:
-    """Per customer, shares over order rows: categories, channels, discounted and returned rows."""
+def _line_shares(config: Config) -> dict[str, Column]:
+    """The behavioural shares over order rows: name -> whether a row counts (null: the row does not
+    enter that share, as in an average)."""
     features = config.features
-    aggregates = [_share("category", c).alias(f"category_{slug(c)}_share") for c in features.categories]
-    aggregates += [_share("channel", c).alias(f"channel_{slug(c)}_share") for c in features.channels]
-    aggregates += [
-        F.avg((F.col("discount") > 0).cast("double")).alias("discount_rate"),
-        F.avg(F.col("is_return").cast("double")).alias("return_rate"),
+    shares = {f"category_{slug(c)}_share": F.col("category") == F.lit(c) for c in features.categories}
+    shares |= {f"channel_{slug(c)}_share": F.col("channel") == F.lit(c) for c in features.channels}
+    return shares | {"discount_rate": F.col("discount") > 0, "return_rate": F.col("is_return")}
+
+
+def _per_order(lines: DataFrame, hits: list[Column]) -> DataFrame:
+    """:func:`orders_of_lines` with ``_lines`` (its rows) and, for each of ``hits``, the rows where it
+    is not null (``_rows_<i>``) and true (``_hits_<i>``)."""
+    counts = {"_lines": F.lit(1)}
+    for i, hit in enumerate(hits):
+        counts |= {f"_rows_{i}": hit.isNotNull().cast("long"), f"_hits_{i}": hit.cast("long")}
+    keys = ["customer_id", *(["order_id"] if "order_id" in lines.columns else [])]
+    lines = lines.select(
+        *keys, "order_ts", "amount", *[column.alias(name) for name, column in counts.items()]
+    )
+    if len(keys) == 1:
+        orders = lines.select(
+            "customer_id",
+            "order_ts",
+            F.col("amount").alias("net"),
+            (F.col("amount") >= 0).alias("purchase"),
+            *counts,
+        )
+    else:
+        orders = lines.groupBy(*keys).agg(
+            F.min("order_ts").alias("order_ts"),
+            F.sum("amount").alias("net"),
+            F.max(F.col("amount") >= 0).alias("purchase"),
+            *[F.sum(name).alias(name) for name in counts],
+        )
+    return orders.withColumn("day", F.to_date("order_ts"))
+
+
+def _previous_purchases() -> list[Column]:
+    """Per order, in the customer's order of time: the previous purchase's time (``_previous``) and
+    the first purchase's day so far (``_first_purchase_day``)."""
+    in_time = Window.partitionBy("customer_id").orderBy("order_ts")
+    purchase_time = F.when(F.col("purchase"), F.col("order_ts"))
+    return [
+        F.last(purchase_time, ignorenulls=True)
+        .over(in_time.rowsBetween(Window.unboundedPreceding, -1))
+        .alias("_previous"),
+        F.to_date(
+            F.first(purchase_time, ignorenulls=True).over(in_time.rowsBetween(Window.unboundedPreceding, 0))
+        ).alias("_first_purchase_day"),
     ]
-    return lines.groupBy("customer_id").agg(*aggregates)
+
+
+def _rfm_aggregates(as_of: dt.date) -> list[Column]:
+    """The rfm group's per-customer sums over orders with :func:`_previous_purchases`, and the
+    purchase-day summary of :func:`segcore.value.inputs.input_columns`."""
+    purchase = F.col("purchase")
+    day = F.col("day")
+    gap_days = F.when(purchase, (_seconds("order_ts") - _seconds("_previous")) / SECONDS_PER_DAY)
+    new_day = purchase & (F.col("_previous").isNull() | (day != F.to_date("_previous")))
+    recent = F.when(day >= F.date_sub(F.lit(as_of), TREND_DAYS), F.col("net")).otherwise(0.0)
+    prior = F.when(
+        (day < F.date_sub(F.lit(as_of), TREND_DAYS)) & (day >= F.date_sub(F.lit(as_of), 2 * TREND_DAYS)),
+        F.col("net"),
+    ).otherwise(0.0)
+    return [
+        F.count(F.when(purchase, F.lit(1))).cast("double").alias("frequency"),
+        F.sum("net").cast("double").alias("monetary_total"),
+        F.max(F.when(purchase, day)).alias("_last_purchase_day"),
+        F.min(day).alias("_first_order_day"),
+        _window_spend(recent).alias("_recent"),
+        _window_spend(prior).alias("_prior"),
+        *_kpi_windows(as_of),
+        F.coalesce(F.try_divide(F.stddev_pop(gap_days), F.avg(gap_days)), F.lit(0.0)).alias(
+            "order_interval_cv"
+        ),
+        F.count(F.when(new_day, F.lit(1))).alias("_days"),
+        F.min(F.when(purchase, day)).alias("_first"),
+        F.max(F.when(purchase, day)).alias("_last"),
+        F.sum(F.when(purchase, F.col("net"))).alias("_spend"),
+        F.sum(F.when(purchase & (day == F.col("_first_purchase_day")), F.col("net"))).alias("_first_spend"),
+    ]
+
+
+def _seconds(column: str) -> Column:
+    return F.unix_timestamp(F.col(column).cast("timestamp"))
 
 
 def event_features(events: DataFrame, config: Config, groups: list[str]) -> DataFrame:
-    active_months = F.count_distinct(F.date_trunc("month", F.col("event_ts").cast("timestamp")))
-    aggregates: list[Column] = []
+    """Per customer: event and session rates per active month, device and OS shares, and ``_rows``
+    (the customer's event rows). Distinct months and sessions are counted as sets (one hash
+    aggregate, not one shuffle per distinct count)."""
+    active_months = F.size(F.collect_set(F.date_trunc("month", F.col("event_ts").cast("timestamp"))))
+    aggregates: list[Column] = [F.count(F.lit(1)).alias("_rows")]
     if "behavioural" in groups:
         aggregates += [
-            (F.count(F.lit(1)) / active_months).cast("double").alias("events_per_active_month"),
-            (F.count_distinct("session_id") / active_months)
+            F.try_divide(F.count(F.lit(1)), active_months).cast("double").alias("events_per_active_month"),
+            F.try_divide(F.size(F.collect_set("session_id")), active_months)
             .cast("double")
             .alias("sessions_per_active_month"),
         ]

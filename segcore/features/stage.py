@@ -17,25 +17,30 @@ The aggregations are in :mod:`segcore.features.aggregates`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import LakeError
-from segcore.features.aggregates import (
-    apply_returns,
-    behaviour_features,
-    customer_features,
-    event_features,
-    orders_of_lines,
-    rfm_features,
+from segcore.features.aggregates import apply_returns, customer_features, event_features, order_features
+from segcore.lake.tables import (
+    INPUT_ROWS_FILE,
+    InputTable,
+    ObservedTable,
+    load_table,
+    observe_table,
+    spark_reason,
 )
-from segcore.lake.tables import INPUT_ROWS_FILE, InputTable, load_table
-from segcore.storage.partitions import commit_partitions
-from segcore.value.inputs import NO_PURCHASE, purchase_days, value_inputs
+from segcore.runtime.logs import step
+from segcore.runtime.spark_stages import log_stages, spark_stages
+from segcore.storage.partitions import Outputs, commit_partitions
+from segcore.value.inputs import NO_PURCHASE
 
 # Columns each group reads, by table (a table a group can do without is read only when configured).
 NEEDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -92,68 +97,130 @@ def _refuse_missing_tables(config: Config, groups: list[str]) -> None:
 
 def _read_tables(
     spark: SparkSession, config: Config, groups: list[str]
-) -> tuple[InputTable | None, InputTable, InputTable | None]:
-    """The customers (if any), orders and events (if a group needs them), checked and mapped."""
+) -> tuple[InputTable | None, ObservedTable, ObservedTable | None]:
+    """The customers (if any; checked by a job of their own), orders and events (if a group needs
+    them; checked while the feature job runs), mapped."""
     needed = _needed(groups)
     # Without rfm the signup date is still used, where the master has one, to keep only customers
     # who signed up before as_of.
     customers = load_table(spark, config, "customers", needed["customers"], optional=["signup_date"])
-    known = customers.frame if customers else None
     optional = [c for c in OPTIONAL_ORDER_COLUMNS if c not in needed["orders"]]
-    orders = load_table(spark, config, "orders", needed["orders"], optional, customers=known)
-    events = None
-    if "events" in needed:
-        events = load_table(spark, config, "events", needed["events"], customers=known)
+    orders = observe_table(spark, config, "orders", needed["orders"], optional)
+    events = observe_table(spark, config, "events", needed["events"]) if "events" in needed else None
     return customers, orders, events
 
 
-def build_features(spark: SparkSession, config: Config) -> tuple[DataFrame, dict[str, int]]:
-    """Read and check the lake and return the feature DataFrame (not yet written) and the input row
-    counts (rows used, dropped and ignored, by table)."""
+@dataclass(frozen=True)
+class FeatureJob:
+    """The feature table as one Spark job not yet run (``frame``); once it has run, :meth:`input_rows`
+    gives the rows used, dropped and ignored by table, or raises :class:`LakeError` where a table
+    breaks the bad-rows policy."""
+
+    frame: DataFrame
+    customers: InputTable | None
+    tables: list[ObservedTable]
+    orphans: Observation | None
+
+    def input_rows(self) -> dict[str, int]:
+        rows = dict(self.customers.counts) if self.customers else {}
+        for table in self.tables:
+            rows |= table.counts()
+        if self.orphans is not None:
+            rows |= {name: int(count or 0) for name, count in self.orphans.get.items()}
+        return rows
+
+
+def build_features(spark: SparkSession, config: Config) -> FeatureJob:
+    """Read and check the lake and plan the feature table: each table is read once, and every
+    count of the bad-rows policy is observed in the job that writes the features."""
     groups = list(dict.fromkeys(config.features.groups))
     _refuse_missing_tables(config, groups)
     customers, orders, events = _read_tables(spark, config, groups)
-    input_rows = {
-        name: n for table in (customers, orders, events) if table for name, n in table.counts.items()
-    }
     lines = apply_returns(orders.frame, config.features.returns)
-    if customers is not None:
-        frame = customer_features(customers.frame, config, groups)
-    else:
-        frame = lines.select("customer_id").distinct()
-    if "rfm" in groups:
-        frame = _with_rfm(frame, lines, config, has_customers=customers is not None)
-    if "behavioural" in groups:
-        frame = frame.join(behaviour_features(lines, config), "customer_id", "left")
+    per_table = {"orders": order_features(lines, config, groups)}
     if events is not None:
-        frame = frame.join(event_features(events.frame, config, groups), "customer_id", "left")
-    frame = frame.fillna(0.0)
-    feature_columns = [c for c in frame.columns if c != "customer_id"]
-    return frame.select("customer_id", *feature_columns), input_rows
+        per_table["events"] = event_features(events.frame, config, groups)
+    if customers is None:
+        frame, orphans = _without_master(per_table), None
+    else:
+        frame, orphans = _with_master(customer_features(customers.frame, config, groups), per_table)
+    if "rfm" in groups:
+        frame = _with_recency(frame, config.as_of, has_customers=customers is not None)
+    order = [c for c in frame.columns if not c.startswith("_")]
+    frame = frame.select(*order).fillna(0.0)
+    tables = [table for table in (orders, events) if table is not None]
+    return FeatureJob(frame, customers, tables, orphans)
 
 
-def _with_rfm(frame: DataFrame, lines: DataFrame, config: Config, has_customers: bool) -> DataFrame:
-    """``frame`` with the rfm group and the value models' inputs (:mod:`segcore.value.inputs`);
-    recency and, without a customers table, tenure from the orders."""
-    orders = orders_of_lines(lines)
-    frame = frame.join(rfm_features(orders, config), "customer_id", "left").join(
-        value_inputs(purchase_days(orders), config.as_of), "customer_id", "left"
-    )
+def _without_master(per_table: dict[str, DataFrame]) -> DataFrame:
+    """The customers with an order row, with the other tables' features."""
+    frame = per_table["orders"]
+    for table, features in per_table.items():
+        if table != "orders":
+            frame = frame.join(features.drop("_rows"), "customer_id", "left")
+    return frame.drop("_rows")
+
+
+def _with_master(master: DataFrame, per_table: dict[str, DataFrame]) -> tuple[DataFrame, Observation]:
+    """The customer master's customers with every table's features, and an observation counting
+    ``<table>_orphan_customer``, the rows of customers not in the master (not used)."""
+    frame = master.withColumn("_known", F.lit(True))
+    for table, features in per_table.items():
+        frame = frame.join(features.withColumnRenamed("_rows", f"_{table}_rows"), "customer_id", "full")
+    orphans = Observation("segcore_orphan_rows")
+    counts = [
+        F.sum(F.when(F.col("_known").isNull(), F.col(f"_{table}_rows"))).alias(f"{table}_orphan_customer")
+        for table in per_table
+    ]
+    return frame.observe(orphans, *counts).where(F.col("_known")), orphans
+
+
+def _with_recency(frame: DataFrame, as_of: dt.date, has_customers: bool) -> DataFrame:
+    """recency_days (and, without a customers table, tenure_days) from the order days; a customer
+    without a purchase counts as lapsed since signup (or since the first order)."""
     frame = frame.withColumn("observed_days", F.coalesce("observed_days", F.lit(NO_PURCHASE)))
-    as_of = F.lit(config.as_of)
     if not has_customers:
-        frame = frame.withColumn("tenure_days", F.datediff(as_of, "_first_order_day").cast("double"))
-    # A customer without a purchase counts as lapsed since signup (or since the first order).
-    recency = F.coalesce(F.datediff(as_of, "_last_purchase_day").cast("double"), F.col("tenure_days"))
-    return frame.withColumn("recency_days", recency).drop("_last_purchase_day", "_first_order_day")
+        frame = frame.withColumn("tenure_days", F.datediff(F.lit(as_of), "_first_order_day").cast("double"))
+    recency = F.coalesce(F.datediff(F.lit(as_of), "_last_purchase_day").cast("double"), F.col("tenure_days"))
+    columns = list(frame.columns)
+    columns.insert(columns.index("repeat_spend_mean") + 1, "recency_days")
+    return frame.withColumn("recency_days", recency).select(*columns)
+
+
+def _write(outputs: Outputs, job: FeatureJob, target: str) -> DataFrame:
+    try:
+        return outputs.write(job.frame, target)
+    except (PySparkException, Py4JJavaError) as exc:
+        names = ", ".join(f"'{table.checks.table}'" for table in job.tables)
+        raise LakeError(f"tables {names}: cannot read their rows: {spark_reason(exc)}") from None
+
+
+def _tables_by_rows(input_rows: dict[str, int]) -> dict[int, str]:
+    """Each table's rows as read (used, dropped and after as_of) -> its name, to name scans."""
+    read: dict[str, int] = {}
+    for name, count in input_rows.items():
+        table = name.split("_")[0]
+        if not name.endswith("_orphan_customer"):
+            read[table] = read.get(table, 0) + count
+    return {count: table for table, count in read.items()}
 
 
 def run_features(spark: SparkSession, config: Config) -> FeatureResult:
-    """Build the feature table for ``config.as_of`` and write it atomically to its partition."""
+    """Build the feature table for ``config.as_of`` and write it atomically to its partition; a
+    table that breaks the bad-rows policy stops the stage before the commit (the previous
+    partition stays)."""
     target = config.partition(config.features.output)
     with commit_partitions(spark, [target]) as outputs:  # the output is checked writable first
-        frame, input_rows = build_features(spark, config)
-        written = outputs.write(frame, target, sidecar={INPUT_ROWS_FILE: json.dumps(input_rows)})
+        with step("features", "read and check the customer master, plan the job"):
+            job = build_features(spark, config)
+        with (
+            step("features", "read, check, aggregate and write (one Spark job)"),
+            spark_stages(spark) as stages,
+        ):
+            written = _write(outputs, job, target)
+        input_rows = job.input_rows()
+        log_stages("features", stages, _tables_by_rows(input_rows))
+        outputs.write_text(target, INPUT_ROWS_FILE, json.dumps(input_rows))
         customers = written.count()
     return FeatureResult(
         path=target,

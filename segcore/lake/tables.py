@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segcore.config import Config, SourceConfig, TableConfig
 from segcore.errors import LakeError
-from segcore.lake.bad_rows import apply_policy, count_orphans
+from segcore.lake.bad_rows import RowChecks, apply_policy, count_orphans, row_checks
 from segcore.lake.files import Folder, check_files, referenced
 from segcore.lake.schema import FLAG, KEY, NUMERIC, SCHEMAS, STRING, TEMPORAL
 
@@ -198,20 +198,11 @@ def _map(
     return mapped, used
 
 
-def load_table(
-    spark: SparkSession,
-    config: Config,
-    table: str,
-    columns: Sequence[str],
-    optional: Sequence[str] = (),
-    customers: DataFrame | None = None,
-) -> InputTable | None:
-    """Read, map, check and filter one input table (None when ``lake.<table>`` is null).
-
-    ``columns`` are required, ``optional`` ones are left out where the lake lacks them (a name
-    mapped to itself that the table does not have, or mapped to null). With ``customers`` (the
-    customer master's frame), rows of customers not in it are counted as
-    ``<table>_orphan_customer`` (not dropped)."""
+def _checked(
+    spark: SparkSession, config: Config, table: str, columns: Sequence[str], optional: Sequence[str]
+) -> tuple[DataFrame, RowChecks] | None:
+    """The table read and mapped to canonical columns, with its bad-rows policy (None when
+    ``lake.<table>`` is null)."""
     settings = getattr(config.lake, table)
     if settings is None:
         return None
@@ -234,20 +225,65 @@ def load_table(
             ) from None
     origin = f"the result of lake.{table}.query" if settings.query else config.path(settings.path)
     mapped, mapping = _map(frame, origin, table, settings, columns, optional)
+    lake, features = config.lake, config.features
+    checks = row_checks(
+        mapped, table, config.as_of, lake.max_dropped_fraction, features.max_order_amount, mapping
+    )
+    return mapped, checks
+
+
+def load_table(
+    spark: SparkSession,
+    config: Config,
+    table: str,
+    columns: Sequence[str],
+    optional: Sequence[str] = (),
+    customers: DataFrame | None = None,
+) -> InputTable | None:
+    """Read, map, check and filter one input table (None when ``lake.<table>`` is null).
+
+    ``columns`` are required, ``optional`` ones are left out where the lake lacks them (a name
+    mapped to itself that the table does not have, or mapped to null). With ``customers`` (the
+    customer master's frame), rows of customers not in it are counted as
+    ``<table>_orphan_customer`` (not dropped)."""
+    checked = _checked(spark, config, table, columns, optional)
+    if checked is None:
+        return None
     try:
-        kept, counts = apply_policy(
-            mapped,
-            table,
-            config.as_of,
-            config.lake.max_dropped_fraction,
-            config.features.max_order_amount,
-            mapping,
-        )
+        kept, counts = apply_policy(*checked)
     except (PySparkException, Py4JJavaError) as exc:
         raise LakeError(f"table '{table}': cannot read its rows: {spark_reason(exc)}") from None
     if customers is not None and "customer_id" in kept.columns and table != "customers":
         counts.update(count_orphans(kept, table, customers))
     return InputTable(kept, counts)
+
+
+@dataclass(frozen=True)
+class ObservedTable:
+    """An input table whose rows are checked while the one Spark job that uses ``frame`` runs:
+    :meth:`counts` afterwards gives :class:`InputTable`'s counts, or the error :func:`load_table`
+    would have raised (orphans are the user's to count)."""
+
+    frame: DataFrame
+    checks: RowChecks
+    observation: Observation
+
+    def counts(self) -> dict[str, int]:
+        return self.checks.judge(self.observation.get)
+
+
+def observe_table(
+    spark: SparkSession, config: Config, table: str, columns: Sequence[str], optional: Sequence[str] = ()
+) -> ObservedTable | None:
+    """:func:`load_table` without a Spark job of its own: the policy's counts are observed in the
+    job that uses the rows (None when ``lake.<table>`` is null)."""
+    checked = _checked(spark, config, table, columns, optional)
+    if checked is None:
+        return None
+    mapped, checks = checked
+    observation = Observation(f"segcore_rows_{table}")
+    observed = mapped.observe(observation, *checks.aggregates)
+    return ObservedTable(observed.where(checks.keep), checks, observation)
 
 
 def customer_columns(spark: SparkSession, config: Config, columns: Sequence[str], key: str) -> DataFrame:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 INPUT_COLUMNS = ("repeat_purchases", "repeat_span_days", "observed_days", "repeat_spend_mean")
@@ -40,15 +40,23 @@ def value_inputs(days: DataFrame, as_of: dt.date) -> DataFrame:
             F.min_by("spend", "day").alias("_first_spend"),
         )
     )
+    return summary.select(
+        "customer_id", *[column.alias(name) for name, column in input_columns(as_of).items()]
+    )
+
+
+def input_columns(as_of: dt.date) -> dict[str, Column]:
+    """:data:`INPUT_COLUMNS` from a customer's purchase-day summary: ``_days`` (purchase days),
+    ``_first`` and ``_last`` (days), ``_spend`` (over every purchase day), ``_first_spend`` (the
+    first day's)."""
     repeats = (F.col("_days") - 1).cast("double")
     repeat_spend = F.try_divide(F.col("_spend") - F.col("_first_spend"), repeats)
-    return summary.select(
-        "customer_id",
-        repeats.alias("repeat_purchases"),
-        F.datediff("_last", "_first").cast("double").alias("repeat_span_days"),
-        F.datediff(F.date_sub(F.lit(as_of), 1), "_first").cast("double").alias("observed_days"),
-        F.coalesce(repeat_spend, F.lit(0.0)).cast("double").alias("repeat_spend_mean"),
-    )
+    return {
+        "repeat_purchases": repeats,
+        "repeat_span_days": F.datediff("_last", "_first").cast("double"),
+        "observed_days": F.datediff(F.date_sub(F.lit(as_of), 1), "_first").cast("double"),
+        "repeat_spend_mean": F.coalesce(repeat_spend, F.lit(0.0)).cast("double"),
+    }
 
 
 def purchases_between(days: DataFrame, start: dt.date, end: dt.date) -> DataFrame:

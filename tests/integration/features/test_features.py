@@ -44,6 +44,7 @@ def _expected(lake, customer_ids) -> pd.DataFrame:
         last_month = (day >= as_of - pd.Timedelta(days=30)) & (day < as_of)
         month_before = (day >= as_of - pd.Timedelta(days=60)) & (day < as_of - pd.Timedelta(days=30))
         gaps = o.order_ts.diff().dt.total_seconds().dropna() / 86400
+        spend = o[o.amount >= 0].groupby(day).amount.sum().sort_index()  # per purchase day
         months = e.event_ts.dt.to_period("M").nunique()
         age = AS_OF.year - customers.loc[cid, "birth_year"]
         rows[cid] = {
@@ -72,6 +73,10 @@ def _expected(lake, customer_ids) -> pd.DataFrame:
                 customers.loc[cid, "income_band"]
             ),
             "region_south": float(customers.loc[cid, "region"] == "south"),
+            "repeat_purchases": max(len(spend) - 1, 0),
+            "repeat_span_days": (spend.index[-1] - spend.index[0]).days if len(spend) else 0.0,
+            "observed_days": (as_of - pd.Timedelta(days=1) - spend.index[0]).days if len(spend) else -1.0,
+            "repeat_spend_mean": (spend.sum() - spend.iloc[0]) / (len(spend) - 1) if len(spend) > 1 else 0.0,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 

@@ -8,6 +8,7 @@ from conftest import config_with
 from lake_data import CUSTOMER_COUNTS, LINE_COUNTS, USED_AMOUNTS, write_parquet
 
 from segcore.errors import ConfigError, LakeError
+from segcore.features.stage import run_features
 from segcore.lake.tables import load_table
 
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
@@ -24,6 +25,18 @@ def test_unusable_rows_are_dropped_and_counted(spark, lines_lake_data):
     assert {row.customer_id for row in rows} == {17850, 99999}
     assert all(row.order_ts < dt.datetime(2026, 6, 30) for row in rows)
     assert sorted(row.customer_id for row in customers.frame.collect()) == [13047, 17000, 17850]
+
+
+def test_the_feature_job_observes_the_counts_load_table_computes(spark, lines_lake_data, tmp_path):
+    """The feature job counts while it writes (no job of its own): the same figures, orphans included."""
+    config = config_with(
+        lines_lake_data,
+        workdir=str(tmp_path / "out"),
+        lake__max_dropped_fraction=0.6,
+        features__groups=["rfm"],
+    )
+    result = run_features(spark, config)
+    assert result.input_rows == {**CUSTOMER_COUNTS, **LINE_COUNTS, "orders_orphan_customer": 1}
 
 
 def test_counts_cover_only_rows_before_as_of(spark, lines_lake_data):
