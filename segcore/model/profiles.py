@@ -15,7 +15,12 @@ from pyspark.sql import functions as F
 
 from segcore.model.preparation import Preparation, signed_log_column
 
-MEDIAN_ACCURACY = 10_000
+# percentile_approx's accuracy: a value's rank is within 1/accuracy of the customers of the one
+# asked for. The naming features' percentiles rank segments among all customers (finer); the other
+# features' medians are descriptive, and their sketches cost most of a profile (measured: 43
+# features at 200,000 customers, 10.5 s at 10,000 for all, 6.6 s at 1,000).
+NAMING_ACCURACY = 10_000
+MEDIAN_ACCURACY = 1_000
 NAMING_FEATURES = ("recency_days", "frequency", "monetary_total", "tenure_days")
 PERCENTILES = [p / 100 for p in range(1, 100)]
 MEDIAN = PERCENTILES.index(0.5)
@@ -36,6 +41,29 @@ def _prepared(features: list[str], preparation: Preparation, log_features: list[
     }
 
 
+def segment_aggregates(
+    features: list[str], preparation: Preparation, log_features: list[str], naming: Sequence[str] = ()
+) -> list[Column]:
+    """Per segment (in a groupBy by segment): size, and for each feature its mean, approximate
+    median (for a ``naming`` feature, its 1st to 99th percentiles from the same sketch) and prepared
+    mean and sum of squares, for :func:`profile_table`."""
+    prepared = _prepared(features, preparation, log_features)
+    aggregates = [F.count(F.lit(1)).alias("customers")]
+    for f in features:
+        value = F.col(f).cast("double")
+        aggregates += [
+            F.avg(f).alias(f"mean_{f}"),
+            (
+                F.percentile_approx(value, PERCENTILES, NAMING_ACCURACY).alias(f"percentiles_{f}")
+                if f in naming
+                else F.percentile_approx(value, 0.5, MEDIAN_ACCURACY).alias(f"median_{f}")
+            ),
+            F.avg(prepared[f]).alias(f"prepared_{f}"),
+            F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
+        ]
+    return aggregates
+
+
 def _by_segment(
     labelled: DataFrame,
     features: list[str],
@@ -43,25 +71,13 @@ def _by_segment(
     log_features: list[str],
     naming: list[str],
 ) -> pd.DataFrame:
-    """One Spark aggregation by segment: size, and for each feature its mean, approximate median
-    (for a ``naming`` feature, its 1st to 99th percentiles from the same sketch) and prepared mean
-    and sum of squares."""
-    prepared = _prepared(features, preparation, log_features)
-    aggregates = [F.count(F.lit(1)).alias("customers")]
-    for f in features:
-        value = F.col(f).cast("double")
-        aggregates += [
-            F.avg(f).alias(f"mean_{f}"),
-            F.percentile_approx(value, PERCENTILES if f in naming else 0.5, MEDIAN_ACCURACY).alias(
-                f"percentiles_{f}" if f in naming else f"median_{f}"
-            ),
-            F.avg(prepared[f]).alias(f"prepared_{f}"),
-            F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
-        ]
+    """:func:`segment_aggregates` in one Spark aggregation by ``label``."""
+    aggregates = segment_aggregates(features, preparation, log_features, naming)
     return labelled.groupBy("label").agg(*aggregates).toPandas()
 
 
-def _profile_table(grouped: pd.DataFrame, features: list[str], naming: list[str]) -> pd.DataFrame:
+def profile_table(grouped: pd.DataFrame, features: list[str], naming: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per segment of ``grouped`` (a ``label`` column and :func:`segment_aggregates`)."""
     grouped = grouped.sort_values("label", ignore_index=True)
     sizes = grouped["customers"].astype(float)
     total = sizes.sum()
@@ -91,7 +107,7 @@ def profile_segments(
     """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
     share of customers and net revenue, mean and median of each of ``features`` in original units,
     and ``z_<f>``: its standardized difference from all customers in the prepared space."""
-    return _profile_table(_by_segment(labelled, features, preparation, log_features, []), features, [])
+    return profile_table(_by_segment(labelled, features, preparation, log_features, []), features, [])
 
 
 def profile_with_population(
@@ -105,7 +121,7 @@ def profile_with_population(
     grouped = _by_segment(labelled, features, preparation, log_features, naming)
     sizes = grouped["customers"].to_numpy(dtype=float)
     population = Population({f: mixed_percentiles(grouped[f"percentiles_{f}"], sizes) for f in naming})
-    return _profile_table(grouped, features, naming), population
+    return profile_table(grouped, features, naming), population
 
 
 def mixed_percentiles(grids: Iterable[Sequence[float]], sizes: np.ndarray) -> list[float]:

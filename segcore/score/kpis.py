@@ -1,6 +1,6 @@
 """KPIs per segment of one scoring, from the feature table's 30-day windows
-(:data:`segcore.features.aggregates.KPI_COLUMNS`): one Spark aggregation by segment, ratios on
-the driver.
+(:data:`segcore.features.aggregates.KPI_COLUMNS`): sums in the scoring's aggregation by segment,
+ratios on the driver.
 
 - ``active_customers``: customers with a purchase in the last 30 days before as_of;
 - ``retention``: of the ``prior_buyers`` (customers who bought in the 30 days before those), the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segcore.features.aggregates import KPI_COLUMNS, KPI_DAYS
@@ -52,30 +52,28 @@ def _count(condition) -> F.Column:
     return F.sum(condition.cast("long"))
 
 
-def segment_kpis(segments: DataFrame, features: DataFrame) -> pd.DataFrame:
-    """:data:`KPI_TABLE_COLUMNS`, one row per segment of ``segments`` (customer_id, segment_id,
-    segment_name), from ``features`` (with :data:`KPI_COLUMNS` and tenure_days)."""
+def kpi_aggregates() -> list[Column]:
+    """Per segment (in a groupBy by segment, over rows with :data:`KPI_COLUMNS` and tenure_days):
+    the sums :func:`kpis_of_sums` turns into :data:`KPI_TABLE_COLUMNS`."""
     bought = F.col("orders_last_30d") > 0
     bought_before = F.col("orders_prior_30d") > 0
     new = F.col("tenure_days") <= KPI_DAYS
-    sums = (
-        segments.select("customer_id", "segment_id", "segment_name")
-        .join(features.select("customer_id", "tenure_days", *KPI_COLUMNS), "customer_id")
-        .groupBy("segment_id", "segment_name")
-        .agg(
-            F.count(F.lit(1)).alias("customers"),
-            _count(bought).alias("active_customers"),
-            _count(bought_before).alias("prior_buyers"),
-            _count(bought_before & bought).alias("_retained"),
-            _count(new).alias("new_customers"),
-            _count(new & bought).alias("_new_bought"),
-            F.sum("orders_last_30d").alias("orders"),
-            F.sum("revenue_last_30d").alias("revenue"),
-            F.sum("revenue_prior_30d").alias("_revenue_before"),
-        )
-        .toPandas()
-        .sort_values("segment_id", ignore_index=True)
-    )
+    return [
+        _count(bought).alias("active_customers"),
+        _count(bought_before).alias("prior_buyers"),
+        _count(bought_before & bought).alias("_retained"),
+        _count(new).alias("new_customers"),
+        _count(new & bought).alias("_new_bought"),
+        F.sum("orders_last_30d").alias("orders"),
+        F.sum("revenue_last_30d").alias("revenue"),
+        F.sum("revenue_prior_30d").alias("_revenue_before"),
+    ]
+
+
+def kpis_of_sums(sums: pd.DataFrame) -> pd.DataFrame:
+    """:data:`KPI_TABLE_COLUMNS` by segment from :func:`kpi_aggregates`' sums (with segment_id,
+    segment_name and customers)."""
+    sums = sums.sort_values("segment_id", ignore_index=True)
     sums["retention"] = _ratio(sums["_retained"], sums["prior_buyers"])
     sums["churned"] = sums["prior_buyers"] - sums["_retained"]
     sums["churn_rate"] = 1 - sums["retention"]

@@ -4,18 +4,21 @@ scores of the value model trained beside it, and profile the segments."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
-from segcore.model.profiles import feature_columns, profile_segments
+from segcore.model.profiles import feature_columns, profile_table, segment_aggregates
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import log, step
-from segcore.score.kpis import has_kpi_inputs, segment_kpis
+from segcore.score.kpis import has_kpi_inputs, kpi_aggregates, kpis_of_sums
 from segcore.storage.partitions import commit_partitions, read_partition
 from segcore.tracking.registry import (
     existing_version,
@@ -27,9 +30,9 @@ from segcore.tracking.registry import (
 )
 from segcore.tracking.store import Tracking, open_tracking
 from segcore.value.inputs import INPUT_COLUMNS
-from segcore.value.model import ValueModel
-from segcore.value.profiles import value_by_segment
-from segcore.value.scoring import with_value_scores
+from segcore.value.model import SCORE_COLUMNS, ValueModel
+from segcore.value.profiles import VALUE_PROFILE_COLUMNS, value_aggregates
+from segcore.value.scoring import value_scores
 from segcore.value.stage import VALUE_VERSION_TAG, value_tracking
 
 
@@ -72,20 +75,30 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
     if not with_kpis:
         log.warning("score: the feature table predates the KPI columns: rebuild it for KPIs per segment")
     tables = [target, profiles, *([kpi_table] if with_kpis else [])]
-    with commit_partitions(spark, tables) as outputs:  # checked writable; one commit for all
+    labelled = _labelled(spark, frame, model, model_uri, version, value)
+    with commit_partitions(spark, tables) as outputs, _cached(labelled):  # one commit for all
         with step("score", "assign and write segments") as figures:
-            written = outputs.write(_assign(spark, frame, model, model_uri, version, value), target)
+            written = outputs.write(labelled.select(*_segment_columns(value)), target)
             figures["customers"] = customers = written.count()
-        with step("score", "write profiles and KPIs"):
-            profile = segment_profiles(config, model, frame, written)
-            profile.insert(2, "model_version", version)
-            if value is not None:
-                profile = with_value_profile(profile, value_by_segment(written, config.value))
+        with step("score", "profiles, value and KPIs per segment (one aggregation)"):
+            profile, kpis = _profiles(
+                config, model, feature_columns(frame), labelled, version, value, with_kpis
+            )
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
-            kpis = segment_kpis(written, frame) if with_kpis else None
             if kpis is not None:
                 outputs.write(spark.createDataFrame(kpis).coalesce(1), kpi_table)
     return ScoreResult(target, model_uri, version, customers, value and value.version, profile, kpis)
+
+
+@contextmanager
+def _cached(frame: DataFrame) -> Iterator[None]:
+    """``frame`` kept (memory, else disk) while the block reads it twice: once written, once
+    aggregated, so the model is applied once."""
+    frame.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield
+    finally:
+        frame.unpersist()
 
 
 def _value_model(tracking: Tracking, config: Config, segment_version: str) -> _Value:
@@ -122,7 +135,7 @@ def _read_features(
     return model.preparation.with_derived_spark(frame)
 
 
-def _assign(
+def _labelled(
     spark: SparkSession,
     frame: DataFrame,
     model: SegmentModel,
@@ -130,18 +143,60 @@ def _assign(
     version: str,
     value: _Value | None,
 ) -> DataFrame:
-    """customer_id, the model's output columns and model_version, for every row of ``frame``; with
-    ``value``, its scores and value_model_version too."""
+    """Every column of ``frame``, ``_segment`` (the model's output columns) and ``model_version``;
+    with ``value``, ``_value`` (its scores) and value_model_version."""
     assign = spark_assigner(spark, model_uri)
     inputs = [F.col(f).cast("double").alias(f) for f in model.preparation.inputs]
-    kept = list(INPUT_COLUMNS) if value is not None else []
-    segments = frame.select("customer_id", assign(F.struct(*inputs)).alias("segment"), *kept).select(
-        "customer_id", "segment.*", F.lit(version).alias("model_version"), *kept
+    labelled = frame.select(
+        "*", assign(F.struct(*inputs)).alias("_segment"), F.lit(version).alias("model_version")
     )
     if value is None:
-        return segments
-    scored = with_value_scores(segments, value.model).drop(*INPUT_COLUMNS)
-    return scored.withColumn("value_model_version", F.lit(value.version))
+        return labelled
+    return labelled.withColumns(
+        {"_value": value_scores(value.model), "value_model_version": F.lit(value.version)}
+    )
+
+
+def _segment_columns(value: _Value | None) -> list[Column]:
+    """The segments table's columns of :func:`_labelled`'s frame."""
+    columns = [F.col("customer_id"), F.col("_segment.*"), F.col("model_version")]
+    if value is not None:
+        columns += [F.col(f"_value.{name}").alias(name) for name in SCORE_COLUMNS]
+        columns.append(F.col("value_model_version"))
+    return columns
+
+
+def _profiles(
+    config: Config,
+    model: SegmentModel,
+    features: list[str],
+    labelled: DataFrame,
+    version: str,
+    value: _Value | None,
+    with_kpis: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The profiles (with the value figures) and KPIs per segment of this scoring, from one Spark
+    aggregation over every customer."""
+    aggregates = segment_aggregates(features, model.preparation, config.train.log_features)
+    if value is not None:
+        # named apart: a value score the model clusters on has a feature profile of its own
+        values = value_aggregates(config.value, "_value")
+        aggregates += [column.alias(f"_value_{name}") for name, column in values.items()]
+    if with_kpis:
+        aggregates += kpi_aggregates()
+    grouped = labelled.groupBy(F.col("_segment.segment_id").alias("label")).agg(*aggregates).toPandas()
+    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
+    profile = profile_table(grouped, features)
+    profile.insert(1, "segment_name", profile["segment_id"].map(names))
+    profile.insert(2, "model_version", version)
+    by_segment = grouped.rename(columns={"label": "segment_id"})
+    if value is not None:
+        values = by_segment[["segment_id", *[f"_value_{name}" for name in VALUE_PROFILE_COLUMNS]]]
+        profile = with_value_profile(profile, values.rename(columns=lambda c: c.removeprefix("_value_")))
+    if not with_kpis:
+        return profile, None
+    by_segment.insert(1, "segment_name", by_segment["segment_id"].map(names))
+    return profile, kpis_of_sums(by_segment)
 
 
 def with_value_profile(profile: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
@@ -149,19 +204,3 @@ def with_value_profile(profile: pd.DataFrame, values: pd.DataFrame) -> pd.DataFr
     clusters on, the value figure (over customers with a purchase) replaces the feature's mean."""
     kept = [c for c in profile.columns if c == "segment_id" or c not in values.columns]
     return profile[kept].merge(values, on="segment_id", how="left")
-
-
-def segment_profiles(
-    config: Config, model: SegmentModel, features: DataFrame, segments: DataFrame
-) -> pd.DataFrame:
-    """Per-segment profile of this scoring (Spark aggregation over every customer), for
-    ``profiles/as_of=<as_of>`` beside the segments."""
-    labelled = segments.select("customer_id", F.col("segment_id").alias("label")).join(
-        features, "customer_id"
-    )
-    profile = profile_segments(
-        labelled.drop("customer_id"), feature_columns(features), model.preparation, config.train.log_features
-    )
-    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
-    profile.insert(1, "segment_name", profile["segment_id"].map(names))
-    return profile

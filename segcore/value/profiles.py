@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from segcore.config import ValueConfig
@@ -18,19 +17,21 @@ VALUE_PROFILE_COLUMNS = (
 )
 
 
-def value_by_segment(scored: DataFrame, settings: ValueConfig) -> pd.DataFrame:
-    """segment_id and :data:`VALUE_PROFILE_COLUMNS`: the share of customers in the highest risk band
-    (of all the segment's customers), mean churn risk, expected purchases and value (of those with a
-    purchase) and the segment's total expected value over the horizon."""
-    high = (F.col("churn_risk_band") == F.lit(settings.high_risk_band())).cast("double")
-    return (
-        scored.groupBy("segment_id")
-        .agg(
-            F.avg(high).alias("high_risk_share"),
-            F.avg("churn_risk").alias("mean_churn_risk"),
-            F.avg("expected_purchases").alias("mean_expected_purchases"),
-            F.avg("expected_value").alias("mean_expected_value"),
-            F.coalesce(F.sum("expected_value"), F.lit(0.0)).alias("expected_value"),
-        )
-        .toPandas()
-    )
+def value_aggregates(settings: ValueConfig, scores: str) -> dict[str, Column]:
+    """Per segment (in a groupBy by segment), :data:`VALUE_PROFILE_COLUMNS` (name -> aggregate)
+    from the struct column ``scores`` of :func:`segcore.value.scoring.value_scores`: the share of
+    customers in the highest risk band (of all the segment's customers), mean churn risk, expected
+    purchases and value (of those with a purchase) and the segment's total expected value over the
+    horizon."""
+
+    def score(name: str) -> Column:
+        return F.col(f"{scores}.{name}")
+
+    high = (score("churn_risk_band") == F.lit(settings.high_risk_band())).cast("double")
+    return {
+        "high_risk_share": F.avg(high),
+        "mean_churn_risk": F.avg(score("churn_risk")),
+        "mean_expected_purchases": F.avg(score("expected_purchases")),
+        "mean_expected_value": F.avg(score("expected_value")),
+        "expected_value": F.coalesce(F.sum(score("expected_value")), F.lit(0.0)),
+    }
