@@ -286,6 +286,15 @@ def observe_table(
     return ObservedTable(observed.where(checks.keep), checks, observation)
 
 
+def kept_rows(
+    spark: SparkSession, config: Config, table: str, columns: Sequence[str], optional: Sequence[str] = ()
+) -> DataFrame | None:
+    """The rows of the table the bad-rows policy keeps, without counting them (for a stage reading a
+    lake the feature job has checked; None when ``lake.<table>`` is null)."""
+    checked = _checked(spark, config, table, columns, optional)
+    return None if checked is None else checked[0].where(checked[1].keep)
+
+
 def customer_columns(spark: SparkSession, config: Config, columns: Sequence[str], key: str) -> DataFrame:
     """customer_id and ``columns`` of the customers table as the lake holds them (contact columns
     such as an e-mail, outside segcore's canonical names), one row per customer; ``key`` is the

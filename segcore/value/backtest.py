@@ -14,9 +14,9 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import TrainingError
-from segcore.features.orders import orders_before
+from segcore.features.orders import order_rows
 from segcore.value.fit import T, ValueFit, X, fit_value_model
-from segcore.value.inputs import purchase_days, purchases_between, value_inputs
+from segcore.value.inputs import backtest_inputs, purchase_days
 from segcore.value.scoring import with_value_scores
 
 DECILES = 10
@@ -39,36 +39,34 @@ class Backtest:
 
 
 def order_days(spark: SparkSession, config: Config) -> DataFrame:
-    """The lake's purchase days before ``as_of`` (:func:`segcore.value.inputs.purchase_days`)."""
-    return purchase_days(orders_before(spark, config).frame)
+    """The lake's purchase days before ``as_of`` (:func:`segcore.value.inputs.purchase_days`), their
+    rows shuffled once by customer (every later aggregation is by customer)."""
+    return purchase_days(order_rows(spark, config).repartition("customer_id"))
 
 
 def run_backtest(spark: SparkSession, config: Config, days: DataFrame) -> Backtest:
     """Fit at ``as_of − value.horizon_days`` on ``days`` and score that fit against the horizon."""
     horizon = config.value.horizon_days
     cutoff = config.as_of - dt.timedelta(days=horizon)
-    days = days.cache()  # read for the calibration inputs, the fit and the actual purchases
+    # one row per customer, read by the check below, the fit and the scoring
+    inputs = backtest_inputs(days, cutoff, config.as_of).cache()
     try:
-        return _backtest(config, days, cutoff)
+        return _backtest(config, inputs, cutoff)
     finally:
-        days.unpersist()
+        inputs.unpersist()
 
 
-def _backtest(config: Config, days: DataFrame, cutoff: dt.date) -> Backtest:
+def _backtest(config: Config, inputs: DataFrame, cutoff: dt.date) -> Backtest:
     horizon = config.value.horizon_days
-    calibration = value_inputs(days, cutoff)
-    if calibration.where(F.col(X) > 0).isEmpty():
+    if inputs.where(F.col(X) > 0).isEmpty():
         raise TrainingError(
             f"value.horizon_days ({horizon}) is longer than the order history allows: no customer bought "
             f"twice before {cutoff} (as_of {config.as_of} minus the horizon): shorten value.horizon_days "
             "or set value.backtest: false"
         )
-    fit = fit_value_model(calibration, config)
-    actual = purchases_between(days, cutoff, config.as_of)
+    fit = fit_value_model(inputs, config)
     scored = (
-        with_value_scores(calibration, fit.model)
-        .join(actual, "customer_id", "left")
-        .fillna(0.0, ["actual_purchases"])
+        with_value_scores(inputs, fit.model)
         .withColumns(_naive(horizon))
         .withColumn("lapsed", (F.col("actual_purchases") == 0).cast("double"))
         .cache()

@@ -29,20 +29,36 @@ def purchase_days(orders: DataFrame) -> DataFrame:
 
 def value_inputs(days: DataFrame, as_of: dt.date) -> DataFrame:
     """:data:`INPUT_COLUMNS` per customer with a purchase day (of :func:`purchase_days`) before ``as_of``."""
-    summary = (
-        days.where(F.col("day") < F.lit(as_of))
-        .groupBy("customer_id")
-        .agg(
-            F.count(F.lit(1)).alias("_days"),
-            F.min("day").alias("_first"),
-            F.max("day").alias("_last"),
-            F.sum("spend").alias("_spend"),
-            F.min_by("spend", "day").alias("_first_spend"),
-        )
-    )
-    return summary.select(
+    summary = days.groupBy("customer_id").agg(*_summary(F.col("day") < F.lit(as_of)))
+    return summary.where(F.col("_days") > 0).select(
         "customer_id", *[column.alias(name) for name, column in input_columns(as_of).items()]
     )
+
+
+def backtest_inputs(days: DataFrame, cutoff: dt.date, end: dt.date) -> DataFrame:
+    """:func:`value_inputs` as of ``cutoff`` and ``actual_purchases``, the purchase days in
+    ``[cutoff, end)``, per customer with a purchase day before ``cutoff``: one aggregation."""
+    day = F.col("day")
+    after = (day >= F.lit(cutoff)) & (day < F.lit(end))
+    summary = days.groupBy("customer_id").agg(
+        *_summary(day < F.lit(cutoff)),
+        F.count(F.when(after, F.lit(1))).cast("double").alias("actual_purchases"),
+    )
+    inputs = [column.alias(name) for name, column in input_columns(cutoff).items()]
+    return summary.where(F.col("_days") > 0).select("customer_id", *inputs, "actual_purchases")
+
+
+def _summary(counted: Column) -> list[Column]:
+    """The purchase-day summary :func:`input_columns` reads, over the days where ``counted``."""
+    day = F.when(counted, F.col("day"))
+    spend = F.when(counted, F.col("spend"))
+    return [
+        F.count(day).alias("_days"),
+        F.min(day).alias("_first"),
+        F.max(day).alias("_last"),
+        F.sum(spend).alias("_spend"),
+        F.min_by(spend, day).alias("_first_spend"),
+    ]
 
 
 def input_columns(as_of: dt.date) -> dict[str, Column]:
@@ -57,13 +73,3 @@ def input_columns(as_of: dt.date) -> dict[str, Column]:
         "observed_days": F.datediff(F.date_sub(F.lit(as_of), 1), "_first").cast("double"),
         "repeat_spend_mean": F.coalesce(repeat_spend, F.lit(0.0)).cast("double"),
     }
-
-
-def purchases_between(days: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
-    """customer_id, actual_purchases: purchase days in ``[start, end)``, for customers with one."""
-    window = (F.col("day") >= F.lit(start)) & (F.col("day") < F.lit(end))
-    return (
-        days.where(window)
-        .groupBy("customer_id")
-        .agg(F.count(F.lit(1)).cast("double").alias("actual_purchases"))
-    )
