@@ -38,7 +38,13 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP = re.compile(r"INFO segcore: (?P<stage>[a-z]+): (?P<what>[^\n]*?) done in (?P<seconds>[\d.]+) s")
+# segcore's step lines ("<stage>: <what> done in X s") and Spark stage lines ("<stage>: spark stage
+# N: <what> in X s (Y s of tasks)").
+STEP = re.compile(
+    r"INFO segcore: (?P<stage>[a-z]+): (?P<what>spark stage \d+: .*?|.*?)(?: done)? in "
+    r"(?P<seconds>[\d.]+) s(?: \(|,|$)",
+    re.MULTILINE,
+)
 CHAIN = (
     ("features", ()),
     ("train", ("--set", "kmeans.engine=spark", "--set", "kmeans.k=5")),
@@ -149,10 +155,12 @@ def run_chain(tree: Path, workdir: Path, lake: Path, env: dict[str, str]) -> dic
     workdir.mkdir(parents=True)
     (workdir / "lake").symlink_to(lake)
     env = {**env, "PYTHONPATH": str(tree)}  # Spark's Python workers import this tree too
-    return {
-        command: measure([*SEGCORE, command, "--set", f"workdir={workdir}", *extra], workdir, env)
-        for command, extra in CHAIN
-    }
+    chain = {}
+    for command, extra in CHAIN:
+        measured = measure([*SEGCORE, command, "--set", f"workdir={workdir}", *extra], workdir, env)
+        measured.steps = [(what.replace(str(workdir), "<workdir>"), s) for what, s in measured.steps]
+        chain[command] = measured
+    return chain
 
 
 def _git(*args: str) -> str:
@@ -184,13 +192,8 @@ def print_table(customers: int, reference: Measured, chains: dict[str, dict[str,
     for command, _ in CHAIN:
         runs = [chains[n][command] for n in names]
         print(" | ".join([f"**{command}**", *[f"{r.wall:.1f}" for r in runs], *[_gb(r.peak) for r in runs]]))
-        for position, (what, _) in enumerate(runs[-1].steps):
-            cells = [
-                f"{r.steps[position][1]:.1f}"
-                if position < len(r.steps) and r.steps[position][0] == what
-                else ""
-                for r in runs
-            ]
+        for what in dict.fromkeys(what for r in runs for what, _ in r.steps):
+            cells = [next((f"{seconds:.1f}" for step, seconds in r.steps if step == what), "") for r in runs]
             print(" | ".join([f"  {what}", *cells, *[""] * len(names)]))
     totals = {n: sum(m.wall for m in chains[n].values()) for n in names}
     print(
