@@ -101,20 +101,11 @@ def profile_table(grouped: pd.DataFrame, features: list[str], naming: Sequence[s
     return pd.DataFrame(columns)
 
 
-def profile_segments(
-    labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
-) -> pd.DataFrame:
-    """One row per segment (Spark aggregation over every customer, ``label`` = segment id): size,
-    share of customers and net revenue, mean and median of each of ``features`` in original units,
-    and ``z_<f>``: its standardized difference from all customers in the prepared space."""
-    return profile_table(_by_segment(labelled, features, preparation, log_features, []), features, [])
-
-
 def profile_with_population(
     labelled: DataFrame, features: list[str], preparation: Preparation, log_features: list[str]
 ) -> tuple[pd.DataFrame, Population]:
-    """:func:`profile_segments` and the :class:`Population` of all customers for the naming
-    features among ``features``, from the same ONE Spark aggregation by segment: each naming
+    """:func:`profile_table` and the :class:`Population` of all customers for the naming
+    features among ``features``, from ONE Spark aggregation by segment: each naming
     feature's per-segment percentiles (from the sketch that also gives its median) are mixed,
     weighted by segment size, into the population's (:func:`mixed_percentiles`)."""
     naming = [f for f in NAMING_FEATURES if f in features]

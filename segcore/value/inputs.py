@@ -27,17 +27,11 @@ def purchase_days(orders: DataFrame) -> DataFrame:
     return orders.where("purchase").groupBy("customer_id", "day").agg(F.sum("net").alias("spend"))
 
 
-def value_inputs(days: DataFrame, as_of: dt.date) -> DataFrame:
-    """:data:`INPUT_COLUMNS` per customer with a purchase day (of :func:`purchase_days`) before ``as_of``."""
-    summary = days.groupBy("customer_id").agg(*_summary(F.col("day") < F.lit(as_of)))
-    return summary.where(F.col("_days") > 0).select(
-        "customer_id", *[column.alias(name) for name, column in input_columns(as_of).items()]
-    )
-
-
 def backtest_inputs(days: DataFrame, cutoff: dt.date, end: dt.date) -> DataFrame:
-    """:func:`value_inputs` as of ``cutoff`` and ``actual_purchases``, the purchase days in
-    ``[cutoff, end)``, per customer with a purchase day before ``cutoff``: one aggregation."""
+    """:data:`INPUT_COLUMNS` as of ``cutoff`` and ``actual_purchases``, the purchase days in
+    ``[cutoff, end)``, per customer with a purchase day (of :func:`purchase_days`) before
+    ``cutoff``: one aggregation. (The feature job derives the inputs as of ``as_of`` from the same
+    :func:`input_columns`, in its pass over the orders.)"""
     day = F.col("day")
     after = (day >= F.lit(cutoff)) & (day < F.lit(end))
     summary = days.groupBy("customer_id").agg(
