@@ -52,7 +52,8 @@ def spark_stages(spark: Any) -> Iterator[list[SparkStage]]:
 
 def _completed(context: Any, group: str) -> list[SparkStage]:
     tracker, store = context.statusTracker(), context._jsc.sc().statusStore()
-    ids = sorted({s for job in tracker.getJobIdsForGroup(group) for s in tracker.getJobInfo(job).stageIds})
+    jobs = [tracker.getJobInfo(job) for job in tracker.getJobIdsForGroup(group)]
+    ids = sorted({stage for job in jobs if job is not None for stage in job.stageIds})  # None: forgotten
     stages = []
     for stage_id in ids:
         with suppress(Exception):  # no attempt: the stage was skipped

@@ -2,6 +2,7 @@
 lake.max_dropped_fraction; rows on or after as_of are neither validated nor counted."""
 
 import datetime as dt
+import logging
 
 import pytest
 from conftest import config_with
@@ -27,16 +28,22 @@ def test_unusable_rows_are_dropped_and_counted(spark, lines_lake_data):
     assert sorted(row.customer_id for row in customers.frame.collect()) == [13047, 17000, 17850]
 
 
-def test_the_feature_job_observes_the_counts_load_table_computes(spark, lines_lake_data, tmp_path):
-    """The feature job counts while it writes (no job of its own): the same figures, orphans included."""
+def test_the_feature_job_observes_the_counts_load_table_computes(spark, lines_lake_data, tmp_path, caplog):
+    """The feature job counts while it writes (no job of its own): the same figures, orphans
+    included; its log names each Spark stage, the orders' scan by its rows read."""
     config = config_with(
         lines_lake_data,
         workdir=str(tmp_path / "out"),
         lake__max_dropped_fraction=0.6,
         features__groups=["rfm"],
     )
-    result = run_features(spark, config)
+    with caplog.at_level(logging.INFO, logger="segcore"):
+        result = run_features(spark, config)
     assert result.input_rows == {**CUSTOMER_COUNTS, **LINE_COUNTS, "orders_orphan_customer": 1}
+    read = sum(n for name, n in LINE_COUNTS.items() if name != "orders_orphan_customer")
+    stages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("features: spark stage")]
+    assert any(f"read orders ({read:,} rows)" in line for line in stages), stages
+    assert any("write (" in line for line in stages), stages
 
 
 def test_counts_cover_only_rows_before_as_of(spark, lines_lake_data):
