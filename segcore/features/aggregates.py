@@ -34,6 +34,8 @@ RFM_COLUMNS = (
     "order_interval_cv",
     *INPUT_COLUMNS,
 )
+# order_features' columns for a value backtest cutoff, read by backtest_summary.
+CUTOFF_SUMMARY = ("_days", "_first", "_first_spend", "_cutoff_days", "_cutoff_last", "_cutoff_spend")
 
 
 def slug(value: str) -> str:
@@ -107,14 +109,17 @@ def _kpi_windows(as_of: dt.date) -> list[Column]:
     return columns
 
 
-def order_features(lines: DataFrame, config: Config, groups: list[str]) -> DataFrame:
+def order_features(
+    lines: DataFrame, config: Config, groups: list[str], cutoff: dt.date | None = None
+) -> DataFrame:
     """Per customer, every feature of the orders table and ``_rows``, the customer's order rows, in
     one pass: the rows are shuffled once by customer, then summed per order, ordered within the
     customer (for the interval CV and the purchase days) and summed per customer, all within their
     partition.
 
     rfm: :data:`RFM_COLUMNS`, the value models' inputs (null without a purchase), and
-    ``_last_purchase_day`` and ``_first_order_day``; behavioural: the shares over order rows."""
+    ``_last_purchase_day`` and ``_first_order_day``; with a value backtest ``cutoff``, the
+    summary columns :func:`backtest_summary` reads; behavioural: the shares over order rows."""
     shares = _line_shares(config) if "behavioural" in groups else {}
     orders = _per_order(lines.repartition("customer_id"), list(shares.values()))
     share_columns = [
@@ -125,7 +130,7 @@ def order_features(lines: DataFrame, config: Config, groups: list[str]) -> DataF
     frame = (
         orders.select("*", *_previous_purchases())
         .groupBy("customer_id")
-        .agg(F.sum("_lines").alias("_rows"), *_rfm_aggregates(config.as_of), *share_columns)
+        .agg(F.sum("_lines").alias("_rows"), *_rfm_aggregates(config.as_of, cutoff), *share_columns)
     )
     trend = F.try_divide(F.col("_recent") - F.col("_prior"), F.col("_recent") + F.col("_prior"))
     derived = {
@@ -140,6 +145,7 @@ def order_features(lines: DataFrame, config: Config, groups: list[str]) -> DataF
         "_rows",
         "_last_purchase_day",
         "_first_order_day",
+        *(CUTOFF_SUMMARY if cutoff else ()),
         *[F.col(name) if name in frame.columns else derived[name].alias(name) for name in RFM_COLUMNS],
         *shares,
     )
@@ -197,9 +203,10 @@ def _previous_purchases() -> list[Column]:
     ]
 
 
-def _rfm_aggregates(as_of: dt.date) -> list[Column]:
+def _rfm_aggregates(as_of: dt.date, cutoff: dt.date | None) -> list[Column]:
     """The rfm group's per-customer sums over orders with :func:`_previous_purchases`, and the
-    purchase-day summary of :func:`segcore.value.inputs.input_columns`."""
+    purchase-day summary of :func:`segcore.value.inputs.input_columns` (before ``cutoff`` too, if
+    given)."""
     purchase = F.col("purchase")
     day = F.col("day")
     gap_days = F.when(purchase, (_seconds("order_ts") - _seconds("_previous")) / SECONDS_PER_DAY)
@@ -225,7 +232,34 @@ def _rfm_aggregates(as_of: dt.date) -> list[Column]:
         F.max(F.when(purchase, day)).alias("_last"),
         F.sum(F.when(purchase, F.col("net"))).alias("_spend"),
         F.sum(F.when(purchase & (day == F.col("_first_purchase_day")), F.col("net"))).alias("_first_spend"),
+        *(_before_cutoff(cutoff, new_day) if cutoff else ()),
     ]
+
+
+def _before_cutoff(cutoff: dt.date, new_day: Column) -> list[Column]:
+    """The purchase-day summary before the value backtest's ``cutoff`` (the first purchase day and
+    its spend are those before ``as_of``)."""
+    before = F.col("day") < F.lit(cutoff)
+    purchase = F.col("purchase") & before
+    return [
+        F.count(F.when(new_day & before, F.lit(1))).alias("_cutoff_days"),
+        F.max(F.when(purchase, F.col("day"))).alias("_cutoff_last"),
+        F.sum(F.when(purchase, F.col("net"))).alias("_cutoff_spend"),
+    ]
+
+
+def backtest_summary(orders: DataFrame) -> DataFrame:
+    """Per customer, the summary :func:`segcore.value.inputs.inputs_at_cutoff` reads, from the
+    columns :func:`order_features` adds for a backtest cutoff."""
+    return orders.select(
+        "customer_id",
+        F.col("_cutoff_days").alias("_days"),
+        "_first",
+        F.col("_cutoff_last").alias("_last"),
+        F.col("_cutoff_spend").alias("_spend"),
+        "_first_spend",
+        (F.col("_days") - F.col("_cutoff_days")).cast("double").alias("actual_purchases"),
+    )
 
 
 def _seconds(column: str) -> Column:

@@ -28,7 +28,13 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import LakeError
-from segcore.features.aggregates import apply_returns, customer_features, event_features, order_features
+from segcore.features.aggregates import (
+    apply_returns,
+    backtest_summary,
+    customer_features,
+    event_features,
+    order_features,
+)
 from segcore.lake.tables import (
     INPUT_ROWS_FILE,
     InputTable,
@@ -40,7 +46,8 @@ from segcore.lake.tables import (
 from segcore.runtime.logs import step
 from segcore.runtime.spark_stages import log_stages, spark_stages
 from segcore.storage.partitions import Outputs, commit_partitions
-from segcore.value.inputs import NO_PURCHASE
+from segcore.value.backtest import INPUTS_FILE, INPUTS_FOLDER, backtest_cutoff
+from segcore.value.inputs import NO_PURCHASE, inputs_at_cutoff
 
 # Columns each group reads, by table (a table a group can do without is read only when configured).
 NEEDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -111,15 +118,31 @@ def _read_tables(
 
 
 @dataclass(frozen=True)
+class Backtest:
+    """The value backtest's inputs at ``cutoff``, from the per-customer order aggregate the feature
+    table is built from, kept (``cached``) for this second write."""
+
+    cutoff: dt.date
+    inputs: DataFrame
+    cached: DataFrame
+
+
+@dataclass(frozen=True)
 class FeatureJob:
     """The feature table as one Spark job not yet run (``frame``); once it has run, :meth:`input_rows`
     gives the rows used, dropped and ignored by table, or raises :class:`LakeError` where a table
-    breaks the bad-rows policy."""
+    breaks the bad-rows policy. ``backtest``: the value backtest's inputs, written after it."""
 
     frame: DataFrame
     customers: InputTable | None
     tables: list[ObservedTable]
     orphans: Observation | None
+    backtest: Backtest | None
+
+    def release(self) -> None:
+        """Drop what the job keeps for its second write."""
+        if self.backtest is not None:
+            self.backtest.cached.unpersist()
 
     def input_rows(self) -> dict[str, int]:
         rows = dict(self.customers.counts) if self.customers else {}
@@ -137,7 +160,13 @@ def build_features(spark: SparkSession, config: Config) -> FeatureJob:
     _refuse_missing_tables(config, groups)
     customers, orders, events = _read_tables(spark, config, groups)
     lines = apply_returns(orders.frame, config.features.returns)
-    per_table = {"orders": order_features(lines, config, groups)}
+    cutoff = _backtest_cutoff(config, groups)
+    per_table = {"orders": order_features(lines, config, groups, cutoff)}
+    backtest = None
+    if cutoff is not None:
+        per_table["orders"] = per_table["orders"].cache()
+        inputs = inputs_at_cutoff(backtest_summary(per_table["orders"]), cutoff)
+        backtest = Backtest(cutoff, inputs, per_table["orders"])
     if events is not None:
         per_table["events"] = event_features(events.frame, config, groups)
     if customers is None:
@@ -149,7 +178,14 @@ def build_features(spark: SparkSession, config: Config) -> FeatureJob:
     order = [c for c in frame.columns if not c.startswith("_")]
     frame = frame.select(*order).fillna(0.0)
     tables = [table for table in (orders, events) if table is not None]
-    return FeatureJob(frame, customers, tables, orphans)
+    return FeatureJob(frame, customers, tables, orphans, backtest)
+
+
+def _backtest_cutoff(config: Config, groups: list[str]) -> dt.date | None:
+    """The value backtest's cutoff where train will backtest on this table (its inputs come from
+    the rfm group's pass over the orders), else None."""
+    value = config.value
+    return backtest_cutoff(config) if "rfm" in groups and value.enabled and value.backtest else None
 
 
 def _without_master(per_table: dict[str, DataFrame]) -> DataFrame:
@@ -195,6 +231,31 @@ def _write(outputs: Outputs, job: FeatureJob, target: str) -> DataFrame:
         raise LakeError(f"tables {names}: cannot read their rows: {spark_reason(exc)}") from None
 
 
+def _write_job(
+    spark: SparkSession, outputs: Outputs, job: FeatureJob, target: str
+) -> tuple[DataFrame, dict[str, int]]:
+    """Stage the feature table and its input row counts, judged by the bad-rows policy before
+    anything else is written, then the value backtest's inputs."""
+    with (
+        step("features", "read, check, aggregate and write (one Spark job)"),
+        spark_stages(spark) as stages,
+    ):
+        written = _write(outputs, job, target)
+    input_rows = job.input_rows()
+    log_stages("features", stages, _tables_by_rows(input_rows))
+    outputs.write_text(target, INPUT_ROWS_FILE, json.dumps(input_rows))
+    if job.backtest is not None:
+        _write_backtest(outputs, job.backtest, target)
+    return written, input_rows
+
+
+def _write_backtest(outputs: Outputs, backtest: Backtest, target: str) -> None:
+    """The value backtest's inputs into ``target``'s folder :data:`INPUTS_FOLDER`, their cutoff beside."""
+    with step("features", f"write the value backtest's inputs (cutoff {backtest.cutoff})"):
+        outputs.write(backtest.inputs, target, folder=INPUTS_FOLDER)
+        outputs.write_text(target, INPUTS_FILE, json.dumps({"cutoff": str(backtest.cutoff)}))
+
+
 def _tables_by_rows(input_rows: dict[str, int]) -> dict[int, str]:
     """Each table's rows as read (used, dropped and after as_of) -> its name, to name scans."""
     read: dict[str, int] = {}
@@ -213,14 +274,10 @@ def run_features(spark: SparkSession, config: Config) -> FeatureResult:
     with commit_partitions(spark, [target]) as outputs:  # the output is checked writable first
         with step("features", "read and check the customer master, plan the job"):
             job = build_features(spark, config)
-        with (
-            step("features", "read, check, aggregate and write (one Spark job)"),
-            spark_stages(spark) as stages,
-        ):
-            written = _write(outputs, job, target)
-        input_rows = job.input_rows()
-        log_stages("features", stages, _tables_by_rows(input_rows))
-        outputs.write_text(target, INPUT_ROWS_FILE, json.dumps(input_rows))
+        try:
+            written, input_rows = _write_job(spark, outputs, job, target)
+        finally:
+            job.release()
         customers = written.count()
     return FeatureResult(
         path=target,

@@ -82,7 +82,7 @@ def _train_in_run(
     version_tags = {FINGERPRINT_TAG: fingerprint(spark, config, path)}
     if not config.value.enabled:
         return _train_segments(spark, config, tracking, run, (frame, path), lineage, version_tags, None)
-    value = train_value(spark, config, tracking, frame, lineage, version_tags)
+    value = train_value(spark, config, tracking, (frame, path), lineage, version_tags)
     try:
         return _train_segments(spark, config, tracking, run, (frame, path), lineage, version_tags, value)
     except BaseException:

@@ -5,6 +5,7 @@ that projects each customer's past repeat-purchase rate."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -15,6 +16,8 @@ from pyspark.sql import functions as F
 from segcore.config import Config
 from segcore.errors import TrainingError
 from segcore.features.orders import order_rows
+from segcore.runtime.logs import log
+from segcore.storage.hadoop import read_text
 from segcore.value.fit import T, ValueFit, X, fit_value_model
 from segcore.value.inputs import backtest_inputs, purchase_days
 from segcore.value.scoring import with_value_scores
@@ -22,6 +25,10 @@ from segcore.value.scoring import with_value_scores
 DECILES = 10
 # Churn AUCs closer than this are a tie: on a few thousand customers the difference is noise.
 AUC_TIE = 0.01
+# In a feature partition: the backtest's inputs, written by the feature job (Spark and pyarrow
+# readers of the feature table skip names starting with "_"), and their cutoff.
+INPUTS_FOLDER = "_value_backtest"
+INPUTS_FILE = "_value_backtest.json"
 
 
 @dataclass(frozen=True)
@@ -38,20 +45,35 @@ class Backtest:
         return m["model_mae"] > m["naive_mae"] or m["model_churn_auc"] < m["naive_churn_auc"] - AUC_TIE
 
 
-def order_days(spark: SparkSession, config: Config) -> DataFrame:
-    """The lake's purchase days before ``as_of`` (:func:`segcore.value.inputs.purchase_days`), their
-    rows shuffled once by customer (every later aggregation is by customer)."""
-    return purchase_days(order_rows(spark, config).repartition("customer_id"))
+def backtest_cutoff(config: Config) -> dt.date:
+    """Where the backtest's fit ends and its horizon starts: ``as_of − value.horizon_days``."""
+    return config.as_of - dt.timedelta(days=config.value.horizon_days)
 
 
-def run_backtest(spark: SparkSession, config: Config, days: DataFrame) -> Backtest:
-    """Fit at ``as_of − value.horizon_days`` on ``days`` and score that fit against the horizon."""
-    horizon = config.value.horizon_days
-    cutoff = config.as_of - dt.timedelta(days=horizon)
-    # one row per customer, read by the check below, the fit and the scoring
-    inputs = backtest_inputs(days, cutoff, config.as_of).cache()
+def stored_or_computed_inputs(spark: SparkSession, config: Config, features: str) -> DataFrame:
+    """The backtest's inputs (:func:`segcore.value.inputs.inputs_at_cutoff`): those the feature job
+    wrote into the feature partition's folder ``features`` for this cutoff, else (a table built with
+    another ``value.horizon_days``, or by an earlier segcore) :func:`inputs_from_orders`."""
+    cutoff = backtest_cutoff(config)
+    recorded = read_text(spark, f"{features}/{INPUTS_FILE}")
+    if recorded is not None and json.loads(recorded)["cutoff"] == str(cutoff):
+        return spark.read.parquet(f"{features}/{INPUTS_FOLDER}")
+    log.info("value: the feature table holds no backtest inputs for cutoff %s: reading the orders", cutoff)
+    return inputs_from_orders(spark, config)
+
+
+def inputs_from_orders(spark: SparkSession, config: Config) -> DataFrame:
+    """The backtest's inputs from the lake's purchase days before ``as_of``, their rows shuffled
+    once by customer (every later aggregation is by customer)."""
+    days = purchase_days(order_rows(spark, config).repartition("customer_id"))
+    return backtest_inputs(days, backtest_cutoff(config), config.as_of)
+
+
+def run_backtest(config: Config, inputs: DataFrame) -> Backtest:
+    """Fit on ``inputs`` (of :func:`stored_or_computed_inputs`) and score that fit against the horizon."""
+    inputs = inputs.cache()  # one row per customer, read by the check below, the fit and the scoring
     try:
-        return _backtest(config, inputs, cutoff)
+        return _backtest(config, inputs, backtest_cutoff(config))
     finally:
         inputs.unpersist()
 

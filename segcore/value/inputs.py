@@ -28,16 +28,22 @@ def purchase_days(orders: DataFrame) -> DataFrame:
 
 
 def backtest_inputs(days: DataFrame, cutoff: dt.date, end: dt.date) -> DataFrame:
-    """:data:`INPUT_COLUMNS` as of ``cutoff`` and ``actual_purchases``, the purchase days in
-    ``[cutoff, end)``, per customer with a purchase day (of :func:`purchase_days`) before
-    ``cutoff``: one aggregation. (The feature job derives the inputs as of ``as_of`` from the same
-    :func:`input_columns`, in its pass over the orders.)"""
+    """:func:`inputs_at_cutoff` from the purchase days (of :func:`purchase_days`): one aggregation."""
     day = F.col("day")
     after = (day >= F.lit(cutoff)) & (day < F.lit(end))
     summary = days.groupBy("customer_id").agg(
         *_summary(day < F.lit(cutoff)),
         F.count(F.when(after, F.lit(1))).cast("double").alias("actual_purchases"),
     )
+    return inputs_at_cutoff(summary, cutoff)
+
+
+def inputs_at_cutoff(summary: DataFrame, cutoff: dt.date) -> DataFrame:
+    """:data:`INPUT_COLUMNS` as of ``cutoff`` and ``actual_purchases`` (the purchase days from
+    ``cutoff`` on), per customer with a purchase day before ``cutoff``, from ``summary``: the
+    purchase-day summary before ``cutoff`` that :func:`input_columns` reads, and
+    ``actual_purchases``, per customer. (The feature job builds ``summary`` in its pass over the
+    orders, :func:`segcore.features.aggregates.backtest_summary`.)"""
     inputs = [column.alias(name) for name, column in input_columns(cutoff).items()]
     return summary.where(F.col("_days") > 0).select("customer_id", *inputs, "actual_purchases")
 

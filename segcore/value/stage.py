@@ -15,7 +15,7 @@ from segcore.runtime.logs import step
 from segcore.tracking.lifecycle import TrackedRun, tracked_run
 from segcore.tracking.registry import RegisteredModel, log_value_model, register
 from segcore.tracking.store import Tracking
-from segcore.value.backtest import Backtest, order_days, run_backtest
+from segcore.value.backtest import Backtest, run_backtest, stored_or_computed_inputs
 from segcore.value.fit import ValueFit, fit_value_model
 from segcore.value.inputs import INPUT_COLUMNS
 
@@ -39,12 +39,14 @@ def train_value(
     spark: SparkSession,
     config: Config,
     tracking: Tracking,
-    features: DataFrame,
+    features: tuple[DataFrame, str],
     lineage: dict[str, str],
     version_tags: dict[str, str],
 ) -> ValueResult:
-    """Fit, backtest, record and register the value model in a child run of the active train run,
-    tagged with ``lineage``; its version with ``version_tags``."""
+    """Fit on ``features`` (the feature table and its partition's folder), backtest, record and
+    register the value model in a child run of the active train run, tagged with ``lineage``; its
+    version with ``version_tags``."""
+    features, folder = features
     missing = [c for c in INPUT_COLUMNS if c not in features.columns]
     if missing:
         raise TrainingError(
@@ -59,7 +61,7 @@ def train_value(
         backtest = None
         if config.value.backtest:
             with step("value", "backtest on the last horizon"):
-                backtest = run_backtest(spark, config, order_days(spark, config))
+                backtest = run_backtest(config, stored_or_computed_inputs(spark, config, folder))
         _record(run, config, fit, backtest)
         if backtest is not None and backtest.worse_than_naive and config.value.gate:
             raise Alert(f"value model: {_verdict(backtest)} (value.gate is on)")

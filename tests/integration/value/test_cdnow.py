@@ -1,13 +1,16 @@
 """The published BG/NBD and Gamma-Gamma results on the CDNOW sample, reproduced through segcore's
 own path: lake folder -> config mapping -> feature stage -> value fit (and the holdout backtest)."""
 
+import logging
+
+import pandas as pd
 import pytest
 from cdnow import cdnow_config, cdnow_lake
 
 from segcore.config import build_config
 from segcore.features.stage import run_features
-from segcore.storage.partitions import read_partition
-from segcore.value.backtest import order_days, run_backtest
+from segcore.storage.partitions import read_partition, resolve_partition
+from segcore.value.backtest import inputs_from_orders, run_backtest, stored_or_computed_inputs
 from segcore.value.fit import fit_value_model
 
 
@@ -40,7 +43,7 @@ def test_holdout_backtest_beats_the_naive_baseline(spark, cdnow):
     """Fitted on the calibration period and compared with 1997-10-01..1998-06-30 (39 weeks)."""
     root, orders = cdnow
     config = build_config({**cdnow_config(root / "holdout", orders, horizon_days=273), "as_of": "1998-07-01"})
-    backtest = run_backtest(spark, config, order_days(spark, config))
+    backtest = run_backtest(config, inputs_from_orders(spark, config))
     m = backtest.metrics
     print("CDNOW holdout backtest:", {k: round(v, 4) for k, v in m.items()})
     print(backtest.deciles.round(3).to_string(index=False))
@@ -56,3 +59,30 @@ def test_holdout_backtest_beats_the_naive_baseline(spark, cdnow):
     assert not backtest.worse_than_naive
     actual = backtest.deciles["actual"]
     assert actual.iloc[-1] > 5 * actual.iloc[0]  # the prediction ranks customers
+
+
+def _sorted(frame) -> pd.DataFrame:
+    return frame.toPandas().sort_values("customer_id", ignore_index=True)
+
+
+def test_the_feature_job_writes_the_backtest_inputs_train_would_compute_from_the_orders(spark, cdnow, caplog):
+    """The inputs at the cutoff and the horizon's purchases come out of the feature job's pass over
+    the orders, equal to the orders' own aggregation; a config with another horizon reads the orders."""
+    root, orders = cdnow
+    config = build_config({**cdnow_config(root / "stored", orders, horizon_days=273), "as_of": "1998-07-01"})
+    folder = resolve_partition(spark, run_features(spark, config).path)
+    with caplog.at_level(logging.INFO, logger="segcore"):
+        stored = stored_or_computed_inputs(spark, config, folder)
+    assert "reading the orders" not in caplog.text
+    assert stored.inputFiles() and all("_value_backtest" in f for f in stored.inputFiles())
+    expected = _sorted(inputs_from_orders(spark, config))
+    assert len(expected) == 2357 and expected["actual_purchases"].sum() == 1882
+    pd.testing.assert_frame_equal(_sorted(stored), expected, rtol=1e-9, check_dtype=False)
+    from_orders = run_backtest(config, inputs_from_orders(spark, config)).metrics
+    assert run_backtest(config, stored).metrics == pytest.approx(from_orders, rel=1e-12)  # summation order
+
+    other = config.model_copy(update={"value": config.value.model_copy(update={"horizon_days": 200})})
+    with caplog.at_level(logging.INFO, logger="segcore"):
+        computed = stored_or_computed_inputs(spark, other, folder)
+    assert "no backtest inputs for cutoff 1997-12-13: reading the orders" in caplog.text
+    assert not any("_value_backtest" in f for f in computed.inputFiles())
