@@ -297,6 +297,7 @@ class ValueConfig(_Strict):
     risk_bands: dict[str, float] = Field(default_factory=lambda: {"low": 0.3, "medium": 0.6, "high": 1.0})
     gamma_gamma_sample: int = Field(200_000, ge=100)  # repeat customers above this: a seeded sample
     backtest: bool = True  # refit at as_of - horizon and compare with the customers' next horizon
+    backtest_output: str = "value_backtest"  # its inputs, written by `segcore features` with its table
     gate: bool = False  # a model worse than the naive baseline in the backtest stops train (exit 4)
     registered_model: str = "customer_value"
 

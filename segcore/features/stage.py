@@ -46,7 +46,7 @@ from segcore.lake.tables import (
 from segcore.runtime.logs import step
 from segcore.runtime.spark_stages import log_stages, spark_stages
 from segcore.storage.partitions import Outputs, commit_partitions
-from segcore.value.backtest import INPUTS_FILE, INPUTS_FOLDER, backtest_cutoff
+from segcore.value.backtest import CUTOFF_FILE, backtest_cutoff
 from segcore.value.inputs import NO_PURCHASE, inputs_at_cutoff
 
 # Columns each group reads, by table (a table a group can do without is read only when configured).
@@ -120,11 +120,12 @@ def _read_tables(
 @dataclass(frozen=True)
 class Backtest:
     """The value backtest's inputs at ``cutoff``, from the per-customer order aggregate the feature
-    table is built from, kept (``cached``) for this second write."""
+    table is built from, kept (``cached``) for this second write, to partition ``target``."""
 
     cutoff: dt.date
     inputs: DataFrame
     cached: DataFrame
+    target: str
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,14 @@ def build_features(spark: SparkSession, config: Config) -> FeatureJob:
     _refuse_missing_tables(config, groups)
     customers, orders, events = _read_tables(spark, config, groups)
     lines = apply_returns(orders.frame, config.features.returns)
-    cutoff = _backtest_cutoff(config, groups)
+    backtest_target = _backtest_target(config)
+    cutoff = backtest_cutoff(config) if backtest_target else None
     per_table = {"orders": order_features(lines, config, groups, cutoff)}
     backtest = None
     if cutoff is not None:
         per_table["orders"] = per_table["orders"].cache()
         inputs = inputs_at_cutoff(backtest_summary(per_table["orders"]), cutoff)
-        backtest = Backtest(cutoff, inputs, per_table["orders"])
+        backtest = Backtest(cutoff, inputs, per_table["orders"], backtest_target)
     if events is not None:
         per_table["events"] = event_features(events.frame, config, groups)
     if customers is None:
@@ -181,11 +183,13 @@ def build_features(spark: SparkSession, config: Config) -> FeatureJob:
     return FeatureJob(frame, customers, tables, orphans, backtest)
 
 
-def _backtest_cutoff(config: Config, groups: list[str]) -> dt.date | None:
-    """The value backtest's cutoff where train will backtest on this table (its inputs come from
-    the rfm group's pass over the orders), else None."""
+def _backtest_target(config: Config) -> str | None:
+    """The partition of the value backtest's inputs where train will backtest on this table (they
+    come from the rfm group's pass over the orders), else None."""
     value = config.value
-    return backtest_cutoff(config) if "rfm" in groups and value.enabled and value.backtest else None
+    if "rfm" in config.features.groups and value.enabled and value.backtest:
+        return config.partition(value.backtest_output)
+    return None
 
 
 def _without_master(per_table: dict[str, DataFrame]) -> DataFrame:
@@ -245,15 +249,15 @@ def _write_job(
     log_stages("features", stages, _tables_by_rows(input_rows))
     outputs.write_text(target, INPUT_ROWS_FILE, json.dumps(input_rows))
     if job.backtest is not None:
-        _write_backtest(outputs, job.backtest, target)
+        _write_backtest(outputs, job.backtest)
     return written, input_rows
 
 
-def _write_backtest(outputs: Outputs, backtest: Backtest, target: str) -> None:
-    """The value backtest's inputs into ``target``'s folder :data:`INPUTS_FOLDER`, their cutoff beside."""
+def _write_backtest(outputs: Outputs, backtest: Backtest) -> None:
+    """The value backtest's inputs, their cutoff beside them."""
     with step("features", f"write the value backtest's inputs (cutoff {backtest.cutoff})"):
-        outputs.write(backtest.inputs, target, folder=INPUTS_FOLDER)
-        outputs.write_text(target, INPUTS_FILE, json.dumps({"cutoff": str(backtest.cutoff)}))
+        outputs.write(backtest.inputs, backtest.target)
+        outputs.write_text(backtest.target, CUTOFF_FILE, json.dumps({"cutoff": str(backtest.cutoff)}))
 
 
 def _tables_by_rows(input_rows: dict[str, int]) -> dict[int, str]:
@@ -271,7 +275,9 @@ def run_features(spark: SparkSession, config: Config) -> FeatureResult:
     table that breaks the bad-rows policy stops the stage before the commit (the previous
     partition stays)."""
     target = config.partition(config.features.output)
-    with commit_partitions(spark, [target]) as outputs:  # the output is checked writable first
+    backtest = _backtest_target(config)
+    targets = [target, *([backtest] if backtest else [])]
+    with commit_partitions(spark, targets) as outputs:  # the outputs are checked writable first
         with step("features", "read and check the customer master, plan the job"):
             job = build_features(spark, config)
         try:

@@ -22,16 +22,21 @@ class SparkStage:
 
     def describe(self, tables: dict[int, str]) -> str:
         """What the stage did, naming the table whose row count it read where ``tables`` knows it."""
+        parts = []
         if self.input_rows:
             table = tables.get(self.input_rows)
-            what = f"read {f'{table} ' if table else ''}({self.input_rows:,} rows)"
-        elif self.output_rows:
-            what = f"aggregate, join and write ({self.output_rows:,} rows)"
-        else:
-            what = "aggregate"
+            parts.append(  # a cached frame's blocks count one record per batch of rows
+                f"read {table} ({self.input_rows:,} rows)"
+                if table
+                else f"read {self.input_rows:,} records (cached batches or files)"
+            )
+        if self.output_rows:
+            parts.append(f"aggregate, join and write ({self.output_rows:,} rows)")
         if self.shuffle_bytes:
-            what += f", shuffle {self.shuffle_bytes / 2**20:,.1f} MiB"
-        return f"{what} in {self.seconds:.1f} s ({self.task_seconds:.1f} s of tasks)"
+            parts.append(f"shuffle {self.shuffle_bytes / 2**20:,.1f} MiB")
+        if not self.input_rows and not self.output_rows:
+            parts.insert(0, "aggregate")
+        return f"{', '.join(parts)} in {self.seconds:.1f} s ({self.task_seconds:.1f} s of tasks)"
 
 
 @contextmanager

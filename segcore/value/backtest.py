@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import posixpath
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,7 +18,8 @@ from segcore.config import Config
 from segcore.errors import TrainingError
 from segcore.features.orders import order_rows
 from segcore.runtime.logs import log
-from segcore.storage.hadoop import read_text
+from segcore.storage import versions
+from segcore.storage.hadoop import HadoopStore, read_text
 from segcore.value.fit import T, ValueFit, X, fit_value_model
 from segcore.value.inputs import backtest_inputs, purchase_days
 from segcore.value.scoring import with_value_scores
@@ -25,10 +27,8 @@ from segcore.value.scoring import with_value_scores
 DECILES = 10
 # Churn AUCs closer than this are a tie: on a few thousand customers the difference is noise.
 AUC_TIE = 0.01
-# In a feature partition: the backtest's inputs, written by the feature job (Spark and pyarrow
-# readers of the feature table skip names starting with "_"), and their cutoff.
-INPUTS_FOLDER = "_value_backtest"
-INPUTS_FILE = "_value_backtest.json"
+# Beside the inputs in their partition (value.backtest_output): {"cutoff": "YYYY-MM-DD"}.
+CUTOFF_FILE = "_segcore_backtest_cutoff.json"
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,21 @@ def backtest_cutoff(config: Config) -> dt.date:
 
 def stored_or_computed_inputs(spark: SparkSession, config: Config, features: str) -> DataFrame:
     """The backtest's inputs (:func:`segcore.value.inputs.inputs_at_cutoff`): those the feature job
-    wrote into the feature partition's folder ``features`` for this cutoff, else (a table built with
-    another ``value.horizon_days``, or by an earlier segcore) :func:`inputs_from_orders`."""
+    committed with the feature table read from the version folder ``features``, for this cutoff;
+    else (a table built with another ``value.horizon_days``, with the backtest off, or by an
+    earlier segcore) :func:`inputs_from_orders`."""
     cutoff = backtest_cutoff(config)
-    recorded = read_text(spark, f"{features}/{INPUTS_FILE}")
-    if recorded is not None and json.loads(recorded)["cutoff"] == str(cutoff):
-        return spark.read.parquet(f"{features}/{INPUTS_FOLDER}")
-    log.info("value: the feature table holds no backtest inputs for cutoff %s: reading the orders", cutoff)
+    partition = config.partition(config.value.backtest_output)
+    folder = versions.current(HadoopStore(spark, partition), partition)
+    version = posixpath.basename(features.rstrip("/"))
+    if (
+        folder is not None
+        and version.startswith(versions.VERSION_PREFIX)
+        and posixpath.basename(folder.rstrip("/")) == version  # committed with this feature table
+        and read_text(spark, versions.join(folder, CUTOFF_FILE)) == json.dumps({"cutoff": str(cutoff)})
+    ):
+        return spark.read.parquet(folder)
+    log.info("value: no backtest inputs for cutoff %s beside the feature table: reading the orders", cutoff)
     return inputs_from_orders(spark, config)
 
 

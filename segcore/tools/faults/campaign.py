@@ -20,7 +20,7 @@ from segcore.errors import SegcoreError
 from segcore.storage.versions import local_partition
 
 AS_OF = "2026-06-30"
-OUTPUTS = ("features", "segments", "profiles")
+OUTPUTS = ("features", "value_backtest", "segments", "profiles")
 K_RANGE = "kmeans.k={min: 3, max: 8}"
 
 

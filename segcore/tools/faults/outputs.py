@@ -12,7 +12,7 @@ import pandas as pd
 
 from segcore.runtime.crash_points import PAUSE_ENV
 from segcore.storage.versions import STEPS, local_partition
-from segcore.tools.faults.campaign import AS_OF, Campaign, Case, Outcome
+from segcore.tools.faults.campaign import AS_OF, OUTPUTS, Campaign, Case, Outcome
 
 
 def _killed(stage: str, marker: str, env: dict[str, str] | None = None):
@@ -31,7 +31,7 @@ def _killed(stage: str, marker: str, env: dict[str, str] | None = None):
 def _leftovers(campaign: Campaign) -> list[str]:
     """Anything in the output partitions besides the pointer and the committed version."""
     found = []
-    for table in ("features", "segments", "profiles"):
+    for table in OUTPUTS:
         partition = campaign.workdir / table / f"as_of={AS_OF}"
         current = Path(local_partition(partition)).name
         found += [f"{table}/{name}" for name in os.listdir(partition) if name not in ("_CURRENT", current)]

@@ -156,8 +156,10 @@ def test_names_can_be_set_by_id(spark, history):
 
 
 def test_warm_start_from_the_champion_converges_at_once(spark, history):
+    """Retrained on the champion's own data with its k (which the k sweep chose: the planted one or
+    a neighbour, as the selection rule's metric decides on this small lake)."""
     config = history["later"].model_copy(deep=True)
-    config.kmeans.k = PLANTED_K
+    config.kmeans.k = history["runs"]["later"].k
     config.kmeans.init = "champion"
     result = train_segments(spark, config)
     assert result.metrics["iterations"] <= 2

@@ -74,7 +74,8 @@ def test_the_feature_job_writes_the_backtest_inputs_train_would_compute_from_the
     with caplog.at_level(logging.INFO, logger="segcore"):
         stored = stored_or_computed_inputs(spark, config, folder)
     assert "reading the orders" not in caplog.text
-    assert stored.inputFiles() and all("_value_backtest" in f for f in stored.inputFiles())
+    files = stored.inputFiles()
+    assert files and all("/value_backtest/as_of=1998-07-01/v-" in f for f in files)
     expected = _sorted(inputs_from_orders(spark, config))
     assert len(expected) == 2357 and expected["actual_purchases"].sum() == 1882
     pd.testing.assert_frame_equal(_sorted(stored), expected, rtol=1e-9, check_dtype=False)
@@ -84,5 +85,22 @@ def test_the_feature_job_writes_the_backtest_inputs_train_would_compute_from_the
     other = config.model_copy(update={"value": config.value.model_copy(update={"horizon_days": 200})})
     with caplog.at_level(logging.INFO, logger="segcore"):
         computed = stored_or_computed_inputs(spark, other, folder)
-    assert "no backtest inputs for cutoff 1997-12-13: reading the orders" in caplog.text
-    assert not any("_value_backtest" in f for f in computed.inputFiles())
+    assert "no backtest inputs for cutoff 1997-12-13 beside the feature table: reading the orders" in (
+        caplog.text
+    )
+    assert not any("value_backtest" in f for f in computed.inputFiles())
+
+
+def test_backtest_inputs_of_an_older_feature_table_are_not_used(spark, cdnow, caplog):
+    """A feature table rebuilt without the backtest leaves the earlier inputs in place, but they
+    belong to the earlier table's version: train reads the orders."""
+    root, orders = cdnow
+    config = build_config({**cdnow_config(root / "rebuilt", orders, horizon_days=273), "as_of": "1998-07-01"})
+    run_features(spark, config)
+    off = config.model_copy(update={"value": config.value.model_copy(update={"backtest": False})})
+    folder = resolve_partition(spark, run_features(spark, off).path)
+    assert resolve_partition(spark, config.partition("value_backtest"))  # the earlier inputs
+    with caplog.at_level(logging.INFO, logger="segcore"):
+        computed = stored_or_computed_inputs(spark, config, folder)
+    assert "reading the orders" in caplog.text
+    assert computed.count() == 2357
