@@ -9,8 +9,8 @@ import json
 import posixpath
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
-from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -27,6 +27,9 @@ from segcore.value.scoring import with_value_scores
 DECILES = 10
 # Churn AUCs closer than this are a tie: on a few thousand customers the difference is noise.
 AUC_TIE = 0.01
+# Churn scores (in [0, 1]) are counted in this many bins for their AUC: one small aggregation
+# instead of a sort of every customer; pairs within a bin count half.
+AUC_BINS = 10_000
 # Beside the inputs in their partition (value.backtest_output): {"cutoff": "YYYY-MM-DD"}.
 CUTOFF_FILE = "_segcore_backtest_cutoff.json"
 
@@ -128,11 +131,27 @@ def _metrics(scored: DataFrame) -> dict[str, float]:
         .first()
         .asDict()
     )
-    for name in ("model", "naive"):
-        score = "churn_risk" if name == "model" else "naive_churn_risk"
-        evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol="lapsed")
-        totals[f"{name}_churn_auc"] = evaluator.evaluate(scored)
+    totals["model_churn_auc"] = churn_auc(scored, "churn_risk")
+    totals["naive_churn_auc"] = churn_auc(scored, "naive_churn_risk")
     return {key: float(value) for key, value in totals.items()}
+
+
+def churn_auc(scored: DataFrame, score: str) -> float:
+    """The area under the ROC curve of ``score`` (in [0, 1]) for ``lapsed`` (1.0 or 0.0), from the
+    lapsed and active customers per bin of :data:`AUC_BINS` (NaN without both kinds)."""
+    bins = (
+        scored.groupBy(F.round(F.col(score) * AUC_BINS).alias("bin"))
+        .agg(F.sum("lapsed").alias("lapsed"), F.count(F.lit(1)).alias("customers"))
+        .toPandas()
+        .sort_values("bin")
+    )
+    lapsed = bins["lapsed"].to_numpy(dtype=float)
+    active = bins["customers"].to_numpy(dtype=float) - lapsed
+    pairs = lapsed.sum() * active.sum()
+    if pairs == 0:
+        return float("nan")
+    active_below = np.cumsum(active) - active
+    return float((lapsed * (active_below + active / 2)).sum() / pairs)
 
 
 def _deciles(scored: DataFrame) -> pd.DataFrame:
