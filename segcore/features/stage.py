@@ -118,7 +118,7 @@ def _read_tables(
 
 
 @dataclass(frozen=True)
-class Backtest:
+class BacktestInputs:
     """The value backtest's inputs at ``cutoff``, from the per-customer order aggregate the feature
     table is built from, kept (``cached``) for this second write, to partition ``target``."""
 
@@ -138,7 +138,7 @@ class FeatureJob:
     customers: InputTable | None
     tables: list[ObservedTable]
     orphans: Observation | None
-    backtest: Backtest | None
+    backtest: BacktestInputs | None
 
     def release(self) -> None:
         """Drop what the job keeps for its second write."""
@@ -168,7 +168,7 @@ def build_features(spark: SparkSession, config: Config) -> FeatureJob:
     if cutoff is not None:
         per_table["orders"] = per_table["orders"].cache()
         inputs = inputs_at_cutoff(backtest_summary(per_table["orders"]), cutoff)
-        backtest = Backtest(cutoff, inputs, per_table["orders"], backtest_target)
+        backtest = BacktestInputs(cutoff, inputs, per_table["orders"], backtest_target)
     if events is not None:
         per_table["events"] = event_features(events.frame, config, groups)
     if customers is None:
@@ -253,7 +253,7 @@ def _write_job(
     return written, input_rows
 
 
-def _write_backtest(outputs: Outputs, backtest: Backtest) -> None:
+def _write_backtest(outputs: Outputs, backtest: BacktestInputs) -> None:
     """The value backtest's inputs, their cutoff beside them."""
     with step("features", f"write the value backtest's inputs (cutoff {backtest.cutoff})"):
         outputs.write(backtest.inputs, backtest.target)
