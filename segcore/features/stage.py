@@ -46,7 +46,7 @@ from segcore.lake.tables import (
 from segcore.runtime.logs import step
 from segcore.runtime.spark_stages import log_stages, spark_stages
 from segcore.storage.partitions import Outputs, commit_partitions
-from segcore.value.backtest import CUTOFF_FILE, backtest_cutoff
+from segcore.value.backtest import CUTOFF_FILE, backtest_cutoff, cutoff_record
 from segcore.value.inputs import NO_PURCHASE, inputs_at_cutoff
 
 # Columns each group reads, by table (a table a group can do without is read only when configured).
@@ -257,7 +257,7 @@ def _write_backtest(outputs: Outputs, backtest: BacktestInputs) -> None:
     """The value backtest's inputs, their cutoff beside them."""
     with step("features", f"write the value backtest's inputs (cutoff {backtest.cutoff})"):
         outputs.write(backtest.inputs, backtest.target)
-        outputs.write_text(backtest.target, CUTOFF_FILE, json.dumps({"cutoff": str(backtest.cutoff)}))
+        outputs.write_text(backtest.target, CUTOFF_FILE, cutoff_record(backtest.cutoff))
 
 
 def _tables_by_rows(input_rows: dict[str, int]) -> dict[int, str]:

@@ -53,6 +53,11 @@ def backtest_cutoff(config: Config) -> dt.date:
     return config.as_of - dt.timedelta(days=config.value.horizon_days)
 
 
+def cutoff_record(cutoff: dt.date) -> str:
+    """The text of :data:`CUTOFF_FILE` beside the inputs for ``cutoff``."""
+    return json.dumps({"cutoff": str(cutoff)})
+
+
 def stored_or_computed_inputs(spark: SparkSession, config: Config, features: str) -> DataFrame:
     """The backtest's inputs (:func:`segcore.value.inputs.inputs_at_cutoff`): those the feature job
     committed with the feature table read from the version folder ``features``, for this cutoff;
@@ -66,7 +71,7 @@ def stored_or_computed_inputs(spark: SparkSession, config: Config, features: str
         folder is not None
         and version.startswith(versions.VERSION_PREFIX)
         and posixpath.basename(folder.rstrip("/")) == version  # committed with this feature table
-        and read_text(spark, versions.join(folder, CUTOFF_FILE)) == json.dumps({"cutoff": str(cutoff)})
+        and read_text(spark, versions.join(folder, CUTOFF_FILE)) == cutoff_record(cutoff)
     ):
         return spark.read.parquet(folder)
     log.info("value: no backtest inputs for cutoff %s beside the feature table: reading the orders", cutoff)

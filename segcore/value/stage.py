@@ -46,8 +46,8 @@ def train_value(
     """Fit on ``features`` (the feature table and its partition's folder), backtest, record and
     register the value model in a child run of the active train run, tagged with ``lineage``; its
     version with ``version_tags``."""
-    features, folder = features
-    missing = [c for c in INPUT_COLUMNS if c not in features.columns]
+    frame, folder = features
+    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
     if missing:
         raise TrainingError(
             f"the value model needs column(s) {missing} of table 'features', built by feature group 'rfm': "
@@ -56,7 +56,7 @@ def train_value(
     with tracked_run(tracking, f"value-{config.as_of}", nested=True) as run:
         run.set_tags(lineage)
         with step("value", "fit BG/NBD and Gamma-Gamma") as figures:
-            fit = fit_value_model(features, config)
+            fit = fit_value_model(frame, config)
             figures["customers"] = fit.bgnbd.customers
         backtest = None
         if config.value.backtest:
