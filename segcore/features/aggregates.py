@@ -112,25 +112,28 @@ def _kpi_windows(as_of: dt.date) -> list[Column]:
 def order_features(
     lines: DataFrame, config: Config, groups: list[str], cutoff: dt.date | None = None
 ) -> DataFrame:
-    """Per customer, every feature of the orders table and ``_rows``, the customer's order rows, in
-    one pass: the rows are shuffled once by customer, then summed per order, ordered within the
-    customer (for the interval CV and the purchase days) and summed per customer, all within their
-    partition.
+    """Per customer, every feature of the orders table and ``_rows``, the customer's order rows.
+    The rows are shuffled once by customer; within each partition they are summed per customer
+    (``_rows`` and the shares), and, for rfm, summed per order, ordered within the customer (for
+    the interval CV and the purchase days), summed per customer and joined to those sums.
 
     rfm: :data:`RFM_COLUMNS`, the value models' inputs (null without a purchase), and
     ``_last_purchase_day`` and ``_first_order_day``; with a value backtest ``cutoff``, the
     summary columns :func:`backtest_summary` reads; behavioural: the shares over order rows."""
     shares = _line_shares(config) if "behavioural" in groups else {}
-    orders = _per_order(lines.repartition("customer_id"), list(shares.values()))
-    share_columns = [
-        F.try_divide(F.sum(f"_hits_{i}"), F.sum(f"_rows_{i}")).alias(name) for i, name in enumerate(shares)
-    ]
+    lines = lines.repartition("customer_id")
+    per_line = lines.groupBy("customer_id").agg(
+        F.count(F.lit(1)).alias("_rows"),
+        *[F.try_divide(F.sum(hit.cast("long")), F.count(hit)).alias(name) for name, hit in shares.items()],
+    )
     if "rfm" not in groups:
-        return orders.groupBy("customer_id").agg(F.sum("_lines").alias("_rows"), *share_columns)
+        return per_line
     frame = (
-        orders.select("*", *_previous_purchases())
+        orders_of_lines(lines)
+        .select("*", *_previous_purchases())
         .groupBy("customer_id")
-        .agg(F.sum("_lines").alias("_rows"), *_rfm_aggregates(config.as_of, cutoff), *share_columns)
+        .agg(*_rfm_aggregates(config.as_of, cutoff))
+        .join(per_line, "customer_id")
     )
     trend = F.try_divide(F.col("_recent") - F.col("_prior"), F.col("_recent") + F.col("_prior"))
     derived = {
@@ -158,34 +161,6 @@ def _line_shares(config: Config) -> dict[str, Column]:
     shares = {f"category_{slug(c)}_share": F.col("category") == F.lit(c) for c in features.categories}
     shares |= {f"channel_{slug(c)}_share": F.col("channel") == F.lit(c) for c in features.channels}
     return shares | {"discount_rate": F.col("discount") > 0, "return_rate": F.col("is_return")}
-
-
-def _per_order(lines: DataFrame, hits: list[Column]) -> DataFrame:
-    """:func:`orders_of_lines` with ``_lines`` (its rows) and, for each of ``hits``, the rows where it
-    is not null (``_rows_<i>``) and true (``_hits_<i>``)."""
-    counts = {"_lines": F.lit(1)}
-    for i, hit in enumerate(hits):
-        counts |= {f"_rows_{i}": hit.isNotNull().cast("long"), f"_hits_{i}": hit.cast("long")}
-    keys = ["customer_id", *(["order_id"] if "order_id" in lines.columns else [])]
-    lines = lines.select(
-        *keys, "order_ts", "amount", *[column.alias(name) for name, column in counts.items()]
-    )
-    if len(keys) == 1:
-        orders = lines.select(
-            "customer_id",
-            "order_ts",
-            F.col("amount").alias("net"),
-            (F.col("amount") >= 0).alias("purchase"),
-            *counts,
-        )
-    else:
-        orders = lines.groupBy(*keys).agg(
-            F.min("order_ts").alias("order_ts"),
-            F.sum("amount").alias("net"),
-            F.max(F.col("amount") >= 0).alias("purchase"),
-            *[F.sum(name).alias(name) for name in counts],
-        )
-    return orders.withColumn("day", F.to_date("order_ts"))
 
 
 def _previous_purchases() -> list[Column]:
