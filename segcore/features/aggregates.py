@@ -112,16 +112,17 @@ def _kpi_windows(as_of: dt.date) -> list[Column]:
 def order_features(
     lines: DataFrame, config: Config, groups: list[str], cutoff: dt.date | None = None
 ) -> DataFrame:
-    """Per customer, every feature of the orders table and ``_rows``, the customer's order rows.
-    The rows are shuffled once by customer; within each partition they are summed per customer
-    (``_rows`` and the shares), and, for rfm, summed per order, ordered within the customer (for
-    the interval CV and the purchase days), summed per customer and joined to those sums.
+    """Per customer, every feature of the orders table and ``_rows``, the customer's order rows,
+    from two narrow scans of the rows: one sums ``_rows`` and the shares per customer (partly
+    before its shuffle); for rfm, the other shuffles the rows by customer, sums them per order,
+    orders them within the customer (for the interval CV and the purchase days) and sums them per
+    customer, and the two are joined on their common partitioning. (One scan carrying the share
+    counts through the per-order sums and the time order was slower: README, Results.)
 
     rfm: :data:`RFM_COLUMNS`, the value models' inputs (null without a purchase), and
     ``_last_purchase_day`` and ``_first_order_day``; with a value backtest ``cutoff``, the
     summary columns :func:`backtest_summary` reads; behavioural: the shares over order rows."""
     shares = _line_shares(config) if "behavioural" in groups else {}
-    lines = lines.repartition("customer_id")
     per_line = lines.groupBy("customer_id").agg(
         F.count(F.lit(1)).alias("_rows"),
         *[F.try_divide(F.sum(hit.cast("long")), F.count(hit)).alias(name) for name, hit in shares.items()],
@@ -129,7 +130,7 @@ def order_features(
     if "rfm" not in groups:
         return per_line
     frame = (
-        orders_of_lines(lines)
+        orders_of_lines(lines.repartition("customer_id"))
         .select("*", *_previous_purchases())
         .groupBy("customer_id")
         .agg(*_rfm_aggregates(config.as_of, cutoff))

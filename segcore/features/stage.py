@@ -155,8 +155,9 @@ class FeatureJob:
 
 
 def build_features(spark: SparkSession, config: Config) -> FeatureJob:
-    """Read and check the lake and plan the feature table: each table is read once, and every
-    count of the bad-rows policy is observed in the job that writes the features."""
+    """Read and check the lake and plan the feature table: one job checks the customer master, and
+    every count of the bad-rows policy of orders and events is observed in the job that writes the
+    features (which scans the events once and the orders twice, see :func:`order_features`)."""
     groups = list(dict.fromkeys(config.features.groups))
     _refuse_missing_tables(config, groups)
     customers, orders, events = _read_tables(spark, config, groups)
