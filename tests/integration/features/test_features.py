@@ -239,6 +239,15 @@ def test_without_events_the_event_features_are_left_out(spark, tmp_path):
     assert table.category_home_share.tolist() == [0.75, 0.5, 1.0, 1.0]
 
 
+def test_order_row_shares_without_the_rfm_group_are_those_with_it(spark, tmp_path):
+    """The shares have a per-customer sum of their own, joined to the rfm pass where there is one."""
+    config = _lines_config(tmp_path, features__groups=["behavioural"])
+    table = pd.read_parquet(run_features(spark, config).path).set_index("customer_id").sort_index()
+    assert table.return_rate.tolist() == [0.25, 0.5, 1.0, 0.0]
+    assert table.category_home_share.tolist() == [0.75, 0.5, 1.0, 1.0]
+    assert "frequency" not in table
+
+
 @pytest.mark.parametrize(
     ("group", "table", "absent"),
     [("demographic", "customers", "lake__customers"), ("technographic", "events", "lake__events")],
