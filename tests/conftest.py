@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,50 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_TiersInOrder(), "segcore-tiers-in-order")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _class_archive_build(request, tmp_path_factory):
+    """The Spark JVMs' class archive (jvm_classes), started at the session's first test when a
+    selected test is outside the unit tier: it builds while the unit tier runs. Yields the
+    archive's path and the build's process, or None."""
+    if all(_tier(item) == "unit" for item in request.session.items):
+        yield None
+        return
+    from jvm_classes import start_archive_build
+
+    folder = tmp_path_factory.mktemp("jvm-classes")
+    archive, log = folder / "spark.jsa", folder / "build.log"
+    build = start_archive_build(archive, log)
+    try:
+        yield archive, build, log
+    finally:
+        if build.poll() is None:  # the session ended first
+            build.kill()
+            build.wait()
+
+
 @pytest.fixture(scope="session")
-def spark():
+def _spark_jvm_classes(_class_archive_build) -> None:
+    """Every Spark JVM started from here on maps the class archive, once its build has ended (a
+    failed build only costs speed: the JVMs then load their classes from the jars, and it says so)."""
+    from jvm_classes import use_archive
+
+    archive, build, log = _class_archive_build
+    if build.wait() == 0:
+        use_archive(archive)
+    else:
+        warnings.warn(f"no class archive for the Spark JVMs: {log.read_text()[-2000:]}", stacklevel=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _spark_jvms_share_classes(request) -> None:
+    """Outside the unit tier, the class archive is in use before a module's first test (and before
+    its module fixtures, which start `segcore` and Spark processes)."""
+    if _tier(request.node) != "unit":
+        request.getfixturevalue("_spark_jvm_classes")
+
+
+def local_spark_session():
+    """The tests' local SparkSession: two cores, two shuffle partitions, UTC, no UI."""
     from pyspark.sql import SparkSession
 
     session = (
@@ -113,6 +156,12 @@ def spark():
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@pytest.fixture(scope="session")
+def spark(_spark_jvm_classes):
+    session = local_spark_session()
     yield session
     session.stop()
 
