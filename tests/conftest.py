@@ -29,7 +29,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from pathlib import Path
 
 import pytest
@@ -103,42 +102,25 @@ def pytest_configure(config: pytest.Config) -> None:
 def _class_archive_build(request, tmp_path_factory):
     """The Spark JVMs' class archive (jvm_classes), started at the session's first test when a
     selected test is outside the unit tier: it builds while the unit tier runs. Yields the
-    archive's path and the build's process, or None."""
+    build, or None."""
     if all(_tier(item) == "unit" for item in request.session.items):
         yield None
         return
-    from jvm_classes import start_archive_build
+    from jvm_classes import ArchiveBuild
 
-    folder = tmp_path_factory.mktemp("jvm-classes")
-    archive, log = folder / "spark.jsa", folder / "build.log"
-    build = start_archive_build(archive, log)
+    build = ArchiveBuild.start(tmp_path_factory.mktemp("jvm-classes"))
     try:
-        yield archive, build, log
+        yield build
     finally:
-        if build.poll() is None:  # the session ended first
-            build.kill()
-            build.wait()
-
-
-@pytest.fixture(scope="session")
-def _spark_jvm_classes(_class_archive_build) -> None:
-    """Every Spark JVM started from here on maps the class archive, once its build has ended (a
-    failed build only costs speed: the JVMs then load their classes from the jars, and it says so)."""
-    from jvm_classes import use_archive
-
-    archive, build, log = _class_archive_build
-    if build.wait() == 0:
-        use_archive(archive)
-    else:
-        warnings.warn(f"no class archive for the Spark JVMs: {log.read_text()[-2000:]}", stacklevel=1)
+        build.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _spark_jvms_share_classes(request) -> None:
-    """Outside the unit tier, the class archive is in use before a module's first test (and before
-    its module fixtures, which start `segcore` and Spark processes)."""
-    if _tier(request.node) != "unit":
-        request.getfixturevalue("_spark_jvm_classes")
+def _spark_jvms_share_classes(request, _class_archive_build) -> None:
+    """The JVMs of the first module outside the unit tier that starts after the archive's build
+    ended, and of every module after it, map the archive: nothing waits for the build."""
+    if _class_archive_build is not None and _tier(request.node) != "unit":
+        _class_archive_build.use_when_built()
 
 
 def local_spark_session():
@@ -160,7 +142,7 @@ def local_spark_session():
 
 
 @pytest.fixture(scope="session")
-def spark(_spark_jvm_classes):
+def spark():
     session = local_spark_session()
     yield session
     session.stop()

@@ -4,8 +4,9 @@ session so that every later Spark JVM of the session (the shared session's, and 
 ~14,000 classes from Spark's jars. A speed setting only: the JVM computes the same, and ignores an
 archive it cannot use.
 
-Run as a script, it is the archive's workload: one JVM that runs features, train and score on a
-small lake, then exits so that the JVM writes the classes it loaded (-XX:ArchiveClassesAtExit)."""
+Run as a script, it is the archive's workload: one JVM that runs the feature job on a small lake
+and reads its output through Arrow, then exits so that the JVM writes the classes it loaded
+(-XX:ArchiveClassesAtExit). Those cover most of what train and score load too."""
 
 from __future__ import annotations
 
@@ -13,43 +14,65 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 OPTS = "SPARK_SUBMIT_OPTS"
 
 
-def start_archive_build(archive: Path, log: Path) -> subprocess.Popen:
-    """This file run as the archive's workload in the background: it writes ``archive``."""
-    env = {**os.environ, OPTS: f"{os.environ.get(OPTS, '')} -XX:ArchiveClassesAtExit={archive}".strip()}
-    with log.open("w") as output:
-        command = [sys.executable, __file__, str(archive)]
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=TESTS)
+@dataclass
+class ArchiveBuild:
+    """The archive's workload, running in the background."""
 
+    archive: Path
+    log: Path
+    process: subprocess.Popen
+    settled: bool = False
 
-def use_archive(archive: Path) -> None:
-    """Every Spark JVM this process starts from now on maps ``archive`` (its own logging off: a JVM
-    that cannot use an archive runs without one, and would say so on stdout)."""
-    mapped = f"-XX:SharedArchiveFile={archive} -Xlog:cds=off,cds+dynamic=off"
-    os.environ[OPTS] = f"{os.environ.get(OPTS, '')} {mapped}".strip()
+    @classmethod
+    def start(cls, folder: Path) -> ArchiveBuild:
+        archive, log = folder / "spark.jsa", folder / "build.log"
+        env = {**os.environ, OPTS: f"{os.environ.get(OPTS, '')} -XX:ArchiveClassesAtExit={archive}".strip()}
+        with log.open("w") as output:
+            command = [sys.executable, __file__, str(archive)]
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=TESTS)
+        return cls(archive, log, process)
+
+    def use_when_built(self) -> None:
+        """Once the build has ended, every Spark JVM this process starts maps the archive (its
+        own logging off: a JVM that cannot use an archive runs without one, and would say so on
+        stdout); or, once, a warning says why there is none (that costs speed only)."""
+        if self.settled or self.process.poll() is None:
+            return
+        self.settled = True
+        if self.process.returncode != 0:
+            failure = self.log.read_text()[-2000:]
+            warnings.warn(f"no class archive for the Spark JVMs: {failure}", stacklevel=1)
+            return
+        mapped = f"-XX:SharedArchiveFile={self.archive} -Xlog:cds=off,cds+dynamic=off"
+        os.environ[OPTS] = f"{os.environ.get(OPTS, '')} {mapped}".strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def _workload(workdir: Path) -> None:
-    """features -> train -> score on a small lake, in this process's one JVM."""
+    """The feature job on a small lake, in this process's one JVM."""
     sys.path.insert(0, str(TESTS))
     from conftest import AS_OF, local_spark_session, make_config
 
     from segcore.features.stage import run_features
     from segcore.sample.lake import generate_lake
-    from segcore.score.stage import score_segments
-    from segcore.train.stage import train_segments
 
     generate_lake(workdir / "lake", 300, seed=5, end=AS_OF)
     spark = local_spark_session()
-    config = make_config(workdir, workdir / "lake", kmeans__k=3, value__backtest=True)
+    config = make_config(workdir, workdir / "lake", value__backtest=True)
     run_features(spark, config)
-    train_segments(spark, config)
-    score_segments(spark, config)
+    spark.read.parquet(config.path("features")).toPandas()  # and Arrow, as train and score use it
     spark.stop()
     gateway = spark.sparkContext._gateway  # the JVM writes the archive as it exits: wait for that
     gateway.proc.stdin.close()
