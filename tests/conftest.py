@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -346,10 +347,23 @@ def package(_package_build) -> Path:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral
+    range: no process that binds port 0 (a Dask worker's dashboard, a JVM's block manager) can be
+    given it before the server it is for binds it. (Once, a port taken from the ephemeral range
+    went to a Dask worker's dashboard first; `mlflow server` could not bind it and exited, and the
+    dashboard answered its health check.)"""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    for port in random.Random().sample(range(max(1024, low - 12000), low), 500):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 below {low}")
 
 
 def wait_healthy(url: str, server: subprocess.Popen, log: Path, limit_s: float = 120) -> None:
