@@ -11,6 +11,7 @@ and reads its output through Arrow, then exits so that the JVM writes the classe
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,10 +35,12 @@ class ArchiveBuild:
     @classmethod
     def start(cls, folder: Path) -> ArchiveBuild:
         archive, log = folder / "spark.jsa", folder / "build.log"
-        env = {**os.environ, OPTS: f"{os.environ.get(OPTS, '')} -XX:ArchiveClassesAtExit={archive}".strip()}
         with log.open("w") as output:
             command = [sys.executable, __file__, str(archive)]
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=TESTS)
+            # its own session: stop() stops the JVM with it
+            process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, cwd=TESTS, start_new_session=True
+            )
         return cls(archive, log, process)
 
     def use_when_built(self) -> None:
@@ -56,7 +59,7 @@ class ArchiveBuild:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 
@@ -80,8 +83,10 @@ def _workload(workdir: Path) -> None:
 
 
 if __name__ == "__main__":
+    archive = Path(sys.argv[1])
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ[OPTS] = f"{os.environ.get(OPTS, '')} -XX:ArchiveClassesAtExit={archive}".strip()
     with tempfile.TemporaryDirectory() as folder:
         _workload(Path(folder))
-    if not Path(sys.argv[1]).exists():
-        sys.exit(f"the JVM wrote no class archive at {sys.argv[1]}")
+    if not archive.exists():
+        sys.exit(f"the JVM wrote no class archive at {archive}")
