@@ -23,7 +23,6 @@ import copy
 import datetime as dt
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +44,8 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 # 13-15% less time on 2 quiet cores, about 40% less on a busy machine, and the long-lived session of
 # the integration tier runs no slower. Set SPARK_SUBMIT_OPTS yourself to run with other options.
 os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+
+from parallel import Cores, ModulesShareTheCores, shared_folder  # noqa: E402
 
 from segcore.config import Config, build_config  # noqa: E402
 from segcore.sample.lake import generate_lake  # noqa: E402
@@ -95,8 +96,20 @@ class _TiersInOrder:
             items.sort(key=lambda item: TIERS.index(_tier(item)))
 
 
+CORES = pytest.StashKey[Cores]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_TiersInOrder(), "segcore-tiers-in-order")
+    cores = config.stash[CORES] = Cores(shared_folder(config))
+    config.pluginmanager.register(ModulesShareTheCores(cores), "segcore-modules-share-the-cores")
+
+
+@pytest.fixture(scope="session")
+def cores(pytestconfig) -> Cores:
+    """The machine's cores, shared between the xdist workers (parallel.Cores): ``with
+    cores.alone():`` around what a test measures against the clock."""
+    return pytestconfig.stash[CORES]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -109,7 +122,8 @@ def _class_archive_build(request, tmp_path_factory):
         return
     from jvm_classes import ArchiveBuild
 
-    build = ArchiveBuild.start(tmp_path_factory.mktemp("jvm-classes"))
+    folder = shared_folder(request.config) or tmp_path_factory.getbasetemp()
+    build = ArchiveBuild.start(folder / "jvm-classes")
     try:
         yield build
     finally:
@@ -304,45 +318,18 @@ def _checkout_left_clean():
     assert not written, f"the tests wrote into the checkout {ROOT}: {written[:10]}"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _package_build(request, tmp_path_factory):
-    """`scripts/package` started at the session's first test when a selected test needs the
-    package: the build (a fresh venv, pip and gzip, a minute or more, mostly one core) runs while
-    the tests before the cluster tier's do. Yields the folder and the build's process, or None."""
-    if not any("package" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        yield None
-        return
+@pytest.fixture(scope="session")
+def package(tmp_path_factory) -> Path:
+    """`scripts/package` once per worker that needs it (a fresh venv, pip and gzip: a minute or
+    more, mostly one core, while the other workers go on): the folder holding the wheel and
+    segcore-env.tar.gz."""
     from cluster_readme import user_env
 
     dist = tmp_path_factory.mktemp("dist")
-    log = tmp_path_factory.mktemp("dist-log") / "package.log"
-    started = time.monotonic()
-    with log.open("w") as output:
-        build = subprocess.Popen(
-            [ROOT / "scripts" / "package", dist],
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-            env=user_env(),
-            start_new_session=True,  # its pip and gzip are stopped with it
-        )
-    try:
-        yield dist, build, log, started
-    finally:
-        if build.poll() is None:  # the session ended first: stop the build and what it started
-            os.killpg(build.pid, signal.SIGTERM)
-            try:
-                build.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(build.pid, signal.SIGKILL)
-                build.wait()
-
-
-@pytest.fixture(scope="session")
-def package(_package_build) -> Path:
-    """`scripts/package` once: the folder holding the wheel and segcore-env.tar.gz."""
-    dist, build, log, started = _package_build
-    build.wait(timeout=max(900 - (time.monotonic() - started), 0))  # 15 min from its start
-    assert build.returncode == 0, log.read_text()[-3000:]
+    build = subprocess.run(
+        [ROOT / "scripts" / "package", dist], capture_output=True, text=True, env=user_env(), timeout=900
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
     return dist
 
 

@@ -67,11 +67,12 @@ def _outcome(command: list[str]) -> subprocess.CompletedProcess | subprocess.Tim
 
 
 @pytest.fixture(scope="module")
-def unusable_tracking_runs(request, not_mlflow, silent, tmp_path_factory) -> dict:
+def unusable_tracking_runs(request, not_mlflow, silent, tmp_path_factory, cores) -> dict:
     """Every selected stage against each unusable tracking URI, as a user runs it: `segcore` runs,
-    PROBING_TOGETHER at a time, each with its own 30 s limit. A run against the silent server
-    mostly waits out the probe's 10 s: together, those waits overlap the other runs instead of
-    adding up. {(stage, uri): the finished process, or its subprocess.TimeoutExpired}."""
+    PROBING_TOGETHER at a time, each with its own 30 s limit, with the cores to themselves. A run
+    against the silent server mostly waits out the probe's 10 s: together, those waits overlap the
+    other runs instead of adding up. {(stage, uri): the finished process, or its
+    subprocess.TimeoutExpired}."""
     test = "test_unusable_tracking_server_fails_within_30_s_before_any_spark_work"
     selected = [item.callspec.params["stage"] for item in request.session.items if item.originalname == test]
     commands = {}
@@ -82,7 +83,7 @@ def unusable_tracking_runs(request, not_mlflow, silent, tmp_path_factory) -> dic
             for uri in (silent, "http://127.0.0.1:9", not_mlflow):  # the silent server's first
                 commands[stage, uri] = [stage, *extra, "--set", f"workdir={workdir}"]
                 commands[stage, uri] += ["--set", f"mlflow.tracking_uri={uri}"]
-    with ThreadPoolExecutor(PROBING_TOGETHER) as pool:
+    with cores.alone(), ThreadPoolExecutor(PROBING_TOGETHER) as pool:
         futures = {key: pool.submit(_outcome, command) for key, command in commands.items()}
     return {key: future.result() for key, future in futures.items()}
 

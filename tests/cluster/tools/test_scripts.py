@@ -93,18 +93,28 @@ def _run_test_script(tmp_path, *args, pytest_exit=0):
     return result, log.read_text().splitlines()
 
 
+# One xdist worker per core, at most 4, each given whole modules in the tiers' order.
+WORKERS = f"-n {min(os.cpu_count(), 4)} --dist loadfile --no-loadscope-reorder"
+
+
 def test_test_script_fast_runs_ruff_and_only_the_unit_tier_passing_other_arguments(tmp_path):
     result, calls = _run_test_script(tmp_path, "-k", "kmeans", "--fast", "-x")
     assert result.returncode == 0, result.stderr
-    assert calls == ["bootstrap dev", "ruff check .", "python -m pytest -m unit -k kmeans -x"]
+    assert calls == ["bootstrap dev", "ruff check .", f"python -m pytest -m unit {WORKERS} -k kmeans -x"]
 
 
 def test_test_script_without_a_flag_runs_every_tier_with_the_arguments(tmp_path):
     result, calls = _run_test_script(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert calls == ["bootstrap dev", "ruff check .", "python -m pytest"]
+    assert calls == ["bootstrap dev", "ruff check .", f"python -m pytest {WORKERS}"]
     result, calls = _run_test_script(tmp_path / "again", "-x", "tests/cluster")
-    assert calls[-1] == "python -m pytest -x tests/cluster"
+    assert calls[-1] == f"python -m pytest {WORKERS} -x tests/cluster"
+
+
+def test_test_script_with_a_number_of_workers_passes_it_alone(tmp_path):
+    result, calls = _run_test_script(tmp_path, "-n", "0", "tests/unit")
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == "python -m pytest -n 0 tests/unit"
 
 
 @pytest.mark.parametrize("fast", [[], ["--fast"]], ids=["all", "fast"])
