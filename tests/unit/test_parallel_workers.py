@@ -7,8 +7,9 @@ import fcntl
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from parallel import Cores
+from parallel import Cores, shared_folder
 
 
 def _wait_until_gate_held(folder: Path) -> None:
@@ -80,9 +81,16 @@ def test_two_tests_wanting_to_be_alone_take_turns(tmp_path):
     assert most_inside[0] == 1
 
 
-def test_one_process_without_xdist_locks_nothing():
-    cores = Cores(None)
-    cores.share()
-    with cores.alone():
-        pass
-    cores.unshare()
+def test_workers_share_the_run_root_and_one_process_locks_nothing(tmp_path, monkeypatch):
+    config = SimpleNamespace(option=SimpleNamespace(basetemp=str(tmp_path / "popen-gw1")))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert shared_folder(config) == tmp_path
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert shared_folder(config) is None
+    held = Cores(tmp_path)
+    with held.alone():  # a worker alone, and this process, without xdist, goes on all the same
+        alone = Cores(shared_folder(config))
+        alone.share()
+        with alone.alone():
+            pass
+        alone.unshare()
