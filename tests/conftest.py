@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,15 @@ def _spark_jvms_share_classes(request, _class_archive_build) -> None:
     ended, and of every module after it, map the archive: nothing waits for the build."""
     if _class_archive_build is not None and _tier(request.node) != "unit":
         _class_archive_build.use_when_built()
+
+
+@pytest.fixture(autouse=True)
+def _import_path_kept() -> Iterator[None]:
+    """Loading a registered pyfunc in a test puts that version's logged copy of segcore first on
+    ``sys.path``; processes that later tests of this worker spawn would import it: put it back."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
 
 
 def local_spark_session():

@@ -3,6 +3,7 @@ it with its aliases, resolving and loading versions, and the segment pyfunc as a
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -246,12 +247,23 @@ def version_run_id(tracking: Tracking, version: str) -> str:
 
 def load_segment_model(model_uri: str) -> SegmentModel:
     """The model's state, read from its JSON artifact."""
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    return _wrapped_state(model_uri)
 
 
 def load_value_model(model_uri: str) -> ValueModel:
     """The customer value model's state, read from its JSON artifact."""
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    return _wrapped_state(model_uri)
+
+
+def _wrapped_state(model_uri: str):
+    """The state that a registered pyfunc version wraps. Loading puts the version's logged copy of
+    segcore first on ``sys.path``; this process already runs its own, and the processes it starts
+    later must import that one too, so the path is put back."""
+    path = list(sys.path)
+    try:
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    finally:
+        sys.path[:] = path
 
 
 def load_version(tracking: Tracking, version: str) -> SegmentModel:

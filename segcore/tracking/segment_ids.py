@@ -29,6 +29,9 @@ EXPIRY = dt.timedelta(minutes=5)  # a lock from another host older than this is 
 WAIT = dt.timedelta(minutes=2)  # how long a train waits for the lock before it gives up
 RETRY_S = 0.05
 LOCK_DESCRIPTION = "segcore: new segment ids being handed out (a lock held for milliseconds)"
+# Refusals of creating the lock that mean "held, or just released": a store that finds the name
+# taken looks the holder up to say so, and finds nothing when the holder let go in between.
+CONTENDED = ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")
 
 
 def next_free_id(tracking: Tracking) -> int:
@@ -70,12 +73,10 @@ def _id_lock(tracking: Tracking) -> Iterator[None]:
     deadline = time.monotonic() + WAIT.total_seconds()
     while True:
         try:
-            client.create_registered_model(
-                name, tags=_holder_tags(), description="segcore: ids being handed out"
-            )
+            client.create_registered_model(name, tags=_holder_tags(), description=LOCK_DESCRIPTION)
             break
         except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            if exc.error_code not in CONTENDED:
                 raise
         try:
             holder = client.get_registered_model(name).tags

@@ -78,7 +78,9 @@ def old_version(tmp_path_factory):
 
 
 def test_the_old_version_loads_through_the_registry(old_version):
+    path = list(sys.path)
     model = load_version(old_version, "1")
+    assert sys.path == path  # its logged copy of segcore stays off this process's import path
     assigned = model.assign(ROWS)
     assert assigned.segment_id.tolist() == [7, 4, 7]
     assert assigned.segment_name.tolist() == ["far", "near", "far"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking import MlflowClient
 
 from segcore.config import build_config
@@ -93,3 +94,23 @@ def test_a_live_holders_lock_makes_a_reservation_give_up_naming_it(tmp_path, mon
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_lock_released_while_the_store_looks_up_its_holder_is_taken(tmp_path, monkeypatch):
+    """The holder lets go between the store's refusal of a second lock and its lookup of the first
+    (the store then says the lock does not exist): the reservation takes the lock and goes on."""
+    tracking = open_tracking(_config(str(tmp_path)))
+    reserve_segment_ids(tracking, 2, 0)
+    _lock(tracking, ProcessIdentity.current())  # a live holder
+    holder = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    lookup, released = SqlAlchemyStore.get_registered_model, []
+
+    def released_meanwhile(store, name):
+        if name == NAME + LOCK_SUFFIX and not released:
+            released.append(name)
+            holder.delete_registered_model(name)
+        return lookup(store, name)
+
+    monkeypatch.setattr(SqlAlchemyStore, "get_registered_model", released_meanwhile)
+    assert reserve_segment_ids(tracking, 1, 0) == 2
+    assert [m.name for m in holder.search_registered_models()] == [NAME]
