@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +43,7 @@ MODEL_REQUIREMENTS = (
     "pyarrow",
     "pyspark",
 )
+SET_TRIES = 3  # an alias or a tag set by several processes at once: see _set
 SEGCORE_SOURCE = Path(segcore.__file__).parent
 MODEL_CODE = SEGCORE_SOURCE / "model" / "pyfunc.py"
 VALUE_MODEL_CODE = SEGCORE_SOURCE / "value" / "pyfunc.py"
@@ -143,17 +146,17 @@ def register(
     error, SIGTERM, SIGINT) deletes the version again and gives ``challenger`` back to the version
     that had it; a process killed outright in between leaves that to the next train
     (:func:`segcore.tracking.lifecycle.delete_unfinished_versions`)."""
-    client, name = tracking.client, tracking.model_name
+    name = tracking.model_name
     create_registered_model(tracking)
     previous, version = alias_version(tracking, CHALLENGER), None
     try:
         with signals_held():  # a signal that lands while the version is created deletes it, once created
             version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
         pause(pause_at)
-        client.set_registered_model_alias(name, CHALLENGER, version)
+        set_alias(tracking, CHALLENGER, version)
         champion = alias_version(tracking, CHAMPION)
         if champion is None:
-            client.set_registered_model_alias(name, CHAMPION, version)
+            set_alias(tracking, CHAMPION, version)
         run.set_tags({"model_version": version})
         run.finish()
     except BaseException:
@@ -179,7 +182,7 @@ def _unregister(tracking: Tracking, version: str, previous_challenger: str | Non
     try:
         client.delete_model_version(name, version)  # its aliases go with it
         if previous_challenger is not None:
-            client.set_registered_model_alias(name, CHALLENGER, previous_challenger)
+            set_alias(tracking, CHALLENGER, previous_challenger)
     except Exception as exc:  # the store itself failed: the next train deletes the version
         log.error("could not delete version %s of %s, registered without its alias: %s", version, name, exc)
 
@@ -281,12 +284,28 @@ def load_alias(tracking: Tracking, alias: str) -> SegmentModel | None:
 
 
 def set_alias(tracking: Tracking, alias: str, version: str) -> None:
-    tracking.client.set_registered_model_alias(tracking.model_name, alias, version)
+    _set(tracking.client.set_registered_model_alias, tracking.model_name, alias, version)
 
 
 def tag_version(tracking: Tracking, version: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
-        tracking.client.set_model_version_tag(tracking.model_name, version, key, value)
+        _set(tracking.client.set_model_version_tag, tracking.model_name, version, key, value)
+
+
+def _set(write: Callable[..., object], *args: str) -> None:
+    """Run ``write(*args)``, which sets an alias or a tag. MLflow's SQL store looks the alias or tag up
+    and inserts it where it found none: two processes setting the same one at once can both
+    insert, and the store refuses the second (a unique key). Setting is idempotent, so a refused
+    write is tried again, :data:`SET_TRIES` times in all: the last one wins, as if the two had come
+    one after the other."""
+    for attempt in range(1, SET_TRIES + 1):
+        try:
+            write(*args)
+            return
+        except MlflowException:
+            if attempt == SET_TRIES:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def spark_assigner(spark: SparkSession, model_uri: str):
