@@ -184,6 +184,7 @@ def test_logs_have_timestamped_steps_and_no_library_warnings_unless_verbose(serv
     warnings = [line for line in quiet.splitlines() if re.match(r"\S+ \S+ WARN", line)]  # <date> <time> WARN
     assert not warnings, warnings
     assert "Using Spark's default log4j profile" not in quiet
+    assert "Setting default log level" not in quiet  # Spark's note for shells
     assert "Using Spark's default log4j profile" in verbose  # Spark's own logging, at WARN
 
 
