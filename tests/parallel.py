@@ -2,10 +2,10 @@
 sends each a whole module at a time, in the tiers' order): the folder they share, and the
 machine's cores as a reader-writer lock between the workers.
 
-Every module runs holding the cores shared. A test that measures against the clock (a stage that
-must give up within 30 s, a signal aimed at an instant of a command's run) takes them whole with
-:meth:`Cores.alone`: it waits until the other workers' current modules have ended, and no worker
-starts a module until it is done. In one process (no xdist) the lock is a no-op."""
+Every module runs holding the cores shared. A test that measures against the clock (the stages
+that must give up within 30 s) takes them whole with :meth:`Cores.alone`: it waits until the
+other workers' current modules have ended, and no worker starts a module until it is done. In one
+process (no xdist) the lock is a no-op."""
 
 from __future__ import annotations
 

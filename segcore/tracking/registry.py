@@ -258,7 +258,7 @@ def load_value_model(model_uri: str) -> ValueModel:
     return _wrapped_state(model_uri)
 
 
-def _wrapped_state(model_uri: str):
+def _wrapped_state(model_uri: str) -> SegmentModel | ValueModel:
     """The state that a registered pyfunc version wraps. Loading puts the version's logged copy of
     segcore first on ``sys.path``; this process already runs its own, and the processes it starts
     later must import that one too, so the path is put back."""
