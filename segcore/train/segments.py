@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from segcore.config import Config
-from segcore.model.assign import with_segment_ids
 from segcore.model.profiles import feature_columns, profile_with_population
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import step
@@ -40,10 +39,13 @@ def build_segments(
     centres, preparation = selection.result.centres, inputs.preparation
     alignment = align(centres, champion, preparation, config.segments.max_match_distance, reserve)
     with step("train", "profile segments"):
-        frame = inputs.frame.drop("customer_id")
-        labelled = with_segment_ids(frame, preparation, centres, alignment.ids, column="label")
         profile, population = profile_with_population(
-            labelled, feature_columns(inputs.frame), preparation, config.train.log_features
+            inputs.frame.drop("customer_id"),
+            feature_columns(inputs.frame),
+            preparation,
+            config.train.log_features,
+            centres,
+            alignment.ids,
         )
         names = {**name_segments(profile, population), **config.segments.names}
     model = SegmentModel(

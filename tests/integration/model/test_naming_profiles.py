@@ -1,6 +1,6 @@
-"""Segment profiles and the preparation on Spark, on skewed data: the population's percentiles
-from the profile's own aggregation, names that follow the typical customer rather than wholesale
-outliers, z-scores in the prepared space, and net spend at or below zero."""
+"""Segment profiles and the preparation on Spark, on skewed data: every customer assigned and
+profiled in one pass, matching an independent computation, names that follow the typical customer
+rather than wholesale outliers, z-scores in the prepared space, and net spend at or below zero."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ import pandas as pd
 import pytest
 
 from segcore.model.preparation import Preparation
-from segcore.model.profiles import profile_table, profile_with_population, segment_aggregates
+from segcore.model.profiles import PERCENTILES, profile_with_population
 from segcore.train.naming import name_segments
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
+SIZES = [400, 300, 200]
 
 
 def _customers(seed: int = 3) -> pd.DataFrame:
-    """Three labelled groups; five wholesale accounts (huge, frequent, recent orders) sit in the
-    lapsing, low-spend segment 1, inflating its means and the population's."""
+    """Three planted groups; five wholesale accounts (huge orders, long ago) sit in the lapsing,
+    low-spend group 1, inflating its mean spend and the population's."""
     rng = np.random.default_rng(seed)
 
     def group(label, n, recency, frequency, spend, tenure):
@@ -31,56 +32,70 @@ def _customers(seed: int = 3) -> pd.DataFrame:
             }
         )
 
-    wholesale = group(1, 5, (1, 3), (400, 600), 1_000_000, (600, 700))
+    wholesale = group(1, 5, (97, 125), (2, 5), 1_000_000, (600, 700))
     return pd.concat(
         [
-            group(0, 400, (1, 20), (8, 13), 500, (300, 700)),
-            group(1, 295, (97, 125), (2, 5), 150, (300, 700)),
+            group(0, SIZES[0], (1, 20), (8, 13), 500, (300, 700)),
+            group(1, SIZES[1] - 5, (97, 125), (2, 5), 150, (300, 700)),
             wholesale,
-            group(2, 200, (1, 30), (1, 2), 40, (5, 40)),
+            group(2, SIZES[2], (1, 30), (1, 2), 40, (5, 40)),
         ],
         ignore_index=True,
     )
 
 
+def _profile(spark, customers: pd.DataFrame) -> tuple[pd.DataFrame, object, Preparation]:
+    """The profile of ``customers`` (in three partitions) by the planted groups' prepared means."""
+    frame = spark.createDataFrame(customers.drop(columns="label")).repartition(3)
+    preparation = Preparation.fit(frame, RFM, RFM, 0.01)
+    prepared = preparation.transform(customers[RFM])
+    centres = np.stack([prepared[customers["label"] == g].mean(axis=0) for g in range(len(SIZES))])
+    profile, population = profile_with_population(frame, RFM, preparation, RFM, centres, [0, 1, 2])
+    return profile, population, preparation
+
+
 @pytest.fixture(scope="module")
 def skewed(spark):
     customers = _customers()
-    frame = spark.createDataFrame(customers)
-    preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
-    profile, population = profile_with_population(frame, RFM, preparation, RFM)
+    profile, population, _ = _profile(spark, customers)
     return customers, profile, population
 
 
-def _profile_alone(frame, features, preparation, log_features):
-    """The profile without naming percentiles: one aggregation of :func:`segment_aggregates`."""
-    grouped = frame.groupBy("label").agg(*segment_aggregates(features, preparation, log_features)).toPandas()
-    return profile_table(grouped, features)
-
-
-def test_profile_and_population_come_from_one_aggregation(spark, skewed):
-    """The population's percentiles ride on the profile's own Spark aggregation: the same number
-    of Spark jobs as the profile alone, the same profile, and every customer's rank among all
-    customers within 0.02 of the exact one."""
+def test_the_profile_is_one_pass_and_matches_an_independent_computation(spark, skewed):
+    """Each customer lands in its planted group; sizes, means and z-scores are pandas' own; the
+    medians and the population's percentiles are exact (a summary is exact up to its POINTS
+    rows); the rows are read in one Spark pass, as many jobs as one grouped count; a second run
+    gives the same profile."""
     customers, profile, population = skewed
-    frame = spark.createDataFrame(customers)
-    preparation = Preparation.fit(frame.drop("label"), RFM, RFM, 0.005)
-    context, jobs = spark.sparkContext, {}
-    for name, run in [("alone", _profile_alone), ("with-population", profile_with_population)]:
-        context.setJobGroup(f"test-profile-{name}", name)
-        run(frame, RFM, preparation, RFM)
-        jobs[name] = len(context.statusTracker().getJobIdsForGroup(f"test-profile-{name}"))
+    context = spark.sparkContext
+    context.setJobGroup("test-profile", "profile")
+    again, _, preparation = _profile(spark, customers)
+    profile_jobs = len(context.statusTracker().getJobIdsForGroup("test-profile"))
+    context.setJobGroup("test-count", "one grouped count")
+    spark.createDataFrame(customers.drop(columns="label")).repartition(3).groupBy(
+        "frequency"
+    ).count().toPandas()
+    count_jobs = len(context.statusTracker().getJobIdsForGroup("test-count"))
     context.setJobGroup("", "")
-    assert jobs["with-population"] == jobs["alone"]
-    alone = _profile_alone(frame, RFM, preparation, RFM)
-    medians = [f"median_{f}" for f in RFM]  # from the finer sketch of the naming features' percentiles
-    pd.testing.assert_frame_equal(profile.drop(columns=medians), alone.drop(columns=medians))
-    pd.testing.assert_frame_equal(profile[medians], alone[medians], rtol=0.02)
-    for feature in RFM:
-        values = customers[feature].to_numpy()
-        for value in np.quantile(values, np.linspace(0.02, 0.98, 25)):
-            exact = (values < value).mean() + (values == value).mean() / 2
-            assert population.rank(feature, value) == pytest.approx(exact, abs=0.02), (feature, value)
+    # the preparation's fit runs jobs of its own: count the profile's alone
+    context.setJobGroup("test-fit", "fit")
+    Preparation.fit(spark.createDataFrame(customers.drop(columns="label")).repartition(3), RFM, RFM, 0.01)
+    fit_jobs = len(context.statusTracker().getJobIdsForGroup("test-fit"))
+    context.setJobGroup("", "")
+    assert profile_jobs - fit_jobs == count_jobs
+    pd.testing.assert_frame_equal(again, profile)
+
+    groups = customers.groupby("label")
+    assert profile["customers"].tolist() == SIZES
+    prepared = pd.DataFrame(preparation.transform(customers[RFM]), columns=RFM)
+    for f in RFM:
+        np.testing.assert_allclose(profile[f"mean_{f}"], groups[f].mean(), rtol=1e-12)
+        medians = groups[f].apply(lambda values: np.quantile(values, 0.5, method="inverted_cdf"))
+        np.testing.assert_array_equal(profile[f"median_{f}"], medians)
+        z = (prepared[f].groupby(customers["label"]).mean() - prepared[f].mean()) / prepared[f].std(ddof=0)
+        np.testing.assert_allclose(profile[f"z_{f}"], z, rtol=1e-9)
+        exact = np.quantile(customers[f], PERCENTILES, method="inverted_cdf")
+        np.testing.assert_array_equal(population.percentiles[f], exact)
 
 
 def test_names_follow_the_typical_customer_not_wholesale_outliers(skewed):
