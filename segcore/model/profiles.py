@@ -3,12 +3,11 @@ in original units, z-scores in the prepared space (the features as the model see
 log of skewed features, clipped at the model's quantiles, so skew does not wash them out), and the
 population's percentiles for naming.
 
-Train profiles its segments in one Spark job (:func:`profile_with_population`): each chunk of
-rows is assigned to its nearest centre and summarised per segment and feature in the same Arrow
-pass (counts, sums, and a :class:`~segcore.model.summaries.Summary` for the medians and
-percentiles); the chunks' summaries merge per segment and feature in Spark, and only the merged
-ones reach the driver. Score folds its profile into its one aggregation with the KPIs
-(:func:`segment_aggregates`, medians from ``percentile_approx``)."""
+A profile is one Spark pass: each chunk of a partition's rows is grouped by segment (assigned to
+its nearest centre in train, read from the scored rows in score) and summarised per segment and
+feature in one Arrow function: counts, sums, and a :class:`~segcore.model.summaries.Summary` for
+the medians and percentiles. The chunks' summaries merge per segment and feature in Spark, and
+only the merged ones reach the driver."""
 
 from __future__ import annotations
 
@@ -20,15 +19,11 @@ import pandas as pd
 import pyarrow as pa
 from pyspark import TaskContext
 from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
 
 from segcore.kmeans.kernels import nearest
-from segcore.model.preparation import Preparation, signed_log, signed_log_column
+from segcore.model.preparation import Preparation, signed_log
 from segcore.model.summaries import Summary
 
-# percentile_approx's accuracy in score: a median's rank is within 1/1,000 of the segment's
-# customers of the exact one, as the summaries' in train.
-MEDIAN_ACCURACY = 1_000
 NAMING_FEATURES = ("recency_days", "frequency", "monetary_total", "tenure_days")
 PERCENTILES = [p / 100 for p in range(1, 100)]
 # Rows summarised at once in a Python worker (43 features: about 70 MB of float64).
@@ -59,35 +54,10 @@ def feature_columns(frame: DataFrame) -> list[str]:
     return [c for c in frame.columns if c != "customer_id"]
 
 
-def _prepared(features: list[str], preparation: Preparation, log_features: list[str]) -> dict[str, Column]:
-    """Each feature as the model sees it; a feature outside the model is signed-logged when it is
-    one of ``log_features``."""
-    model = preparation.spark_columns()
-    return {
-        f: model.get(f, signed_log_column(f) if f in log_features else F.col(f).cast("double"))
-        for f in features
-    }
-
-
-def segment_aggregates(
-    features: list[str], preparation: Preparation, log_features: list[str]
-) -> list[Column]:
-    """Per segment (in a groupBy by segment): size, and for each feature its mean, approximate
-    median and prepared mean and sum of squares, for :func:`profile_table`."""
-    prepared = _prepared(features, preparation, log_features)
-    aggregates = [F.count(F.lit(1)).alias("customers")]
-    for f in features:
-        aggregates += [
-            F.avg(f).alias(f"mean_{f}"),
-            F.percentile_approx(F.col(f).cast("double"), 0.5, MEDIAN_ACCURACY).alias(f"median_{f}"),
-            F.avg(prepared[f]).alias(f"prepared_{f}"),
-            F.sum(prepared[f] * prepared[f]).alias(f"squares_{f}"),
-        ]
-    return aggregates
-
-
 def profile_table(grouped: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """One row per segment of ``grouped`` (a ``label`` column and :func:`segment_aggregates`)."""
+    """One row per segment of ``grouped``: ``label``, ``customers`` and per feature ``mean_<f>``,
+    ``median_<f>``, ``prepared_<f>`` (the mean as the model sees it) and ``squares_<f>`` (the sum
+    of its squares)."""
     grouped = grouped.sort_values("label", ignore_index=True)
     sizes = grouped["customers"].astype(float)
     total = sizes.sum()
@@ -118,60 +88,113 @@ def profile_with_population(
 ) -> tuple[pd.DataFrame, Population]:
     """:func:`profile_table` of every row of ``frame`` assigned to its nearest of ``centres``
     (ids ``segment_ids``), and the :class:`Population` of all customers for the naming features
-    among ``features``, from one Spark job of summaries (module docstring)."""
+    among ``features``, in one Spark pass (module docstring)."""
     columns = list(dict.fromkeys([*preparation.features, *features]))
-    summarise = _Summariser(features, columns, preparation, log_features, centres, list(segment_ids))
     rows = preparation.with_derived_spark(frame).select(*columns)
+    segments = NearestCentre(np.asarray(centres), list(segment_ids))
+    summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, segments))
+    return profile_table(_grouped(summaries, features), features), _population(summaries, features)
+
+
+def profile_of_segments(
+    frame: DataFrame,
+    segment_id: Column,
+    features: list[str],
+    preparation: Preparation,
+    log_features: list[str],
+) -> pd.DataFrame:
+    """:func:`profile_table` of the rows of ``frame`` (with every model input and ``features``)
+    by their ``segment_id``, in one Spark pass."""
+    columns = list(dict.fromkeys([*preparation.features, *features]))
+    rows = frame.select(*columns, segment_id.alias(SegmentColumn.name))
+    summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, SegmentColumn()))
+    return profile_table(_grouped(summaries, features), features)
+
+
+def _summaries(rows: DataFrame, summarise: _Summariser) -> dict[tuple[int, str], _Merged]:
+    """Every segment's and feature's merged summary of ``rows``."""
     merged = (
         rows.mapInArrow(summarise, SUMMARY_DDL)
         .groupBy("label", "feature")
         .applyInArrow(_merge_chunks, SUMMARY_DDL)
         .toPandas()
     )
-    summaries = {
-        (int(row.label), row.feature): Summary(np.asarray(row["values"]), np.asarray(row.weights))
-        for _, row in merged.iterrows()
-    }
-    return profile_table(_grouped(merged, summaries, features), features), _population(summaries, features)
+    return {(int(row.label), row.feature): _Merged.of(row) for row in merged.itertuples(index=False)}
 
 
-def _population(summaries: dict[tuple[int, str], Summary], features: list[str]) -> Population:
+@dataclass(frozen=True)
+class _Merged:
+    """One segment's figures of one feature."""
+
+    customers: int
+    total: float  # of the non-null values
+    prepared: float  # the sum of the values as the model sees them
+    squares: float  # of those
+    summary: Summary
+
+    @classmethod
+    def of(cls, row) -> _Merged:
+        summary = Summary(np.asarray(row.values, dtype=np.float64), np.asarray(row.weights, dtype=np.int64))
+        return cls(row.customers, row.total, row.prepared, row.squares, summary)
+
+
+def _population(summaries: dict[tuple[int, str], _Merged], features: list[str]) -> Population:
     """The naming features' percentiles over every segment's customers."""
     naming = [f for f in NAMING_FEATURES if f in features]
-    everyone = {f: Summary.merged([s for (_, name), s in summaries.items() if name == f]) for f in naming}
+    everyone = {
+        f: Summary.merged([m.summary for (_, name), m in summaries.items() if name == f]) for f in naming
+    }
     return Population({f: summary.quantiles(PERCENTILES).tolist() for f, summary in everyone.items()})
 
 
-def _grouped(
-    merged: pd.DataFrame, summaries: dict[tuple[int, str], Summary], features: list[str]
-) -> pd.DataFrame:
-    """:func:`segment_aggregates`' columns, one row per segment, from the merged summaries."""
-    table = merged.set_index(["label", "feature"])
-    labels = sorted(merged["label"].unique())
-    sizes = [table.loc[(label, features[0]), "customers"] for label in labels]
-    columns: dict[str, list] = {"label": labels, "customers": sizes}
+def _grouped(summaries: dict[tuple[int, str], _Merged], features: list[str]) -> pd.DataFrame:
+    """:func:`profile_table`'s input, one row per segment, from the merged summaries."""
+    labels = sorted({label for label, _ in summaries})
+    columns: dict[str, list] = {
+        "label": labels,
+        "customers": [summaries[(label, features[0])].customers for label in labels],
+    }
     for f in features:
-        rows = table.xs(f, level="feature").loc[labels]
-        count = rows["count"].to_numpy(dtype=float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            columns[f"mean_{f}"] = rows["total"].to_numpy() / count
-            columns[f"prepared_{f}"] = rows["prepared"].to_numpy() / count
-        columns[f"median_{f}"] = [summaries[(s, f)].quantiles([0.5])[0] for s in labels]
-        columns[f"squares_{f}"] = rows["squares"].to_numpy()
+        merged = [summaries[(label, f)] for label in labels]
+        columns[f"mean_{f}"] = [m.total / m.summary.rows if m.summary.rows else np.nan for m in merged]
+        columns[f"median_{f}"] = [m.summary.quantiles([0.5])[0] for m in merged]
+        columns[f"prepared_{f}"] = [m.prepared / m.summary.rows if m.summary.rows else np.nan for m in merged]
+        columns[f"squares_{f}"] = [m.squares for m in merged]
     return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)
+class NearestCentre:
+    """Rows belong to the segment of their nearest centre in the prepared space."""
+
+    centres: np.ndarray
+    segment_ids: list[int]
+
+    def of(self, table: pa.Table, prepared: np.ndarray) -> np.ndarray:
+        labels, _ = nearest(prepared, self.centres)
+        return np.asarray(self.segment_ids, dtype=np.int64)[labels]
+
+
+@dataclass(frozen=True)
+class SegmentColumn:
+    """Rows hold their segment id in a column."""
+
+    name = "_profile_segment_id"
+
+    def of(self, table: pa.Table, prepared: np.ndarray) -> np.ndarray:
+        return table.column(self.name).to_numpy().astype(np.int64)
+
+
+@dataclass(frozen=True)
 class _Summariser:
-    """The Arrow function of :func:`profile_with_population`: one summary row per segment and
-    feature for each chunk of a partition's rows."""
+    """The Arrow function of a profile: one summary row per segment and feature for each chunk of
+    a partition's rows."""
 
     features: list[str]
     columns: list[str]  # the model's features, then the other profiled ones
     preparation: Preparation
     log_features: list[str]
-    centres: np.ndarray
-    segment_ids: list[int]
+    segments: NearestCentre | SegmentColumn
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         chunk, rows, index = [], 0, 0
@@ -180,31 +203,30 @@ class _Summariser:
             chunk.append(batch)
             rows += batch.num_rows
             if rows >= CHUNK_ROWS:
-                yield self._summaries(chunk, (partition << 32) + index)
+                yield self._summaries(pa.Table.from_batches(chunk), (partition << 32) + index)
                 chunk, rows, index = [], 0, index + 1
         if rows:
-            yield self._summaries(chunk, (partition << 32) + index)
+            yield self._summaries(pa.Table.from_batches(chunk), (partition << 32) + index)
 
-    def _summaries(self, batches: list[pa.RecordBatch], chunk: int) -> pa.RecordBatch:
-        table = pa.Table.from_batches(batches)
+    def _summaries(self, table: pa.Table, chunk: int) -> pa.RecordBatch:
         columns = {c: table.column(c).to_numpy().astype(np.float64, copy=False) for c in self.columns}
         model = self.preparation.transform_array(
             np.column_stack([columns[f] for f in self.preparation.features])
         )
-        labels, _ = nearest(model, self.centres)
-        order = np.argsort(labels, kind="stable")  # each segment's rows side by side
-        bounds = np.searchsorted(labels[order], np.arange(len(self.centres) + 1))
+        ids = self.segments.of(table, model)
+        order = np.argsort(ids, kind="stable")  # each segment's rows side by side
+        segment_ids, starts = np.unique(ids[order], return_index=True)
+        bounds = [*starts.tolist(), len(ids)]
         rows = []
         for f in self.features:
             values = columns[f][order]
             prepared = self._prepared(f, values, model, order)
-            for label, start, stop in zip(self.segment_ids, bounds[:-1], bounds[1:], strict=True):
-                if start < stop:
-                    rows.append(_summary_row(label, f, chunk, values[start:stop], prepared[start:stop]))
+            for segment, start, stop in zip(segment_ids.tolist(), bounds[:-1], bounds[1:], strict=True):
+                rows.append(_summary_row(segment, f, chunk, values[start:stop], prepared[start:stop]))
         return pa.RecordBatch.from_pylist(rows, schema=SUMMARIES)
 
     def _prepared(self, feature: str, values: np.ndarray, model: np.ndarray, order: np.ndarray) -> np.ndarray:
-        """``values`` of ``feature`` (rows in ``order``) as the model sees them (:func:`_prepared`)."""
+        """``values`` of ``feature`` (rows in ``order``) as the model sees them."""
         if feature in self.preparation.features:
             return model[order, self.preparation.features.index(feature)]
         return signed_log(values) if feature in self.log_features else values

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
-from segcore.model.profiles import feature_columns, profile_table, segment_aggregates
+from segcore.model.profiles import feature_columns, profile_of_segments
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import log, step
 from segcore.score.kpis import has_kpi_inputs, kpi_aggregates, kpis_of_sums
@@ -80,7 +80,7 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
         with step("score", "assign and write segments") as figures:
             written = outputs.write(labelled.select(*_segment_columns(value)), target)
             figures["customers"] = customers = written.count()
-        with step("score", "profiles, value and KPIs per segment (one aggregation)"):
+        with step("score", "profiles, value and KPIs per segment"):
             profile, kpis = _profiles(
                 config, model, feature_columns(frame), labelled, version, value, with_kpis
             )
@@ -175,24 +175,26 @@ def _profiles(
     value: _Value | None,
     with_kpis: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The profiles (with the value figures) and KPIs per segment of this scoring, from one Spark
-    aggregation over every customer."""
-    aggregates = segment_aggregates(features, model.preparation, config.train.log_features)
-    if value is not None:
-        # named apart: a value score the model clusters on has a feature profile of its own
-        values = value_aggregates(config.value, "_value")
-        aggregates += [column.alias(f"_value_{name}") for name, column in values.items()]
-    if with_kpis:
-        aggregates += kpi_aggregates()
-    grouped = labelled.groupBy(F.col("_segment.segment_id").alias("label")).agg(*aggregates).toPandas()
+    """The profiles (with the value figures) and KPIs per segment of this scoring: the feature
+    profile in one pass over every customer, the value figures and KPI sums in one aggregation."""
+    segment_id = F.col("_segment.segment_id")
+    profile = profile_of_segments(
+        labelled, segment_id, features, model.preparation, config.train.log_features
+    )
     names = dict(zip(model.segment_ids, model.segment_names, strict=True))
-    profile = profile_table(grouped, features)
     profile.insert(1, "segment_name", profile["segment_id"].map(names))
     profile.insert(2, "model_version", version)
-    by_segment = grouped.rename(columns={"label": "segment_id"})
+    values = value_aggregates(config.value, "_value") if value is not None else {}
+    aggregates = [column.alias(name) for name, column in values.items()]
+    aggregates += kpi_aggregates() if with_kpis else []
+    if not aggregates:
+        return profile, None
+    sums = labelled.groupBy(segment_id.alias("segment_id")).agg(
+        F.count(F.lit(1)).alias("customers"), *aggregates
+    )
+    by_segment = sums.toPandas()
     if value is not None:
-        values = by_segment[["segment_id", *[f"_value_{name}" for name in VALUE_PROFILE_COLUMNS]]]
-        profile = with_value_profile(profile, values.rename(columns=lambda c: c.removeprefix("_value_")))
+        profile = with_value_profile(profile, by_segment[["segment_id", *VALUE_PROFILE_COLUMNS]])
     if not with_kpis:
         return profile, None
     by_segment.insert(1, "segment_name", by_segment["segment_id"].map(names))

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
 from segcore.features.stage import run_features
+from segcore.model.summaries import POINTS
 from segcore.sample.lake import generate_lake
 from segcore.score.stage import score_segments
 from segcore.train.stage import train_segments
@@ -128,13 +129,29 @@ def test_names_are_unique_and_fit_the_planted_character(history):
 
 
 def test_scoring_writes_profiles_beside_the_segments(history):
-    profiles = pd.read_parquet(history["later"].partition("profiles"))
+    """Score's profile of each segment is that of its scored customers, computed independently:
+    sizes, means, and medians within the summaries' rank error (2 / POINTS of the segment's rows,
+    plus one row per chunk: one chunk per partition here)."""
+    later = history["later"]
+    profiles = pd.read_parquet(later.partition("profiles")).set_index("segment_id")
     segments = history["later_segments"]
-    assert profiles.customers.sum() == len(segments)
-    assert set(profiles.segment_id) == set(segments.segment_id)
+    features = pd.read_parquet(later.partition("features"))
+    scored = segments[["customer_id", "segment_id"]].merge(features, on="customer_id")
+    assert profiles.customers.sum() == len(segments) == len(scored)
+    assert set(profiles.index) == set(segments.segment_id)
     assert {"segment_name", "share", "revenue_share", "mean_recency_days", "z_frequency"} <= set(
         profiles.columns
     )
+    for segment, rows in scored.groupby("segment_id"):
+        profile = profiles.loc[segment]
+        assert profile.customers == len(rows)
+        for feature in ("recency_days", "frequency", "monetary_total", "discount_rate"):
+            column = rows[feature].dropna().sort_values().to_numpy()
+            assert profile[f"mean_{feature}"] == pytest.approx(column.mean(), rel=1e-9)
+            median = profile[f"median_{feature}"]
+            below, at_most = (column < median).mean(), (column <= median).mean()
+            slack = 2 / POINTS + 4 / len(column)
+            assert below - slack <= 0.5 <= at_most + slack, (segment, feature, median)
 
 
 def test_report_is_self_contained(history):
