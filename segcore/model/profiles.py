@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 from pyspark import TaskContext
 from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from segcore.kmeans.kernels import nearest
 from segcore.model.preparation import Preparation, signed_log
@@ -90,7 +91,7 @@ def profile_with_population(
     (ids ``segment_ids``), and the :class:`Population` of all customers for the naming features
     among ``features``, in one Spark pass (module docstring)."""
     columns = list(dict.fromkeys([*preparation.features, *features]))
-    rows = preparation.with_derived_spark(frame).select(*columns)
+    rows = preparation.with_derived_spark(frame).select(*_doubles(columns))
     segments = NearestCentre(np.asarray(centres), list(segment_ids))
     summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, segments))
     return profile_table(_grouped(summaries, features), features), _population(summaries, features)
@@ -106,9 +107,14 @@ def profile_of_segments(
     """:func:`profile_table` of the rows of ``frame`` (with every model input and ``features``)
     by their ``segment_id``, in one Spark pass."""
     columns = list(dict.fromkeys([*preparation.features, *features]))
-    rows = frame.select(*columns, segment_id.alias(SegmentColumn.name))
+    rows = frame.select(*_doubles(columns), segment_id.alias(SegmentColumn.name))
     summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, SegmentColumn()))
     return profile_table(_grouped(summaries, features), features)
+
+
+def _doubles(columns: list[str]) -> list[Column]:
+    """``columns`` as doubles (nulls as NaN in Arrow), whatever their numeric type."""
+    return [F.col(c).cast("double").alias(c) for c in columns]
 
 
 def _summaries(rows: DataFrame, summarise: _Summariser) -> dict[tuple[int, str], _Merged]:
@@ -209,7 +215,7 @@ class _Summariser:
             yield self._summaries(pa.Table.from_batches(chunk), (partition << 32) + index)
 
     def _summaries(self, table: pa.Table, chunk: int) -> pa.RecordBatch:
-        columns = {c: table.column(c).to_numpy().astype(np.float64, copy=False) for c in self.columns}
+        columns = {c: table.column(c).to_numpy() for c in self.columns}
         model = self.preparation.transform_array(
             np.column_stack([columns[f] for f in self.preparation.features])
         )

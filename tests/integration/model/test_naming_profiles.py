@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from segcore.model.preparation import Preparation
 from segcore.model.profiles import PERCENTILES, profile_with_population
@@ -96,6 +97,31 @@ def test_the_profile_is_one_pass_and_matches_an_independent_computation(spark, s
         np.testing.assert_allclose(profile[f"z_{f}"], z, rtol=1e-9)
         exact = np.quantile(customers[f], PERCENTILES, method="inverted_cdf")
         np.testing.assert_array_equal(population.percentiles[f], exact)
+
+
+def test_a_column_with_nulls_is_profiled_over_its_values(spark):
+    """A whole-number column outside the model, null for some customers (as an interval for a
+    customer with one order): its mean and median are those of its values, and the segment keeps
+    all its customers."""
+    customers = _customers()
+    frame = spark.createDataFrame(customers.drop(columns="label"))
+    gaps = (F.col("frequency") < 3) | (F.col("tenure_days") > 650)
+    frame = frame.withColumn("orders_kept", F.when(~gaps, F.col("frequency").cast("int")))
+    preparation = Preparation.fit(frame, RFM, RFM, 0.01)
+    prepared = preparation.transform(customers[RFM])
+    centres = np.stack([prepared[customers["label"] == g].mean(axis=0) for g in range(len(SIZES))])
+    profile, _ = profile_with_population(frame, [*RFM, "orders_kept"], preparation, RFM, centres, [0, 1, 2])
+    kept = customers["frequency"].where((customers["frequency"] >= 3) & (customers["tenure_days"] <= 650))
+    assert profile["customers"].tolist() == SIZES
+    for segment, values in kept.groupby(customers["label"]):
+        row = profile.set_index("segment_id").loc[segment]
+        if values.isna().all():  # a segment without a value of the column: no figure, no error
+            assert np.isnan(row.mean_orders_kept) and np.isnan(row.median_orders_kept)
+            continue
+        assert row.mean_orders_kept == pytest.approx(values.mean(), rel=1e-12)
+        assert row.median_orders_kept == np.quantile(values.dropna(), 0.5, method="inverted_cdf")
+    counts = kept.groupby(customers["label"]).count()
+    assert (counts == 0).any() and ((counts > 0) & (counts < SIZES)).any()  # both cases were met
 
 
 def test_names_follow_the_typical_customer_not_wholesale_outliers(skewed):
