@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from segcore.errors import TrainingError
 from segcore.model.preparation import Preparation
 from segcore.model.profiles import PERCENTILES, profile_with_population
 from segcore.train.naming import name_segments
@@ -159,3 +160,23 @@ def test_preparation_takes_net_spend_at_or_below_zero(spark):
     order = np.argsort(prepared[:, 0])
     assert order.tolist() == list(range(7))  # the signed log keeps the order of refunds and spend
     np.testing.assert_allclose(preparation.inverse(prepared)[:, 0], values.monetary_total, rtol=1e-9)
+
+
+def test_preparation_refuses_null_nan_and_infinite_values_naming_the_columns(spark):
+    """Bad values are counted per column before anything is fitted; a column with no value at all
+    is refused the same way, not with a crash."""
+    values = pd.DataFrame(
+        {
+            "frequency": [1.0, 2.0, np.nan, 4.0, 5.0],
+            "monetary_total": [10.0, np.inf, 30.0, -np.inf, 50.0],
+            "tenure_days": [np.nan] * 5,
+            "recency_days": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    frame = spark.createDataFrame(values).withColumn("frequency", F.expr("nullif(frequency, 2.0)"))
+    with pytest.raises(TrainingError) as refused:
+        Preparation.fit(frame, RFM, ["monetary_total"], 0.01, table="features")
+    message = str(refused.value)
+    assert "table 'features'" in message
+    assert "['frequency', 'monetary_total', 'tenure_days']" in message
+    assert "hold 9 null, NaN or infinite value(s)" in message  # 2 + 2 + 5
