@@ -124,16 +124,6 @@ class Preparation:
         values[:, logged] = np.sign(values[:, logged]) * np.expm1(np.abs(values[:, logged]))
         return values
 
-    def spark_columns(self) -> dict[str, Column]:
-        """Each feature in the clustering space as a Spark column (the same as :meth:`transform`)."""
-        columns = {}
-        for f, lo, hi, mean, scale in zip(
-            self.features, self.lower, self.upper, self.mean, self.scale, strict=True
-        ):
-            value = signed_log_column(f) if f in self.log_features else F.col(f).cast("double")
-            columns[f] = (F.least(F.greatest(value, F.lit(lo)), F.lit(hi)) - F.lit(mean)) / F.lit(scale)
-        return columns
-
     def to_dict(self) -> dict:
         return asdict(self)
 

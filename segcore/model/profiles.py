@@ -36,7 +36,6 @@ SUMMARIES = pa.schema(
         ("feature", pa.string()),
         ("chunk", pa.int64()),
         ("customers", pa.int64()),
-        ("count", pa.int64()),
         ("total", pa.float64()),
         ("prepared", pa.float64()),
         ("squares", pa.float64()),
@@ -45,7 +44,7 @@ SUMMARIES = pa.schema(
     ]
 )
 SUMMARY_DDL = (
-    "label long, feature string, chunk long, customers long, count long, total double, "
+    "label long, feature string, chunk long, customers long, total double, "
     "prepared double, squares double, values array<double>, weights array<long>"
 )
 
@@ -92,7 +91,7 @@ def profile_with_population(
     among ``features``, in one Spark pass (module docstring)."""
     columns = list(dict.fromkeys([*preparation.features, *features]))
     rows = preparation.with_derived_spark(frame).select(*_doubles(columns))
-    segments = NearestCentre(np.asarray(centres), list(segment_ids))
+    segments = _NearestCentre(np.asarray(centres), list(segment_ids))
     summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, segments))
     return profile_table(_grouped(summaries, features), features), _population(summaries, features)
 
@@ -107,8 +106,8 @@ def profile_of_segments(
     """:func:`profile_table` of the rows of ``frame`` (with every model input and ``features``)
     by their ``segment_id``, in one Spark pass."""
     columns = list(dict.fromkeys([*preparation.features, *features]))
-    rows = frame.select(*_doubles(columns), segment_id.alias(SegmentColumn.name))
-    summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, SegmentColumn()))
+    rows = frame.select(*_doubles(columns), segment_id.alias(_SegmentColumn.name))
+    summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, _SegmentColumn()))
     return profile_table(_grouped(summaries, features), features)
 
 
@@ -139,7 +138,8 @@ class _Merged:
     summary: Summary
 
     @classmethod
-    def of(cls, row) -> _Merged:
+    def of(cls, row: tuple) -> _Merged:
+        """From a row of :data:`SUMMARIES` (a named tuple)."""
         summary = Summary(np.asarray(row.values, dtype=np.float64), np.asarray(row.weights, dtype=np.int64))
         return cls(row.customers, row.total, row.prepared, row.squares, summary)
 
@@ -170,7 +170,7 @@ def _grouped(summaries: dict[tuple[int, str], _Merged], features: list[str]) -> 
 
 
 @dataclass(frozen=True)
-class NearestCentre:
+class _NearestCentre:
     """Rows belong to the segment of their nearest centre in the prepared space."""
 
     centres: np.ndarray
@@ -182,7 +182,7 @@ class NearestCentre:
 
 
 @dataclass(frozen=True)
-class SegmentColumn:
+class _SegmentColumn:
     """Rows hold their segment id in a column."""
 
     name = "_profile_segment_id"
@@ -200,7 +200,7 @@ class _Summariser:
     columns: list[str]  # the model's features, then the other profiled ones
     preparation: Preparation
     log_features: list[str]
-    segments: NearestCentre | SegmentColumn
+    segments: _NearestCentre | _SegmentColumn
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         chunk, rows, index = [], 0, 0
@@ -248,7 +248,6 @@ def _summary_row(label: int, feature: str, chunk: int, values: np.ndarray, prepa
         "feature": feature,
         "chunk": chunk,
         "customers": len(values),
-        "count": summary.rows,
         "total": float(np.nansum(values)),
         "prepared": float(prepared.sum()),
         "squares": float(prepared @ prepared),
@@ -267,7 +266,7 @@ def _merge_chunks(table: pa.Table) -> pa.Table:
         "label": chunks["label"][:1],
         "feature": chunks["feature"][:1],
         "chunk": [0],
-        **{name: [sum(chunks[name])] for name in ("customers", "count", "total", "prepared", "squares")},
+        **{name: [sum(chunks[name])] for name in ("customers", "total", "prepared", "squares")},
         "values": [summary.values],
         "weights": [summary.weights],
     }

@@ -5,8 +5,8 @@ cut into ``points`` runs of (nearly) equal weight, each run kept as its middle v
 weight. A query returns the first kept value whose cumulative weight reaches the asked rank, so
 it is always a value of the column, and its rank is off by at most one run's weight: ``n /
 points`` rows. Summaries of disjoint parts merge by concatenation, and a merge cut down to
-``points`` again adds at most one run of the whole. Unlike Spark's sampled sketches, the same
-rows give the same summary in any order and any grouping of merges.
+``points`` again adds at most one run of the whole. Unlike Spark's KLL sketches, which compact at
+random, the same chunks give the same summary whatever the order of their rows and of the merge.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The score stage (Spark): assign every customer of the feature table to a segment of a
-registered model, through the registered pyfunc as a Spark UDF, add the churn risk and value
-scores of the value model trained beside it, and profile the segments."""
+registered model (its state, read through its pyfunc, applied by segcore's Spark assignment),
+add the churn risk and value scores of the value model trained beside it, and profile the
+segments."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
+from segcore.model.assign import with_segments
 from segcore.model.profiles import feature_columns, profile_of_segments
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import log, step
@@ -25,7 +27,6 @@ from segcore.tracking.registry import (
     load_segment_model,
     load_value_model,
     resolve_version,
-    spark_assigner,
     version_run_id,
 )
 from segcore.tracking.store import Tracking, open_tracking
@@ -75,7 +76,7 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
     if not with_kpis:
         log.warning("score: the feature table predates the KPI columns: rebuild it for KPIs per segment")
     tables = [target, profiles, *([kpi_table] if with_kpis else [])]
-    labelled = _labelled(spark, frame, model, model_uri, version, value)
+    labelled = _labelled(frame, model, version, value)
     with commit_partitions(spark, tables) as outputs, _cached(labelled):  # one commit for all
         with step("score", "assign and write segments") as figures:
             written = outputs.write(labelled.select(*_segment_columns(value)), target)
@@ -135,21 +136,10 @@ def _read_features(
     return model.preparation.with_derived_spark(frame)
 
 
-def _labelled(
-    spark: SparkSession,
-    frame: DataFrame,
-    model: SegmentModel,
-    model_uri: str,
-    version: str,
-    value: _Value | None,
-) -> DataFrame:
+def _labelled(frame: DataFrame, model: SegmentModel, version: str, value: _Value | None) -> DataFrame:
     """Every column of ``frame``, ``_segment`` (the model's output columns) and ``model_version``;
     with ``value``, ``_value`` (its scores) and value_model_version."""
-    assign = spark_assigner(spark, model_uri)
-    inputs = [F.col(f).cast("double").alias(f) for f in model.preparation.inputs]
-    labelled = frame.select(
-        "*", assign(F.struct(*inputs)).alias("_segment"), F.lit(version).alias("model_version")
-    )
+    labelled = with_segments(frame, model).withColumn("model_version", F.lit(version))
     if value is None:
         return labelled
     return labelled.withColumns(

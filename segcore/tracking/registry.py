@@ -16,7 +16,6 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
-from pyspark.sql import SparkSession
 
 import segcore
 from segcore.errors import ModelError
@@ -306,14 +305,3 @@ def _set(write: Callable[..., object], *args: str) -> None:
             if attempt == SET_TRIES:
                 raise
             time.sleep(0.05 * attempt)
-
-
-def spark_assigner(spark: SparkSession, model_uri: str):
-    """The registered model as a Spark UDF: a struct of the feature columns in, a struct of
-    ``OUTPUT_COLUMNS`` out."""
-    return mlflow.pyfunc.spark_udf(
-        spark,
-        model_uri,
-        result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
-        env_manager="local",
-    )

@@ -1,6 +1,6 @@
 """A model version registered by segcore before the package layout (commit c0b6c38, flat modules)
-still loads and scores after it: through segcore's registry, as a pandas pyfunc and as the Spark
-UDF that `segcore score` uses."""
+still loads and scores after it: through segcore's registry, as a pandas pyfunc, and on Spark rows
+as `segcore score` assigns them."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ import tarfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
+from pyspark.sql import functions as F
 
 from segcore.config import build_config
-from segcore.tracking.registry import load_version, spark_assigner
+from segcore.model.assign import with_segments
+from segcore.model.profiles import profile_of_segments
+from segcore.tracking.registry import load_version
 from segcore.tracking.store import open_tracking
 
 FLAT_LAYOUT = "c0b6c38"  # the last commit of the flat layout
@@ -92,9 +96,13 @@ def test_the_old_version_scores_pandas_as_a_pyfunc(old_version):
 
 
 def test_the_old_version_scores_spark_rows_as_score_does(old_version, spark):
-    assign = spark_assigner(spark, old_version.model_uri("1"))
-    frame = spark.createDataFrame(ROWS)
-    from pyspark.sql import functions as F
-
-    scored = frame.select(assign(F.struct("a", "b")).alias("s")).select("s.*").toPandas()
+    """Score applies the version's state with this segcore's Spark assignment: its executors never
+    import the version's logged (flat-layout) copy, and later Python work on them still runs."""
+    model = load_version(old_version, "1")
+    labelled = with_segments(spark.createDataFrame(ROWS), model)
+    scored = labelled.select("_segment.*").toPandas()
     assert scored.segment_id.tolist() == [7, 4, 7]
+    assert scored.segment_name.tolist() == ["far", "near", "far"]
+    np.testing.assert_allclose(scored.distance, model.assign(ROWS).distance, rtol=1e-12)
+    profile = profile_of_segments(labelled, F.col("_segment.segment_id"), ["a", "b"], model.preparation, [])
+    assert profile.set_index("segment_id").customers.to_dict() == {4: 1, 7: 2}
