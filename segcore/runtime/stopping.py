@@ -72,12 +72,24 @@ def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
+def _raise_again(unraisable: sys.UnraisableHookArgs) -> None:
+    """``sys.unraisablehook``: a :class:`Stopped` raised where Python cannot raise it (in a
+    finalizer, such as py4j's for a Java object collected meanwhile) would be printed as "Exception
+    ignored in ..." and lost, and the command would run on. The signal is sent again, to be raised
+    where it can; any other unraisable exception goes to Python's own hook."""
+    if isinstance(unraisable.exc_value, Stopped):
+        threading.Timer(RETRY_S, os.kill, (os.getpid(), unraisable.exc_value.signum)).start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
 def raise_on_signals() -> None:
     """From now on SIGTERM and SIGINT raise :class:`Stopped` (for the command line, in its main thread)."""
+    sys.unraisablehook = _raise_again
     for signum in SIGNALS:
         signal.signal(signum, _raise_stopped)
 
@@ -106,9 +118,11 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
     previous = {signum: signal.signal(signum, _raise_stopped) for signum in SIGNALS}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _raise_again
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

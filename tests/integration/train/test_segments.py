@@ -4,16 +4,22 @@ import datetime as dt
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import LAKE_CUSTOMERS, ROOT, make_config
 from mlflow.tracking import MlflowClient
+from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
 
 from segcore.features.stage import run_features
+from segcore.model import OUTPUT_COLUMNS
 from segcore.model.summaries import POINTS
 from segcore.sample.lake import generate_lake
 from segcore.score.stage import score_segments
+from segcore.storage.partitions import read_partition
+from segcore.tracking.registry import load_version
+from segcore.tracking.store import open_tracking
 from segcore.train.stage import train_segments
 
 PLANTED_K = 5
@@ -152,6 +158,29 @@ def test_scoring_writes_profiles_beside_the_segments(history):
             below, at_most = (column < median).mean(), (column <= median).mean()
             slack = 2 / POINTS + 4 / len(column)
             assert below - slack <= 0.5 <= at_most + slack, (segment, feature, median)
+
+
+def test_a_version_scores_spark_rows_through_mlflows_spark_udf(spark, history):
+    """A registered version is a plain pyfunc: `mlflow.pyfunc.spark_udf` with its signature's
+    output types assigns the feature rows as `segcore score` did."""
+    later = history["later"]
+    tracking = open_tracking(later)
+    version = history["runs"]["later"].model.version
+    inputs = load_version(tracking, version).preparation.inputs
+    assign = mlflow.pyfunc.spark_udf(
+        spark,
+        tracking.model_uri(version),
+        result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_COLUMNS.items()),
+        env_manager="local",
+    )
+    features = read_partition(spark, later.partition("features"), "features", "")
+    segment = assign(F.struct(*[F.col(f).cast("double").alias(f) for f in inputs]))
+    scored = features.select("customer_id", segment.alias("s")).select("customer_id", "s.*").toPandas()
+    expected = history["later_segments"].set_index("customer_id").loc[scored.customer_id]
+    assert len(scored) == len(expected) == len(history["later_segments"])
+    assert scored.segment_id.tolist() == expected.segment_id.tolist()
+    assert scored.segment_name.tolist() == expected.segment_name.tolist()
+    np.testing.assert_allclose(scored.distance, expected.distance, rtol=1e-12)
 
 
 def test_report_is_self_contained(history):
