@@ -150,15 +150,20 @@ def _bad_values_message(table: str, counts: dict[str, int]) -> str:
     )
 
 
+def bad_value_counts(features: list[str]) -> list[Column]:
+    """Per feature, in an aggregation or an observation: its null, NaN or infinite values."""
+    counts = []
+    for f in features:
+        value = F.col(f).cast("double")
+        bad = value.isNull() | F.isnan(value) | (F.abs(value) == float("inf"))
+        counts.append(F.sum(bad.cast("long")).alias(f))
+    return counts
+
+
 def check_values_spark(frame: DataFrame, features: list[str], table: str) -> None:
     """Every feature must be present and finite (one Spark aggregation)."""
     _check_present(list(frame.columns), features, table)
-    finite = [F.col(f).cast("double") for f in features]
-    bad = [
-        F.sum((c.isNull() | F.isnan(c) | (F.abs(c) == float("inf"))).cast("long")).alias(f)
-        for f, c in zip(features, finite, strict=True)
-    ]
-    counts = frame.agg(*bad).first().asDict()
+    counts = frame.agg(*bad_value_counts(features)).first().asDict()
     if any(counts.values()):
         raise TrainingError(_bad_values_message(table, counts))
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
 from segcore.model.assign import with_segments
+from segcore.model.preparation import bad_value_counts
 from segcore.model.profiles import feature_columns, profile_of_segments
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import log, step
@@ -79,7 +80,10 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
     labelled = _labelled(frame, model, version, value)
     with commit_partitions(spark, tables) as outputs, _cached(labelled):  # one commit for all
         with step("score", "assign and write segments") as figures:
-            written = outputs.write(labelled.select(*_segment_columns(value)), target)
+            inputs = Observation("segcore_score_inputs")
+            checked = labelled.observe(inputs, *bad_value_counts(model.preparation.features))
+            written = outputs.write(checked.select(*_segment_columns(value)), target)
+            _refuse_bad_values(inputs.get, config.partition(config.features.output))
             figures["customers"] = customers = written.count()
         with step("score", "profiles, value and KPIs per segment"):
             profile, kpis = _profiles(
@@ -89,6 +93,18 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
             if kpis is not None:
                 outputs.write(spark.createDataFrame(kpis).coalesce(1), kpi_table)
     return ScoreResult(target, model_uri, version, customers, value and value.version, profile, kpis)
+
+
+def _refuse_bad_values(counts: dict[str, int], table: str) -> None:
+    """The model's inputs, counted while the segments were written (before their commit), must all
+    be finite: a null, NaN or infinity would be assigned a segment all the same."""
+    bad = {f: n for f, n in counts.items() if n}
+    if bad:
+        raise ModelError(
+            f"table 'features' ({table}): column(s) {sorted(bad)} that the model reads hold "
+            f"{sum(bad.values())} null, NaN or infinite value(s); nothing was written: rebuild the "
+            "features with `segcore features`, or score another version"
+        )
 
 
 @contextmanager

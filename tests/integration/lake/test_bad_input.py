@@ -4,6 +4,7 @@ previous output untouched."""
 import datetime as dt
 import shutil
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ from pyspark.sql import functions as F
 
 from segcore.errors import LakeError, TrainingError
 from segcore.features.stage import run_features
-from segcore.storage.partitions import write_partition
+from segcore.storage.partitions import read_partition, write_partition
 from segcore.train.stage import train_segments
 
 
@@ -169,6 +170,34 @@ def test_scoring_with_a_model_whose_features_are_missing_is_refused(spark, lake,
     run_features(spark, narrow)
     with pytest.raises(ModelError, match=r"needs feature column\(s\) \['age'\] that table 'features'"):
         score_segments(spark, narrow)
+
+
+def test_scoring_model_inputs_with_bad_values_is_refused_and_keeps_the_segments(
+    spark, previous, lake, tmp_path
+):
+    """Null, NaN and infinite values of the model's features: score names the table, the columns
+    and the count, and the segments scored before stay as they were."""
+    from segcore.errors import ModelError
+    from segcore.score.stage import score_segments
+
+    _, _, frame = previous
+    config = make_config(tmp_path, lake)
+    write_partition(spark.createDataFrame(frame), config.partition("features"))
+    train_segments(spark, config)
+    score_segments(spark, config)
+    before = read_partition(spark, config.partition("segments"), "segments", "").toPandas()
+    bad = frame.copy()
+    bad.loc[[3, 7], "frequency"] = np.nan
+    bad.loc[11, "monetary_total"] = np.inf
+    write_partition(spark.createDataFrame(bad), config.partition("features"))
+    with pytest.raises(
+        ModelError,
+        match=r"table 'features' \(.*\): column\(s\) \['frequency', 'monetary_total'\] that the model "
+        r"reads hold 3 null, NaN or infinite value\(s\); nothing was written",
+    ):
+        score_segments(spark, config)
+    after = read_partition(spark, config.partition("segments"), "segments", "").toPandas()
+    pd.testing.assert_frame_equal(after, before)
 
 
 def test_duplicate_customer_rows_in_the_feature_table_are_refused(spark, previous, lake, tmp_path):
