@@ -20,6 +20,7 @@ import pyarrow as pa
 from pyspark import TaskContext
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from segcore.kmeans.kernels import nearest
 from segcore.model.preparation import Preparation, signed_log
@@ -43,10 +44,7 @@ SUMMARIES = pa.schema(
         ("weights", pa.list_(pa.int64())),
     ]
 )
-SUMMARY_DDL = (
-    "label long, feature string, chunk long, customers long, total double, "
-    "prepared double, squares double, values array<double>, weights array<long>"
-)
+SUMMARY_SCHEMA = from_arrow_schema(SUMMARIES)  # the same, for Spark
 
 
 def feature_columns(frame: DataFrame) -> list[str]:
@@ -119,9 +117,9 @@ def _doubles(columns: list[str]) -> list[Column]:
 def _summaries(rows: DataFrame, summarise: _Summariser) -> dict[tuple[int, str], _Merged]:
     """Every segment's and feature's merged summary of ``rows``."""
     merged = (
-        rows.mapInArrow(summarise, SUMMARY_DDL)
+        rows.mapInArrow(summarise, SUMMARY_SCHEMA)
         .groupBy("label", "feature")
-        .applyInArrow(_merge_chunks, SUMMARY_DDL)
+        .applyInArrow(_merge_chunks, SUMMARY_SCHEMA)
         .toPandas()
     )
     return {(int(row.label), row.feature): _Merged.of(row) for row in merged.itertuples(index=False)}

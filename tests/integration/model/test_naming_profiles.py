@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from segcore.errors import TrainingError
 from segcore.model.preparation import Preparation
-from segcore.model.profiles import PERCENTILES, profile_with_population
+from segcore.model.profiles import PERCENTILES, Population, profile_with_population
 from segcore.train.naming import name_segments
 
 RFM = ["recency_days", "frequency", "monetary_total", "tenure_days"]
@@ -46,7 +46,7 @@ def _customers(seed: int = 3) -> pd.DataFrame:
     )
 
 
-def _profile(spark, customers: pd.DataFrame) -> tuple[pd.DataFrame, object, Preparation]:
+def _profile(spark, customers: pd.DataFrame) -> tuple[pd.DataFrame, Population, Preparation]:
     """The profile of ``customers`` (in three partitions) by the planted groups' prepared means."""
     frame = spark.createDataFrame(customers.drop(columns="label")).repartition(3)
     preparation = Preparation.fit(frame, RFM, RFM, 0.01)
