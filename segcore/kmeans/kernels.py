@@ -44,11 +44,16 @@ class Moments:
     m2: np.ndarray
 
     @classmethod
+    def none(cls, width: int) -> Moments:
+        """The moments of no rows."""
+        return cls(0, np.zeros(width), np.zeros(width))
+
+    @classmethod
     def of(cls, block) -> Moments:
         """The moments of a block of any namespace, computed there in float64."""
         rows, width = block.shape
         if rows == 0:
-            return cls(0, np.zeros(width), np.zeros(width))
+            return cls.none(width)
         xp = array_namespace(block)
         wide = xp.astype(block, xp.float64, copy=False)
         mean = xp.mean(wide, axis=0)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from segcore.kmeans import core
+from segcore.kmeans import allocator, core
 from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.gathered import GatheredBlocks
 
@@ -77,7 +77,8 @@ def sweep_dask(
     """k-means for every ``k`` of ``fits`` (k → its settings) over the rows of a 2-D Dask array:
     the blocks are computed and held in worker memory once (in ``array_module``'s arrays: on its
     GPU for ``cupy``), and every ``k`` is fitted on them in turn. Each result equals the fit of
-    that ``k`` alone."""
+    that ``k`` alone. Meanwhile the workers' allocator keeps its freed memory
+    (:mod:`~segcore.kmeans.allocator`)."""
     threads = sum(client.nthreads().values())
     if array.numblocks[0] < threads and not np.isnan(array.shape[0]):
         array = array.rechunk({0: -(-array.shape[0] // threads)})  # at least one chunk per worker thread
@@ -89,7 +90,11 @@ def sweep_dask(
         return client.gather(client.map(fn, blocks, range(len(blocks)), pure=False))
 
     # The blocks stay in worker memory while this function holds their futures.
-    return core.sweep(GatheredBlocks(map_blocks), fits, engine="dask")
+    client.run(allocator.keep_freed_memory)
+    try:
+        return core.sweep(GatheredBlocks(map_blocks), fits, engine="dask")
+    finally:
+        client.run(allocator.trim_again, on_error="ignore")  # a lost worker has nothing to trim
 
 
 def assign_dask(array, centres: np.ndarray):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import reduce
+from operator import add
 
 import numpy as np
 
@@ -170,7 +172,10 @@ class LocalBlocks:
         return Farthest.merge(parts, m)
 
     def moments(self) -> kernels.Moments:
-        centred = kernels.Moments.of(self.data)
+        """Chunk by chunk: the float64 copy of a whole block and its squares cost page faults that
+        took a fresh Spark task 0.6 s per million rows (0.16 s in chunks)."""
+        chunks = (kernels.Moments.of(chunk) for _, chunk in self._chunks())
+        centred = reduce(add, chunks, kernels.Moments.none(self.n_features))
         return kernels.Moments(centred.n, centred.mean + self.shift, centred.m2)
 
     def mean_variance(self) -> float:
