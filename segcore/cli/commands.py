@@ -79,12 +79,19 @@ def run_features(config: Config, verbose: bool = False) -> None:
     print(f"features {result.path}: {result.customers:,} customers, {len(result.feature_columns)} features")
 
 
-def run_train(config: Config, verbose: bool = False, force: bool = False):
-    from segcore.report.console import value_line
+def _check_tracking(config: Config) -> None:
+    """The tracking store answers (exit 3 otherwise), asked before a stage imports its modules:
+    a wrong tracking URI then fails in about 2 s instead of 4."""
     from segcore.tracking.store import check_tracking
-    from segcore.train.stage import train_segments, unchanged_version
 
     check_tracking(config)
+
+
+def run_train(config: Config, verbose: bool = False, force: bool = False):
+    _check_tracking(config)
+    from segcore.report.console import value_line
+    from segcore.train.stage import train_segments, unchanged_version
+
     spark = _spark("segcore-train", verbose)
     existing = None if force else unchanged_version(spark, config)
     if existing is not None:
@@ -110,12 +117,12 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
 
 
 def run_report(config: Config, run_id: str | None, out: str | None, verbose: bool = False) -> None:
+    _check_tracking(config)
     from segcore.report.stage import build_report
     from segcore.tracking.artifacts import check_run
     from segcore.tracking.registry import resolve_version, version_run_id
-    from segcore.tracking.store import check_tracking, open_tracking
+    from segcore.tracking.store import open_tracking
 
-    check_tracking(config)
     tracking = open_tracking(config)
     if run_id is None:
         version = resolve_version(tracking, config.score.model_version, config.score.model_alias)
@@ -126,11 +133,10 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
 
 
 def run_score(config: Config, model_version: str | None = None, verbose: bool = False) -> None:
+    _check_tracking(config)
     from segcore.report.console import kpi_table, value_table
     from segcore.score.stage import score_segments
-    from segcore.tracking.store import check_tracking
 
-    check_tracking(config)
     result = score_segments(_spark("segcore-score", verbose), config, model_version)
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
     if result.value_version is not None:
@@ -146,10 +152,9 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
 
 
 def run_promote(config: Config, version: str | None, force: bool) -> None:
+    _check_tracking(config)
     from segcore.promote.stage import PromotionRefused, promote_version
-    from segcore.tracking.store import check_tracking
 
-    check_tracking(config)
     try:
         result = promote_version(config, version, force)
     except PromotionRefused as refused:
@@ -171,10 +176,9 @@ def run_promote(config: Config, version: str | None, force: bool) -> None:
 
 
 def run_runs(config: Config, as_of: dt.date | None, engine: str | None, compare: list[str] | None) -> None:
+    _check_tracking(config)
     from segcore.tracking.run_table import compare_runs, training_runs
-    from segcore.tracking.store import check_tracking
 
-    check_tracking(config)
     if compare:
         table = compare_runs(config, *compare)
         print(f"A = run {compare[0]}, B = run {compare[1]}")
@@ -231,11 +235,10 @@ def run_audiences(config: Config, names: list[str] | None, verbose: bool = False
 
 
 def run_lift(config: Config, audience: str, start: dt.date, days: int, verbose: bool = False) -> None:
+    _check_tracking(config)
     from segcore.lift.stage import measure_lift
     from segcore.report.console import lift_report
-    from segcore.tracking.store import check_tracking
 
-    check_tracking(config)
     print(lift_report(measure_lift(_spark("segcore-lift", verbose), config, audience, start, days)))
 
 
