@@ -136,8 +136,14 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
     _check_tracking(config)
     from segcore.report.console import kpi_table, value_table
     from segcore.score.stage import score_segments
+    from segcore.tracking.registry import resolve_version
+    from segcore.tracking.store import open_tracking
 
-    result = score_segments(_spark("segcore-score", verbose), config, model_version)
+    # A missing model is found before Spark starts; the version found is the one scored.
+    version = resolve_version(
+        open_tracking(config), model_version or config.score.model_version, config.score.model_alias
+    )
+    result = score_segments(_spark("segcore-score", verbose), config, version)
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
     if result.value_version is not None:
         print(

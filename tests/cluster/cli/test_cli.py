@@ -69,6 +69,7 @@ def test_score_without_a_model_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert "has no alias 'champion'" in result.stderr
     assert "segcore train" in result.stderr
+    assert "spark application" not in result.stderr  # found before Spark started
 
 
 def test_report_of_an_unknown_run_says_so(tmp_path):
