@@ -7,7 +7,8 @@ Setting it also fixes glibc's mmap threshold at 128 KiB: every temporary of the 
 a Lloyd step took twice as long as in a plain process. :func:`keep_freed_memory` lets such a
 worker reuse its freed memory, as a process started without the variable does;
 :func:`trim_again` returns to the settings it was started with and gives the memory back. Elsewhere
-(no variable, or not glibc) both do nothing.
+(no variable, or not glibc) both do nothing. Two fits on one cluster at once share the setting:
+the first to end restores it, and the other runs on at the slower pace.
 """
 
 from __future__ import annotations
