@@ -125,7 +125,7 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
 
     tracking = open_tracking(config)
     if run_id is None:
-        version = resolve_version(tracking, config.score.model_version, config.score.model_alias)
+        version = resolve_version(tracking, config.score)
         run_id = version_run_id(tracking, version)
     check_run(tracking, run_id)  # an unknown run is found before Spark starts
     path = build_report(_spark("segcore-report", verbose), config, tracking, run_id, out)
@@ -140,9 +140,7 @@ def run_score(config: Config, model_version: str | None = None, verbose: bool = 
     from segcore.tracking.store import open_tracking
 
     # A missing model is found before Spark starts; the version found is the one scored.
-    version = resolve_version(
-        open_tracking(config), model_version or config.score.model_version, config.score.model_alias
-    )
+    version = resolve_version(open_tracking(config), config.score, model_version)
     result = score_segments(_spark("segcore-score", verbose), config, version)
     print(f"segments {result.path}: {result.customers:,} customers scored with {result.model_uri}")
     if result.value_version is not None:

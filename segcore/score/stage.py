@@ -62,9 +62,7 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
     (:mod:`segcore.score.kpis`), committed with it (readers see all old or all new)."""
     with step("score", "load the model") as figures:
         tracking = open_tracking(config)
-        version = resolve_version(
-            tracking, model_version or config.score.model_version, config.score.model_alias
-        )
+        version = resolve_version(tracking, config.score, model_version)
         model_uri = tracking.model_uri(version)
         model = load_segment_model(model_uri)
         value = _value_model(tracking, config, version) if config.value.enabled else None

@@ -18,6 +18,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 import segcore
+from segcore.config import ScoreConfig
 from segcore.errors import ModelError
 from segcore.model.segment_model import OUTPUT_COLUMNS, STATE_ARTIFACT, SegmentModel
 from segcore.runtime.crash_points import pause
@@ -229,10 +230,13 @@ def latest_version(tracking: Tracking) -> str:
     return str(max(int(v.version) for v in versions))
 
 
-def resolve_version(tracking: Tracking, version: str | None, alias: str) -> str:
-    """``version`` if given (and registered), else the version holding ``alias``."""
+def resolve_version(tracking: Tracking, score: ScoreConfig, version: str | None = None) -> str:
+    """The version scoring applies: ``version`` if given, else ``score.model_version`` (either
+    registered), else the version holding ``score.model_alias``."""
+    version = version or score.model_version
     if version is not None:
         return existing_version(tracking, version)
+    alias = score.model_alias
     found = alias_version(tracking, alias)
     if found is None:
         raise ModelError(

@@ -113,9 +113,9 @@ def sweep_spark(
     context = frame.sparkSession.sparkContext
     workers = check_slots(context, num_workers)
     data = frame.select(*[F.col(c).cast("double") for c in columns])
-    # Input partitions as many as the barrier tasks are kept as they are (a shuffle of 2M rows took
-    # 2.5 s of a 5 s fit). Otherwise one shuffle up front: a barrier stage must not narrow its
-    # input, and round-robin partitions hold equal numbers of rows.
+    # Input partitions as many as the barrier tasks are kept as they are, even if unequal (a shuffle
+    # of 2M rows took 2.5 s of a 5 s fit). Otherwise one shuffle up front: a barrier stage must not
+    # narrow its input, and round-robin partitions hold equal numbers of rows.
     if data.rdd.getNumPartitions() != workers:
         data = data.repartition(workers)
     secret = secrets.token_bytes(32)
