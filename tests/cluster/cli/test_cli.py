@@ -47,6 +47,8 @@ def test_spark_submit_jobs_run_every_stage(jobs_workdir):
         f"workdir={jobs_workdir}",
         "--set",
         "kmeans.k=4",
+        "--set",
+        "value.backtest=false",  # checked in tests/integration/value
     ]
     for job in ("build_features.py", "train_segments.py", "score_segments.py"):
         result = submit(job, *settings)

@@ -136,7 +136,7 @@ def served_runs(features_workdir, mlflow_server):
     """train, an unchanged rerun, a forced rerun with --verbose, score and report, all against a
     real MLflow server."""
     settings = ["--set", f"workdir={features_workdir}", "--set", f"mlflow.tracking_uri={mlflow_server}"]
-    settings += ["--set", "kmeans.k=4"]
+    settings += ["--set", "kmeans.k=4", "--set", "value.backtest=false"]  # checked in tests/integration/value
     runs = {"train": segcore("train", *settings)}
     runs["rerun"] = segcore("train", *settings)
     runs["forced"] = segcore("train", *settings, "--force", "--verbose")

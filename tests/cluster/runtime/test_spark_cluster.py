@@ -217,6 +217,7 @@ def profile_settings(workdir: Path, tracking_uri: str) -> list[str]:
         "mlflow.registered_model=cluster_segments",
         "kmeans.k=4",
         "kmeans.spark.num_workers=2",
+        "value.backtest=false",  # checked in tests/integration/value
         "as_of=2026-06-30",
     ]
     return ["--config", "conf/cluster.yaml", *[word for item in settings for word in ("--set", item)]]
