@@ -7,11 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segcore.config import Config
@@ -20,16 +21,13 @@ from segcore.features.orders import order_rows
 from segcore.runtime.logs import log
 from segcore.storage import versions
 from segcore.storage.hadoop import HadoopStore, read_text
-from segcore.value.fit import T, ValueFit, X, fit_value_model
-from segcore.value.inputs import backtest_inputs, purchase_days
-from segcore.value.scoring import with_value_scores
+from segcore.value import backtest_sums
+from segcore.value.fit import ValueFit, X, fit_value_model
+from segcore.value.inputs import INPUT_COLUMNS, backtest_inputs, purchase_days
+from segcore.value.model import ValueModel
 
-DECILES = 10
 # Churn AUCs closer than this are a tie: on a few thousand customers the difference is noise.
 AUC_TIE = 0.01
-# Churn scores (in [0, 1]) are counted in this many bins for their AUC: one small aggregation
-# instead of a sort of every customer; pairs within a bin count half.
-AUC_BINS = 10_000
 # Beside the inputs in their partition (value.backtest_output): {"cutoff": "YYYY-MM-DD"}.
 CUTOFF_FILE = "_segcore_backtest_cutoff.json"
 
@@ -103,77 +101,20 @@ def _backtest(config: Config, inputs: DataFrame, cutoff: dt.date) -> Backtest:
             "or set value.backtest: false"
         )
     fit = fit_value_model(inputs, config)
-    scored = (
-        with_value_scores(inputs, fit.model)
-        .withColumns(_naive(horizon))
-        .withColumn("lapsed", (F.col("actual_purchases") == 0).cast("double"))
-        .cache()
+    summed = sums_over_horizon(inputs, fit.model)
+    return Backtest(cutoff, fit, backtest_sums.metrics(summed), backtest_sums.deciles(summed))
+
+
+def sums_over_horizon(inputs: DataFrame, model: ValueModel) -> pd.DataFrame:
+    """The sums of :mod:`segcore.value.backtest_sums` over every customer of ``inputs``: one Arrow pass
+    that scores and sums each partition, then one small aggregation of the partitions' bins."""
+    columns = [*INPUT_COLUMNS, "actual_purchases"]
+
+    def sums(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for frame in backtest_sums.partition_sums(model, (batch.to_pandas() for batch in batches)):
+            yield pa.RecordBatch.from_pandas(frame, preserve_index=False)
+
+    partial = inputs.select(*[F.col(c).cast("double") for c in columns]).mapInArrow(
+        sums, backtest_sums.SCHEMA
     )
-    try:
-        return Backtest(cutoff, fit, _metrics(scored), _deciles(scored))
-    finally:
-        scored.unpersist()
-
-
-def _naive(horizon: int) -> dict[str, Column]:
-    """The baseline: the customer's repeat purchases per day so far, projected over the horizon,
-    and the Poisson chance of no purchase at that rate."""
-    rate = F.coalesce(F.try_divide(F.col(X), F.col(T)), F.lit(0.0))
-    return {"naive_purchases": rate * horizon, "naive_churn_risk": F.exp(-rate * horizon)}
-
-
-def _metrics(scored: DataFrame) -> dict[str, float]:
-    totals = (
-        scored.agg(
-            F.count(F.lit(1)).alias("customers"),
-            F.sum("actual_purchases").alias("actual_purchases"),
-            F.sum("expected_purchases").alias("model_purchases"),
-            F.sum("naive_purchases").alias("naive_purchases"),
-            F.avg(F.abs(F.col("expected_purchases") - F.col("actual_purchases"))).alias("model_mae"),
-            F.avg(F.abs(F.col("naive_purchases") - F.col("actual_purchases"))).alias("naive_mae"),
-            F.avg("lapsed").alias("lapsed_share"),
-        )
-        .first()
-        .asDict()
-    )
-    totals["model_churn_auc"] = churn_auc(scored, "churn_risk")
-    totals["naive_churn_auc"] = churn_auc(scored, "naive_churn_risk")
-    return {key: float(value) for key, value in totals.items()}
-
-
-def churn_auc(scored: DataFrame, score: str) -> float:
-    """The area under the ROC curve of ``score`` (in [0, 1]) for ``lapsed`` (1.0 or 0.0), from the
-    lapsed and active customers per bin of :data:`AUC_BINS` (NaN without both kinds)."""
-    bins = (
-        scored.groupBy(F.round(F.col(score) * AUC_BINS).alias("bin"))
-        .agg(F.sum("lapsed").alias("lapsed"), F.count(F.lit(1)).alias("customers"))
-        .toPandas()
-        .sort_values("bin")
-    )
-    lapsed = bins["lapsed"].to_numpy(dtype=float)
-    active = bins["customers"].to_numpy(dtype=float) - lapsed
-    pairs = lapsed.sum() * active.sum()
-    if pairs == 0:
-        return float("nan")
-    active_below = np.cumsum(active) - active
-    return float((lapsed * (active_below + active / 2)).sum() / pairs)
-
-
-def _deciles(scored: DataFrame) -> pd.DataFrame:
-    """Customers in deciles of predicted purchases (approximate edges): mean predicted, naive and
-    actual purchases each, the paper's conditional-expectation check."""
-    edges = sorted(
-        set(scored.approxQuantile("expected_purchases", [i / DECILES for i in range(1, DECILES)], 0.001))
-    )
-    decile = sum((F.col("expected_purchases") > edge).cast("int") for edge in edges) + F.lit(1)
-    return (
-        scored.groupBy(decile.alias("decile"))
-        .agg(
-            F.count(F.lit(1)).alias("customers"),
-            F.avg("expected_purchases").alias("predicted"),
-            F.avg("naive_purchases").alias("naive"),
-            F.avg("actual_purchases").alias("actual"),
-        )
-        .orderBy("decile")
-        .toPandas()
-    )
+    return partial.groupBy("kind", "bin").agg(*[F.sum(c).alias(c) for c in backtest_sums.SUMS]).toPandas()

@@ -74,13 +74,8 @@ class ValueModel:
     def score(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """:data:`SCORE_COLUMNS` for rows of :data:`INPUT_COLUMNS` (days); a customer without a
         purchase (``observed_days`` < 0) gets nulls and band :data:`NO_PURCHASE_BAND`."""
-        unit = DAYS_PER_UNIT[self.time_unit]
-        x = inputs["repeat_purchases"].to_numpy(float)
-        t_x = inputs["repeat_span_days"].to_numpy(float) / unit
-        T = inputs["observed_days"].to_numpy(float) / unit
-        bought = T >= 0
-        T = np.where(bought, T, 0.0)
-        horizon = self.horizon_days / unit
+        x, t_x, T, bought = self._history(inputs)
+        horizon = self.horizon_days / DAYS_PER_UNIT[self.time_unit]
         purchases = self.bgnbd.expected_purchases(horizon, x, t_x, T)
         spend = self.gamma_gamma.expected_spend(x, inputs["repeat_spend_mean"].to_numpy(float))
         risk = self.bgnbd.no_purchase_probability(horizon, x, t_x, T)
@@ -95,6 +90,25 @@ class ValueModel:
         ).where(pd.Series(bought), None)
         scores["churn_risk_band"] = np.where(bought, self.risk_band(risk), NO_PURCHASE_BAND)
         return scores
+
+    def purchases_and_churn_risk(self, inputs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Expected purchases over the horizon and the chance of none (``expected_purchases`` and
+        ``churn_risk`` of :meth:`score`) for rows of :data:`INPUT_COLUMNS` of customers with a purchase."""
+        x, t_x, T, _ = self._history(inputs)
+        horizon = self.horizon_days / DAYS_PER_UNIT[self.time_unit]
+        return (
+            self.bgnbd.expected_purchases(horizon, x, t_x, T),
+            self.bgnbd.no_purchase_probability(horizon, x, t_x, T),
+        )
+
+    def _history(self, inputs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """x, t_x and T in the model's time unit (T 0 for a customer without a purchase), and
+        which customers bought."""
+        unit = DAYS_PER_UNIT[self.time_unit]
+        T = inputs["observed_days"].to_numpy(float) / unit
+        bought = T >= 0
+        x = inputs["repeat_purchases"].to_numpy(float)
+        return x, inputs["repeat_span_days"].to_numpy(float) / unit, np.where(bought, T, 0.0), bought
 
     def risk_band(self, churn_risk: np.ndarray) -> np.ndarray:
         """The first band whose upper bound is at least the risk."""

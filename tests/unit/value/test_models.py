@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import check_grad
+from value_data import CDNOW, CDNOW_SPEND, cdnow_model
 
 from segcore.errors import TrainingError
 from segcore.value import bgnbd, gamma_gamma
 from segcore.value.backtest import Backtest
-from segcore.value.bgnbd import BgNbd, fit_bgnbd
-from segcore.value.gamma_gamma import GammaGamma, fit_gamma_gamma
+from segcore.value.bgnbd import fit_bgnbd
+from segcore.value.gamma_gamma import fit_gamma_gamma
 from segcore.value.model import NO_PURCHASE_BAND, ValueModel
 
 RNG = np.random.default_rng(7)
@@ -19,12 +20,11 @@ X = RNG.integers(0, 12, 300).astype(float)
 T = RNG.uniform(5, 60, 300)
 T_X = np.where(X > 0, T * RNG.uniform(0, 1, 300), 0.0)
 SPEND = RNG.gamma(4.0, 10.0, 300)
-CDNOW = BgNbd(r=0.243, alpha=4.414, a=0.793, b=2.426)
 BANDS = {"low": 0.3, "medium": 0.6, "high": 1.0}
 
 
 def _model(discount: float = 0.0, horizon: int = 91) -> ValueModel:
-    return ValueModel(CDNOW, GammaGamma(6.25, 3.74, 15.44), "week", horizon, discount, BANDS)
+    return cdnow_model(horizon, discount, BANDS)
 
 
 def _inputs(x, t_x_days, T_days, spend) -> pd.DataFrame:
@@ -86,7 +86,7 @@ def test_a_regular_who_stopped_buying_is_at_higher_risk_than_one_who_just_bought
 
 
 def test_expected_spend_shrinks_towards_the_population_mean():
-    model = GammaGamma(6.25, 3.74, 15.44)
+    model = CDNOW_SPEND
     population = 6.25 * 15.44 / (3.74 - 1)
     spend = model.expected_spend(np.array([0.0, 1.0, 50.0]), np.array([0.0, 100.0, 100.0]))
     assert spend[0] == pytest.approx(population)
