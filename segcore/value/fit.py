@@ -1,7 +1,8 @@
 """Fitting the value model on a table of :data:`~segcore.value.inputs.INPUT_COLUMNS`: Spark
 aggregates, the driver maximises. BG/NBD sees the distinct ``(x, t_x, T)`` triples with their
-counts; Gamma-Gamma the repeat customers with a positive mean spend, a seeded sample of
-``value.gamma_gamma_sample`` of them at most."""
+counts (the same aggregation counts those with a positive spend); Gamma-Gamma the repeat
+customers with a positive mean spend, a seeded sample of ``value.gamma_gamma_sample`` of them at
+most."""
 
 from __future__ import annotations
 
@@ -47,23 +48,24 @@ def fit_value_model(inputs: DataFrame, config: Config) -> ValueFit:
     :class:`TrainingError`."""
     unit = DAYS_PER_UNIT[config.value.time_unit]
     bought = inputs.where(F.col(T) >= 0)
-    triples = bought.groupBy(X, T_X, T).count().toPandas()
+    positive_spend = F.col(SPEND) > 0
+    triples = (
+        bought.groupBy(X, T_X, T)
+        .agg(F.count(F.lit(1)).alias("count"), F.count(F.when(positive_spend, 1)).alias("positive"))
+        .toPandas()
+    )
     if triples.empty:
         raise TrainingError(
             "the value model needs customers with a purchase before as_of, found none in the orders: "
             "check lake.orders or as_of, or set value.enabled: false"
         )
     bgnbd = fit_bgnbd(triples[X], triples[T_X] / unit, triples[T] / unit, triples["count"])
-    repeat = bought.where(F.col(X) > 0)
-    counts = repeat.agg(
-        F.count(F.when(F.col(SPEND) > 0, 1)).alias("positive"), F.count(F.lit(1)).alias("all")
-    ).first()
-    positive = repeat.where(F.col(SPEND) > 0)
+    repeat = triples[triples[X] > 0]
+    repeat_customers, positive_count = int(repeat["count"].sum()), int(repeat["positive"].sum())
+    positive = bought.where((F.col(X) > 0) & positive_spend)
     limit = config.value.gamma_gamma_sample
-    if counts["positive"] > limit:  # a little over the share, then cut: exactly `limit` rows
-        positive = positive.sample(
-            fraction=min(1.0, 1.1 * limit / counts["positive"]), seed=config.kmeans.seed
-        )
+    if positive_count > limit:  # a little over the share, then cut: exactly `limit` rows
+        positive = positive.sample(fraction=min(1.0, 1.1 * limit / positive_count), seed=config.kmeans.seed)
     spend = positive.select(X, SPEND).limit(limit).toPandas()
     gamma_gamma = fit_gamma_gamma(spend[X], spend[SPEND])
     model = ValueModel(
@@ -75,5 +77,5 @@ def fit_value_model(inputs: DataFrame, config: Config) -> ValueFit:
         dict(config.value.risk_bands),
     )
     return ValueFit(
-        model, bgnbd, gamma_gamma, len(triples), counts["all"], counts["all"] - counts["positive"]
+        model, bgnbd, gamma_gamma, len(triples), repeat_customers, repeat_customers - positive_count
     )
