@@ -59,25 +59,45 @@ class BgNbd:
         return 1.0 - alive + alive * quiet
 
 
-def log_likelihood(
-    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each customer's log-likelihood and its gradient by (r, α, a, b) (shape 4 × n)."""
-    r, alpha, a, b = params
-    repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
-    b_x = np.where(repeat, b + x - 1, 1.0)
-    a4 = np.where(repeat, np.log(a) - np.log(b_x) - (r + x) * np.log(alpha + t_x), -np.inf)
-    tail = np.logaddexp(a3, a4)
-    w4 = np.exp(a4 - tail)  # the weight of "dropped out after the last purchase"
-    w3 = 1.0 - w4
-    d_r = psi(r + x) - psi(r) + np.log(alpha) - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-    d_a = psi(a + b) - psi(a + b + x) + w4 / a
-    d_b = psi(a + b) + psi(b + x) - psi(b) - psi(a + b + x) - w4 / b_x
-    return a1 + a2 + tail, np.vstack([d_r, d_alpha, d_a, d_b])
+class Likelihood:
+    """The log-likelihood of fixed ``(x, t_x, T)`` rows as a function of the parameters. The
+    terms of ``x`` alone are computed over its distinct values (tens), those of ``T`` and ``t_x``
+    over theirs (days: hundreds), and then spread to the rows."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+        self.x = x
+        self._x, self._of_x = np.unique(x, return_inverse=True)
+        self._T, self._of_T = np.unique(T, return_inverse=True)
+        self._t_x, self._of_t_x = np.unique(t_x, return_inverse=True)
+
+    def __call__(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's log-likelihood and its gradient by (r, α, a, b) (shape 4 × n)."""
+        r, alpha, a, b = params
+        x, of_x = self._x, self._of_x
+        repeat = x > 0
+        b_x = np.where(repeat, b + x - 1, 1.0)
+        # Per distinct x: the parts of the log-likelihood and of each derivative that need no time.
+        counts_part = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        counts_part += gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        dropout_part = np.where(repeat, np.log(a) - np.log(b_x), -np.inf)
+        d_r_part = psi(r + x) - psi(r) + np.log(alpha)
+        d_a_part = psi(a + b) - psi(a + b + x)
+        d_b_part = psi(a + b) + psi(b + x) - psi(b) - psi(a + b + x)
+        # Per row: alive at T (a3), or dropped out right after the last purchase (a4).
+        log_T, log_t_x = np.log(alpha + self._T)[self._of_T], np.log(alpha + self._t_x)[self._of_t_x]
+        r_x = r + self.x
+        a3 = -r_x * log_T
+        a4 = dropout_part[of_x] - r_x * log_t_x
+        tail = np.logaddexp(a3, a4)
+        w4 = np.exp(a4 - tail)  # the weight of "dropped out after the last purchase"
+        w3 = 1.0 - w4
+        d_r = d_r_part[of_x] - w3 * log_T - w4 * log_t_x
+        d_alpha = r / alpha - r_x * (
+            w3 / (alpha + self._T)[self._of_T] + w4 / (alpha + self._t_x)[self._of_t_x]
+        )
+        d_a = d_a_part[of_x] + w4 / a
+        d_b = d_b_part[of_x] - w4 / b_x[of_x]
+        return counts_part[of_x] + tail, np.vstack([d_r, d_alpha, d_a, d_b])
 
 
 @dataclass(frozen=True)
@@ -98,10 +118,11 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, counts: np.ndarray)
             "as_of: check lake.orders (order_ts, customer_id) or choose a later as_of"
         )
     total = counts.sum()
+    likelihood = Likelihood(x, t_x, T)
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.exp(log_params)
-        value, gradient = log_likelihood(params, x, t_x, T)
+        value, gradient = likelihood(params)
         return -(counts @ value) / total, -(gradient @ counts) * params / total
 
     start = np.log([1.0, max(float(np.average(T, weights=counts)), 1e-3), 1.0, 1.0])

@@ -35,10 +35,10 @@ def _inputs(x, t_x_days, T_days, spend) -> pd.DataFrame:
 @pytest.mark.parametrize("point", [[0.3, 4.0, 0.8, 2.5], [1.7, 20.0, 1.5, 0.9]])
 def test_bgnbd_gradient_matches_finite_differences(point):
     def value(p):
-        return bgnbd.log_likelihood(p, X, T_X, T)[0].sum()
+        return bgnbd.Likelihood(X, T_X, T)(p)[0].sum()
 
     def gradient(p):
-        return bgnbd.log_likelihood(p, X, T_X, T)[1].sum(axis=1)
+        return bgnbd.Likelihood(X, T_X, T)(p)[1].sum(axis=1)
 
     assert check_grad(value, gradient, np.array(point)) < 1e-4 * np.abs(gradient(np.array(point))).max()
 
