@@ -103,24 +103,16 @@ class PartitionSums:
             for name in SUMS:
                 frame[name] = sums[name][present] if name in sums else 0.0
             frames.append(frame)
-        return pd.concat(frames, ignore_index=True) if frames else _no_rows()
-
-
-def _no_rows() -> pd.DataFrame:
-    return pd.DataFrame({"kind": pd.Series(dtype=object), "bin": pd.Series(dtype=np.int64)}).assign(
-        **{name: pd.Series(dtype=float) for name in SUMS}
-    )
+        columns = ["kind", "bin", *SUMS]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def partition_sums(model: ValueModel, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """The sums of one partition's batches of backtest inputs, as one frame at its end (none for a
-    partition without customers)."""
+    """The sums of one partition's batches of backtest inputs, as one frame at its end."""
     sums = PartitionSums()
     for batch in batches:
         sums.add(forecasts(model, batch))
-    rows = sums.rows()
-    if len(rows):
-        yield rows
+    yield sums.rows()
 
 
 def metrics(summed: pd.DataFrame) -> dict[str, float]:
