@@ -335,22 +335,28 @@ def test_input_partitions_as_many_as_the_barrier_tasks_are_fitted_without_a_shuf
 ):
     settings = FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1])
     jobs = {}
-    for files in (1, 2):
-        table = tmp_path / f"rows-{files}"
-        table.mkdir()
-        for i, part in enumerate(np.array_split(lloyd_k6[0], files)):
-            pd.DataFrame(part, columns=COLUMNS).to_parquet(table / f"part-{i}.parquet")
-        frame = spark.read.parquet(str(table))
-        assert frame.rdd.getNumPartitions() == files
-        result, jobs[files] = _spark_jobs(
-            spark,
-            f"test-{files}-files",
-            lambda: fit_spark(frame, COLUMNS, K, settings, num_workers=2),  # noqa: B023
-        )
-        _assert_matches(result.centres, lloyd_k6)
+    # Each file costs as much as a whole partition to open: Spark reads every file as a partition.
+    spark.conf.set("spark.sql.files.openCostInBytes", str(128 << 20))
+    try:
+        for files in (1, 2, 5):
+            table = tmp_path / f"rows-{files}"
+            table.mkdir()
+            for i, part in enumerate(np.array_split(lloyd_k6[0], files)):
+                pd.DataFrame(part, columns=COLUMNS).to_parquet(table / f"part-{i}.parquet")
+            frame = spark.read.parquet(str(table))
+            assert frame.rdd.getNumPartitions() == files
+            result, jobs[files] = _spark_jobs(
+                spark,
+                f"test-{files}-files",
+                lambda: fit_spark(frame, COLUMNS, K, settings, num_workers=2),  # noqa: B023
+            )
+            _assert_matches(result.centres, lloyd_k6)
+    finally:
+        spark.conf.unset("spark.sql.files.openCostInBytes")
     # Adaptive execution runs a shuffle's map stage as a job of its own: 1 partition is shuffled
-    # into the 2 barrier tasks, 2 are kept.
-    assert jobs[2] == jobs[1] - 1, jobs
+    # into the 2 barrier tasks; 2 are kept, and 5 files are packed into 2 partitions.
+    assert jobs[5] == jobs[2] == jobs[1] - 1, jobs
+    assert spark.conf.get("spark.sql.files.maxPartitionNum", None) is None  # as it was
 
 
 def test_a_dask_sweep_equals_separate_fits(dask_local_client, lloyd_k6, sweep):
