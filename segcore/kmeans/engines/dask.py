@@ -1,24 +1,30 @@
-"""The ``dask`` engine: a Dask array on a ``distributed`` cluster, one client round per step.
+"""The ``dask`` engine: a Dask array on a ``distributed`` cluster, one call per worker per step.
 
-Each chunk becomes a :class:`LocalBlocks` held in worker memory for the whole fit; every step of
-k-means|| and Lloyd maps one small task over the chunks and combines their O(k·d) answers on the
-client (:class:`~segcore.kmeans.gathered.GatheredBlocks`). A Parquet table enters as one block per
-partition, read and prepared on the workers (:func:`partition_rows`). A sweep over several k
-(:func:`sweep_dask`) fits them all on the blocks loaded once.
+Each chunk becomes a :class:`LocalBlocks` held in worker memory for the whole fit, and each worker
+holding blocks gets an actor (:class:`BlockHolder`) over them. Every step of k-means|| and Lloyd
+calls each actor once, straight from the client to its worker (not through the scheduler), and
+combines the blocks' O(k·d) answers on the client (:class:`~segcore.kmeans.gathered.GatheredBlocks`).
+A Parquet table enters as one block per partition, read and prepared on the workers
+(:func:`partition_rows`). A sweep over several k (:func:`sweep_dask`) fits them all on the blocks
+loaded once.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from segcore.kmeans import allocator, core
 from segcore.kmeans.engines.local import LocalBlocks
-from segcore.kmeans.gathered import GatheredBlocks
+from segcore.kmeans.gathered import GatheredBlocks, MapBlocks
 
+log = logging.getLogger(__name__)
 DASK_PREFIX = "Original Message: "  # how dask's read_parquet quotes the error it wraps
+SWEEP_ATTEMPTS = 2  # runs of a sweep at most, where a worker is lost during one
 
 
 def _as_blocks(chunk: np.ndarray, dtype: str, array_module: str) -> LocalBlocks:
@@ -78,23 +84,94 @@ def sweep_dask(
     the blocks are computed and held in worker memory once (in ``array_module``'s arrays: on its
     GPU for ``cupy``), and every ``k`` is fitted on them in turn. Each result equals the fit of
     that ``k`` alone. Meanwhile the workers' allocator keeps its freed memory
-    (:mod:`~segcore.kmeans.allocator`)."""
+    (:mod:`~segcore.kmeans.allocator`). A worker lost during the sweep (its actor with it) costs
+    a rerun of the sweep, on blocks Dask recomputes: the same answers, as the draws are keyed by
+    the rows."""
     threads = sum(client.nthreads().values())
     if array.numblocks[0] < threads and not np.isnan(array.shape[0]):
         array = array.rechunk({0: -(-array.shape[0] // threads)})  # at least one chunk per worker thread
     chunks = array.rechunk({1: -1}).to_delayed().ravel().tolist()
     futures = client.compute(chunks)
     blocks = client.map(_as_blocks, futures, dtype=dtype, array_module=array_module, pure=False)
-
-    def map_blocks(fn):
-        return client.gather(client.map(fn, blocks, range(len(blocks)), pure=False))
-
     # The blocks stay in worker memory while this function holds their futures.
     client.run(allocator.keep_freed_memory)
     try:
-        return core.sweep(GatheredBlocks(map_blocks), fits, engine="dask")
+        return _sweep_on_actors(client, blocks, fits)
     finally:
         client.run(allocator.trim_again, on_error="ignore")  # a lost worker has nothing to trim
+
+
+class WorkerLost(core.KMeansError):
+    """A Dask worker holding blocks was lost during the fit."""
+
+
+def _sweep_on_actors(
+    client, blocks: list, fits: Mapping[int, core.FitSettings]
+) -> dict[int, core.KMeansResult]:
+    """The sweep over the blocks through an actor per worker, run again where a worker is lost."""
+    for _ in range(SWEEP_ATTEMPTS - 1):
+        try:
+            return _sweep_once(client, blocks, fits)
+        except WorkerLost:
+            log.warning("dask: a worker was lost during the fit; fitting again on recomputed blocks")
+    return _sweep_once(client, blocks, fits)
+
+
+def _sweep_once(client, blocks: list, fits: Mapping[int, core.FitSettings]) -> dict[int, core.KMeansResult]:
+    """The sweep through fresh actors, removed after it; :class:`WorkerLost` where one's worker was lost."""
+    holders = _holders(client, blocks)
+    try:
+        return core.sweep(GatheredBlocks(_map_blocks(holders)), fits, engine="dask")
+    except (OSError, RuntimeError) as exc:  # OSError: an actor's worker could not be reached
+        if isinstance(exc, RuntimeError) and all(holder.status == "finished" for holder in holders):
+            raise  # not a lost worker
+        raise WorkerLost(
+            f"a Dask worker holding rows of the fit was lost ({exc}) in each of {SWEEP_ATTEMPTS} attempts: "
+            "check the workers' memory limit and logs"
+        ) from None
+    finally:
+        client.cancel(holders)  # the actors go now, not when a reference cycle is collected
+
+
+class BlockHolder:
+    """A Dask actor on one worker: the blocks it holds, with their indices in the array."""
+
+    def __init__(self, blocks: list[tuple[int, LocalBlocks]]):
+        self.blocks = blocks
+
+    def answer(self, fn: Callable[[LocalBlocks, int], Any]) -> list[tuple[int, Any]]:
+        return [(index, fn(block, index)) for index, block in self.blocks]
+
+
+def _holders(client, blocks: list) -> list:
+    """A :class:`BlockHolder` future per worker that holds blocks, over the blocks it holds (which
+    stay where they are). A block that failed to compute raises its error here."""
+    from distributed import wait
+
+    wait(blocks)
+    for block in blocks:
+        if block.status == "error":
+            block.result()
+    where, by_worker = client.who_has(blocks), {}
+    for index, block in enumerate(blocks):
+        by_worker.setdefault(where[block.key][0], []).append((index, block))
+    # Elsewhere only where that worker has left (its blocks are then recomputed for the actor).
+    return [
+        client.submit(BlockHolder, held, workers=[worker], allow_other_workers=True, actor=True, pure=False)
+        for worker, held in by_worker.items()
+    ]
+
+
+def _map_blocks(holders: list) -> MapBlocks:
+    """``fn(block, index)`` for every block, one actor call per worker at once; answers in block order."""
+    actors = [holder.result() for holder in holders]
+
+    def map_blocks(fn):
+        calls = [actor.answer(fn) for actor in actors]
+        answers = sorted((pair for call in calls for pair in call.result()), key=lambda pair: pair[0])
+        return [answer for _, answer in answers]
+
+    return map_blocks
 
 
 def assign_dask(array, centres: np.ndarray):

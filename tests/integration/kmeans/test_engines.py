@@ -1,8 +1,12 @@
 """Every engine of the clustering core gives the same result as scikit-learn's Lloyd from the
 same initial centres, and seeded k-means|| is repeatable per engine."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -357,6 +361,56 @@ def test_input_partitions_as_many_as_the_barrier_tasks_are_fitted_without_a_shuf
     # into the 2 barrier tasks; 2 are kept, and 5 files are packed into 2 partitions.
     assert jobs[5] == jobs[2] == jobs[1] - 1, jobs
     assert spark.conf.get("spark.sql.files.maxPartitionNum", None) is None  # as it was
+
+
+def _holders_in_memory(dask_scheduler) -> int:
+    """How many of the dask engine's actors are in place (run on the scheduler)."""
+    tasks = dask_scheduler.tasks.items()
+    return sum(str(key).startswith("BlockHolder") and task.state == "memory" for key, task in tasks)
+
+
+def _wait(condition, limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, "waited too long"
+        time.sleep(0.01)
+
+
+def test_a_worker_lost_during_a_dask_fit_costs_a_rerun_with_the_same_result(caplog):
+    """A worker killed while the fit calls its actor: the fit runs again on the blocks Dask
+    recomputes, and gives the answer of a fit without loss. (A kill that comes after the fit is
+    tried again, on a cluster back to two workers.)"""
+    distributed = pytest.importorskip("distributed")
+    import dask.array as da
+
+    from segcore.kmeans.engines.dask import fit_dask
+
+    rows = da.random.default_rng(5).standard_normal((400_000, 5), chunks=(50_000, 5))
+    settings = FitSettings(seed=1, max_iter=100, tol=0.0)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        ThreadPoolExecutor(1) as background,
+    ):
+        clean = fit_dask(rows, 4, settings, client=client)
+        for _ in range(3):
+            _wait(lambda: len(client.scheduler_info()["workers"]) == 2)
+            _wait(lambda: not client.run_on_scheduler(_holders_in_memory))  # the last fit's, released
+            caplog.clear()
+            fitting = background.submit(fit_dask, rows, 4, settings, client=client)
+            _wait(lambda: client.run_on_scheduler(_holders_in_memory) or fitting.done())  # noqa: B023
+            victim, pid = next(iter(client.run(os.getpid).items()))
+            os.kill(pid, signal.SIGKILL)
+            lost = fitting.result(timeout=300)
+            if "a worker was lost during the fit" in caplog.text:
+                break
+            _wait(lambda: victim not in client.scheduler_info()["workers"])  # noqa: B023
+        else:
+            pytest.fail("no kill came while the fit ran")
+    np.testing.assert_array_equal(lost.centres, clean.centres)
+    np.testing.assert_array_equal(lost.counts, clean.counts)
 
 
 def test_a_dask_sweep_equals_separate_fits(dask_local_client, lloyd_k6, sweep):
