@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -134,13 +135,17 @@ def _sweep_once(client, blocks: list, fits: Mapping[int, core.FitSettings]) -> d
 
 
 class BlockHolder:
-    """A Dask actor on one worker: the blocks it holds, with their indices in the array."""
+    """A Dask actor on one worker: the blocks it holds (with their indices in the array), answered
+    on as many threads as the worker has (Dask runs every actor call on one thread of its own)."""
 
-    def __init__(self, blocks: list[tuple[int, LocalBlocks]]):
-        self.blocks = blocks
+    def __init__(self, blocks: list[tuple[int, LocalBlocks]], threads: int):
+        self.blocks, self.threads = blocks, max(1, min(threads, len(blocks)))
 
     def answer(self, fn: Callable[[LocalBlocks, int], Any]) -> list[tuple[int, Any]]:
-        return [(index, fn(block, index)) for index, block in self.blocks]
+        if self.threads == 1:
+            return [(index, fn(block, index)) for index, block in self.blocks]
+        with ThreadPoolExecutor(self.threads) as pool:
+            return list(pool.map(lambda held: (held[0], fn(held[1], held[0])), self.blocks))
 
 
 def _holders(client, blocks: list) -> list:
@@ -152,12 +157,20 @@ def _holders(client, blocks: list) -> list:
     for block in blocks:
         if block.status == "error":
             block.result()
-    where, by_worker = client.who_has(blocks), {}
+    where, threads, by_worker = client.who_has(blocks), client.nthreads(), {}
     for index, block in enumerate(blocks):
         by_worker.setdefault(where[block.key][0], []).append((index, block))
     # Elsewhere only where that worker has left (its blocks are then recomputed for the actor).
     return [
-        client.submit(BlockHolder, held, workers=[worker], allow_other_workers=True, actor=True, pure=False)
+        client.submit(
+            BlockHolder,
+            held,
+            threads.get(worker, 1),
+            workers=[worker],
+            allow_other_workers=True,
+            actor=True,
+            pure=False,
+        )
         for worker, held in by_worker.items()
     ]
 
