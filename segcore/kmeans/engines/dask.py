@@ -139,13 +139,15 @@ class BlockHolder:
     on as many threads as the worker has (Dask runs every actor call on one thread of its own)."""
 
     def __init__(self, blocks: list[tuple[int, LocalBlocks]], threads: int):
-        self.blocks, self.threads = blocks, max(1, min(threads, len(blocks)))
+        self.blocks = blocks
+        threads = min(threads, len(blocks))
+        # One pool for the actor's life, not one per step (its threads end with the actor).
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def answer(self, fn: Callable[[LocalBlocks, int], Any]) -> list[tuple[int, Any]]:
-        if self.threads == 1:
+        if self._pool is None:
             return [(index, fn(block, index)) for index, block in self.blocks]
-        with ThreadPoolExecutor(self.threads) as pool:
-            return list(pool.map(lambda held: (held[0], fn(held[1], held[0])), self.blocks))
+        return list(self._pool.map(lambda held: (held[0], fn(held[1], held[0])), self.blocks))
 
 
 def _holders(client, blocks: list) -> list:
