@@ -15,6 +15,7 @@ import pickle
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,6 +39,9 @@ from segcore.kmeans.kernels import nearest
 Prepare = Callable[[np.ndarray], np.ndarray]
 MAX_PARTITION_NUM = "spark.sql.files.maxPartitionNum"
 REGISTRATION_WAIT_S = 30.0  # Spark's own spark.scheduler.minRegisteredResourcesWaitingTime
+# Held by a fit from its session setting to its restoring it: fits of one process, which share the
+# SparkContext's task slots and may share a session's settings, run their barrier stages in turn.
+_ONE_FIT_AT_A_TIME = threading.Lock()
 
 
 class SlotsError(core.KMeansError):
@@ -128,16 +132,18 @@ def _files_packed_into(spark: SparkSession, partitions: int) -> Iterator[None]:
     """Within it, Spark packs a scan's files into about ``partitions`` partitions where they would
     make more (``spark.sql.files.maxPartitionNum``), so that a table of more files than barrier tasks
     reaches them without a shuffle (10M rows in 10 files, 20 iterations: 21.0-29.4 s with the shuffle,
-    12.5-14.8 s without)."""
-    previous = spark.conf.get(MAX_PARTITION_NUM, None)
-    spark.conf.set(MAX_PARTITION_NUM, str(partitions))
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(MAX_PARTITION_NUM)
-        else:
-            spark.conf.set(MAX_PARTITION_NUM, previous)
+    12.5-14.8 s without). One fit of the process at a time: a second one waits, so that neither
+    takes the other's setting for the session's own and leaves it set."""
+    with _ONE_FIT_AT_A_TIME:
+        previous = spark.conf.get(MAX_PARTITION_NUM, None)
+        spark.conf.set(MAX_PARTITION_NUM, str(partitions))
+        try:
+            yield
+        finally:
+            if previous is None:
+                spark.conf.unset(MAX_PARTITION_NUM)
+            else:
+                spark.conf.set(MAX_PARTITION_NUM, previous)
 
 
 def _run_barrier_stage(

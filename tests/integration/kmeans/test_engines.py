@@ -19,7 +19,7 @@ from segcore.errors import EnvironmentProblem, TrainingError
 from segcore.kmeans import FitSettings, core
 from segcore.kmeans.engines.local import LocalBlocks
 from segcore.kmeans.engines.mllib import fit_mllib
-from segcore.kmeans.engines.spark import SlotsError, fit_spark, sweep_spark
+from segcore.kmeans.engines.spark import MAX_PARTITION_NUM, SlotsError, fit_spark, sweep_spark
 from segcore.model.preparation import Preparation
 from segcore.train.engines import engine_workers, fit_sweep
 
@@ -360,7 +360,45 @@ def test_input_partitions_as_many_as_the_barrier_tasks_are_fitted_without_a_shuf
     # Adaptive execution runs a shuffle's map stage as a job of its own: 1 partition is shuffled
     # into the 2 barrier tasks; 2 are kept, and 5 files are packed into 2 partitions.
     assert jobs[5] == jobs[2] == jobs[1] - 1, jobs
-    assert spark.conf.get("spark.sql.files.maxPartitionNum", None) is None  # as it was
+    assert spark.conf.get(MAX_PARTITION_NUM, None) is None  # as it was
+
+
+def test_two_spark_fits_at_once_in_one_session_give_their_answers_and_leave_its_settings(
+    spark, lloyd_k6, tmp_path
+):
+    """A second fit starts while the first holds the session's file packing, and would end after
+    it: it waits its turn, both give the answer of a fit alone, and the setting is unset
+    afterwards, as it was."""
+    table, first_done = tmp_path / "rows", tmp_path / "first-done"
+    table.mkdir()
+    pd.DataFrame(lloyd_k6[0], columns=COLUMNS).to_parquet(table / "part-0.parquet")
+    frame = spark.read.parquet(str(table))
+    settings = FitSettings(seed=0, max_iter=ITERATIONS, tol=0.0, init=lloyd_k6[1])
+
+    def slowly(rows):  # the first fit's task holds it for a second
+        import time
+
+        time.sleep(1)
+        return rows
+
+    def after_the_first(rows):  # the second fit's task ends after the first fit
+        import time
+
+        deadline = time.monotonic() + 60
+        while not first_done.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return rows
+
+    with ThreadPoolExecutor(2) as pool:  # a barrier task each: both fit at once where nothing stops them
+        first = pool.submit(fit_spark, frame, COLUMNS, K, settings, num_workers=1, prepare=slowly)
+        _wait(lambda: first.done() or spark.conf.get(MAX_PARTITION_NUM, None) is not None)
+        second = pool.submit(fit_spark, frame, COLUMNS, K, settings, num_workers=1, prepare=after_the_first)
+        results = [first.result(timeout=300)]
+        first_done.touch()
+        results.append(second.result(timeout=300))
+    for result in results:
+        _assert_matches(result.centres, lloyd_k6)
+    assert spark.conf.get(MAX_PARTITION_NUM, None) is None
 
 
 def _holders_in_memory(dask_scheduler) -> int:
