@@ -11,6 +11,7 @@ naming the table, the column or config key, and what to do.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +69,11 @@ def spark_reason(exc: BaseException) -> str:
     return re.sub(r";?\s*line \d+ pos \d+;?$", "", line).strip()
 
 
+# Held while user SQL is analysed: threads of one process take turns, so that none takes another's
+# ANSI setting for the session's own and leaves it off.
+_ONE_ANALYSIS_AT_A_TIME = threading.RLock()
+
+
 @contextmanager
 def _user_sql(spark: SparkSession) -> Iterator[None]:
     """Analyse user-written SQL (expressions, filters, queries): a value that does not parse or cast
@@ -77,16 +83,17 @@ def _user_sql(spark: SparkSession) -> Iterator[None]:
     from pyspark.logger import PySparkLogger
 
     loggers = [PySparkLogger.getLogger(name) for name in _QUERY_CONTEXT_LOGGERS]
-    saved = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", "false")
-    for logger in loggers:
-        logger.disabled = True
-    try:
-        yield
-    finally:
-        spark.conf.set("spark.sql.ansi.enabled", saved)
+    with _ONE_ANALYSIS_AT_A_TIME:
+        saved = spark.conf.get("spark.sql.ansi.enabled")
+        spark.conf.set("spark.sql.ansi.enabled", "false")
         for logger in loggers:
-            logger.disabled = False
+            logger.disabled = True
+        try:
+            yield
+        finally:
+            spark.conf.set("spark.sql.ansi.enabled", saved)
+            for logger in loggers:
+                logger.disabled = False
 
 
 def _folder(label: str, key: str, path: str, settings: SourceConfig | TableConfig, config: Config) -> Folder:

@@ -2,6 +2,8 @@
 a query over Parquet and CSV sources; a bad expression, filter or query is one clear line."""
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pytest
@@ -9,7 +11,7 @@ from conftest import config_with
 from lake_data import LINE_COUNTS, USED_AMOUNTS, write_csv, write_parquet
 
 from segcore.errors import LakeError
-from segcore.lake.tables import load_table
+from segcore.lake.tables import _user_sql, load_table
 
 ORDER_COLUMNS = ["customer_id", "order_ts", "amount"]
 
@@ -184,3 +186,23 @@ def test_a_failing_query_names_the_table_and_the_reason(spark, tmp_path, query, 
     with pytest.raises(LakeError, match=message) as error:
         load_table(spark, config_with(data), "orders", ORDER_COLUMNS)
     assert "\n" not in str(error.value)
+
+
+def test_user_sql_analysed_in_two_threads_at_once_leaves_the_session_setting_as_it_was(spark):
+    """A second thread's analysis that would start inside the first's and end after it waits its
+    turn: once both end, ANSI mode is what it was before either."""
+    before = spark.conf.get("spark.sql.ansi.enabled")
+    entered, release = threading.Event(), threading.Event()
+
+    def second() -> None:
+        with _user_sql(spark):
+            entered.set()
+            release.wait(60)
+
+    with ThreadPoolExecutor(1) as pool:
+        with _user_sql(spark):
+            done = pool.submit(second)
+            entered.wait(2)  # without turns, the second analysis starts at once
+        release.set()
+        done.result(timeout=60)
+    assert spark.conf.get("spark.sql.ansi.enabled") == before
