@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,19 +22,26 @@ from segcore.errors import EnvironmentProblem
 PROBE_TIMEOUT_S = 10
 
 
+# Held while the probe's settings are in the environment: threads of one process probe in turn, so
+# that none takes another's settings for the process's own and leaves MLflow without its retries.
+_ONE_PROBE_AT_A_TIME = threading.Lock()
+
+
 @contextmanager
 def _one_quick_attempt() -> Iterator[None]:
+    """MLflow's HTTP requests within it: one attempt each, answered within ``PROBE_TIMEOUT_S``."""
     overrides = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S)}
-    saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with _ONE_PROBE_AT_A_TIME:
+        saved = {key: os.environ.get(key) for key in overrides}
+        os.environ.update(overrides)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def check_tracking(config: Config) -> None:
