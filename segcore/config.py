@@ -378,7 +378,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _value_features_need_the_value_model(self) -> Config:
         """Value scores in ``train.features`` come from the value model, checked at load."""
-        from segcore.value.model import VALUE_FEATURES
+        from segcore.value.scores import VALUE_FEATURES
 
         scores = [f for f in self.train.features if f in VALUE_FEATURES]
         if scores and not self.value.enabled:

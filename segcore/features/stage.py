@@ -46,8 +46,7 @@ from segcore.lake.tables import (
 from segcore.runtime.logs import step
 from segcore.runtime.spark_stages import log_stages, spark_stages
 from segcore.storage.partitions import Outputs, commit_partitions
-from segcore.value.backtest import CUTOFF_FILE, backtest_cutoff, cutoff_record
-from segcore.value.inputs import NO_PURCHASE, inputs_at_cutoff
+from segcore.value.inputs import CUTOFF_FILE, NO_PURCHASE, backtest_cutoff, cutoff_record, inputs_at_cutoff
 
 # Columns each group reads, by table (a table a group can do without is read only when configured).
 NEEDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -32,8 +32,9 @@ from segcore.tracking.registry import (
 )
 from segcore.tracking.store import Tracking, open_tracking
 from segcore.value.inputs import INPUT_COLUMNS
-from segcore.value.model import SCORE_COLUMNS, ValueModel
+from segcore.value.model import ValueModel
 from segcore.value.profiles import VALUE_PROFILE_COLUMNS, value_aggregates
+from segcore.value.scores import SCORE_COLUMNS
 from segcore.value.scoring import value_scores
 from segcore.value.stage import VALUE_VERSION_TAG, value_tracking
 

@@ -27,8 +27,9 @@ from segcore.runtime.stopping import signals_held
 from segcore.tracking.lifecycle import TrackedRun
 from segcore.tracking.store import Tracking
 from segcore.value.inputs import INPUT_COLUMNS
-from segcore.value.model import SCORE_COLUMNS, ValueModel
 from segcore.value.model import STATE_ARTIFACT as VALUE_STATE_ARTIFACT
+from segcore.value.model import ValueModel
+from segcore.value.scores import SCORE_COLUMNS
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 # What the model's code imports (segcore.model), pinned at the training environment's versions;

@@ -5,7 +5,6 @@ that projects each customer's past repeat-purchase rate."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +22,18 @@ from segcore.storage import versions
 from segcore.storage.hadoop import HadoopStore, read_text
 from segcore.value import backtest_sums
 from segcore.value.fit import ValueFit, X, fit_value_model
-from segcore.value.inputs import INPUT_COLUMNS, backtest_inputs, purchase_days
+from segcore.value.inputs import (
+    CUTOFF_FILE,
+    INPUT_COLUMNS,
+    backtest_cutoff,
+    backtest_inputs,
+    cutoff_record,
+    purchase_days,
+)
 from segcore.value.model import ValueModel
 
 # Churn AUCs closer than this are a tie: on a few thousand customers the difference is noise.
 AUC_TIE = 0.01
-# Beside the inputs in their partition (value.backtest_output): {"cutoff": "YYYY-MM-DD"}.
-CUTOFF_FILE = "_segcore_backtest_cutoff.json"
 
 
 @dataclass(frozen=True)
@@ -44,16 +48,6 @@ class Backtest:
         """A larger error per customer than the baseline's, or a churn AUC lower by over :data:`AUC_TIE`."""
         m = self.metrics
         return m["model_mae"] > m["naive_mae"] or m["model_churn_auc"] < m["naive_churn_auc"] - AUC_TIE
-
-
-def backtest_cutoff(config: Config) -> dt.date:
-    """Where the backtest's fit ends and its horizon starts: ``as_of − value.horizon_days``."""
-    return config.as_of - dt.timedelta(days=config.value.horizon_days)
-
-
-def cutoff_record(cutoff: dt.date) -> str:
-    """The text of :data:`CUTOFF_FILE` beside the inputs for ``cutoff``."""
-    return json.dumps({"cutoff": str(cutoff)})
 
 
 def stored_or_computed_inputs(spark: SparkSession, config: Config, features: str) -> DataFrame:

@@ -14,7 +14,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 
 from segcore.value.inputs import INPUT_COLUMNS
-from segcore.value.model import VALUE_FEATURES, ValueModel
+from segcore.value.model import ValueModel
+from segcore.value.scores import VALUE_FEATURES
 from segcore.value.scoring import with_value_scores
 
 

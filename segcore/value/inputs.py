@@ -9,17 +9,37 @@ orders (returns within an order netted, return-only orders left out). Before ``a
 - ``observed_days`` (T): days from the first purchase day to the day before ``as_of``, the end of
   the calibration period (:data:`NO_PURCHASE` for a customer without a purchase);
 - ``repeat_spend_mean``: mean spend per repeat purchase day (0 without one).
+
+The backtest's inputs are the same columns at its cutoff (:func:`backtest_cutoff`), which the feature
+job writes with the cutoff beside them (:data:`CUTOFF_FILE`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+if TYPE_CHECKING:
+    from segcore.config import Config
+
 INPUT_COLUMNS = ("repeat_purchases", "repeat_span_days", "observed_days", "repeat_spend_mean")
 NO_PURCHASE = -1.0
+# Beside the backtest's inputs in their partition (value.backtest_output): {"cutoff": "YYYY-MM-DD"}.
+CUTOFF_FILE = "_segcore_backtest_cutoff.json"
+
+
+def backtest_cutoff(config: Config) -> dt.date:
+    """Where the backtest's fit ends and its horizon starts: ``as_of − value.horizon_days``."""
+    return config.as_of - dt.timedelta(days=config.value.horizon_days)
+
+
+def cutoff_record(cutoff: dt.date) -> str:
+    """The text of :data:`CUTOFF_FILE` beside the inputs for ``cutoff``."""
+    return json.dumps({"cutoff": str(cutoff)})
 
 
 def purchase_days(orders: DataFrame) -> DataFrame:

@@ -10,7 +10,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segcore.value.inputs import INPUT_COLUMNS
-from segcore.value.model import SCORE_COLUMNS, ValueModel
+from segcore.value.model import ValueModel
+from segcore.value.scores import SCORE_COLUMNS
 
 
 def with_value_scores(

@@ -20,7 +20,7 @@ from segcore.features.stage import run_features
 from segcore.sample.lake import generate_lake
 from segcore.storage.partitions import read_partition
 from segcore.value.fit import fit_value_model
-from segcore.value.model import NO_PURCHASE_BAND, SCORE_COLUMNS
+from segcore.value.scores import NO_PURCHASE_BAND, SCORE_COLUMNS
 from segcore.value.scoring import with_value_scores
 
 LAPSING_END = dt.date(2026, 6, 30)

@@ -13,7 +13,8 @@ from segcore.value import bgnbd, gamma_gamma
 from segcore.value.backtest import Backtest
 from segcore.value.bgnbd import fit_bgnbd
 from segcore.value.gamma_gamma import fit_gamma_gamma
-from segcore.value.model import NO_PURCHASE_BAND, ValueModel
+from segcore.value.model import ValueModel
+from segcore.value.scores import NO_PURCHASE_BAND
 
 RNG = np.random.default_rng(7)
 X = RNG.integers(0, 12, 300).astype(float)
