@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -52,8 +53,19 @@ def build_report(
         ],
     )
     target = Path(out or f"segments_report_{run_id}.html")
-    staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    staged.write_text(page)
-    os.replace(staged, target)  # a reader sees the old page or the new one
+    write_page(target, page)
     log_file(tracking, run_id, target, "report")
     return target
+
+
+def write_page(target: Path, page: str) -> None:
+    """Write ``page`` to ``target`` in one step: a reader sees the old page or the new one. Each
+    writer stages its own file beside it (processes and threads alike), removed if the write fails."""
+    staged = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with staged.open("x", encoding="utf-8") as file:  # the umask's mode, as a plain write gives
+            file.write(page)
+        os.replace(staged, target)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
