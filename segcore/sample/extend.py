@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from segcore.errors import LakeError
-from segcore.sample.lake import swap_into_place
+from segcore.sample.lake import one_writer_at_a_time, swap_into_place
 from segcore.storage.versions import POINTER, local_partition
 
 RATE_DAYS = 180
@@ -144,6 +144,12 @@ def extend_lake(
     if effect and campaign is None:
         raise LakeError("--effect needs --campaign: the treatment list whose customers it applies to")
     treated = treatment_ids(campaign) if campaign else np.array([], dtype=np.int64)
+    with one_writer_at_a_time(lake):  # a run that overlaps this one extends its result
+        return _extend(lake, days, seed, treated, effect)
+
+
+def _extend(lake: Path, days: int, seed: int, treated: np.ndarray, effect: float) -> Extension:
+    """:func:`extend_lake` once its arguments are checked, holding the lake's writer lock."""
     last, largest_id = _lake_end(lake)
     start = last + dt.timedelta(days=1)
     since = start - dt.timedelta(days=RATE_DAYS)

@@ -27,7 +27,7 @@ import datetime as dt
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -36,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from segcore.runtime.file_lock import exclusive_lock
 
 DAY = np.timedelta64(1, "D")
 CATEGORIES = ["electronics", "fashion", "home", "beauty", "grocery", "sports"]
@@ -429,14 +431,25 @@ def generate_lake(
                 lake.write(batch)
                 orders += sum(block.orders.num_rows for block in batch)
                 events += sum(block.events.num_rows for block in batch)
-        swap_into_place(staging, out)
+        with one_writer_at_a_time(out):
+            swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return LakeSummary(str(out), customers, orders, events)
 
 
+@contextmanager
+def one_writer_at_a_time(out: Path) -> Iterator[None]:
+    """Writers of the lake ``out`` (generate, extend) take turns, on the file ``.<name>.lock``
+    beside it: a scheduler's overlapping runs neither crash nor lose a run's rows."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out.parent / f".{out.name}.lock"):
+        yield
+
+
 def swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake)."""
+    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake); the
+    caller holds :func:`one_writer_at_a_time` for ``out``."""
     if out.exists():
         retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(retired)

@@ -3,7 +3,6 @@ as a :class:`Tracking` that every tracking function takes explicitly."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from segcore.config import Config
 from segcore.errors import EnvironmentProblem
+from segcore.runtime.file_lock import exclusive_lock
 
 # The start-of-stage probe: one attempt, answered within this many seconds, not MLflow's minutes of retries.
 PROBE_TIMEOUT_S = 10
@@ -74,12 +74,8 @@ def _store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    with open(uri.removeprefix("sqlite:///") + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive_lock(uri.removeprefix("sqlite:///") + ".lock"):
+        yield
 
 
 def _open_store(uri: str) -> None:

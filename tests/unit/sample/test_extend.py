@@ -2,6 +2,8 @@
 (1 + effect) times as often, and the lake left as it was when the extension is refused."""
 
 import datetime as dt
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -75,3 +77,18 @@ def test_generate_refuses_an_extension_it_cannot_make_with_exit_2(tmp_path, extr
 
     assert main(["generate", "--out", str(tmp_path / "lake"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_two_extensions_at_once_both_land_one_after_the_other(lake, tmp_path):
+    """A scheduler's overlapping runs: the second waits for the first and extends its result."""
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    before = ds.dataset(copy / "orders", partitioning="hive").count_rows()
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda seed: extend_lake(copy, 3, seed), (1, 2)))
+    first, second = sorted(done, key=lambda extension: extension.start)
+    assert second.start == first.end + dt.timedelta(days=1)
+    after = ds.dataset(copy / "orders", partitioning="hive").to_table(columns=["order_id"])
+    assert after.num_rows == before + first.orders + second.orders
+    assert len(np.unique(after.column("order_id").to_numpy())) == after.num_rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lake.lock", "lake"]

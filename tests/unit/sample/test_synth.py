@@ -2,8 +2,10 @@
 but how the files are cut into row groups."""
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -60,3 +62,23 @@ def test_every_customer_has_a_planted_segment(lakes):
     assert customers["customer_id"].tolist() == planted["customer_id"].tolist()
     assert customers["customer_id"].is_unique
     assert planted["segment"].nunique() == 5
+
+
+def test_generates_into_one_folder_at_once_leave_one_whole_lake(tmp_path):
+    """A scheduler's overlapping runs: their swaps take turns, so neither crashes, and the lake is
+    one run's, whole, with nothing staged left beside it."""
+
+    def orders(lake):
+        return ds.dataset(lake / "orders", partitioning="hive").to_table().sort_by("order_id")
+
+    seeds = (11, 12)
+    for seed in seeds:
+        generate_lake(tmp_path / "alone" / str(seed), 200, seed=seed, end=END)
+    runs = {seed: orders(tmp_path / "alone" / str(seed)) for seed in seeds}
+    out = tmp_path / "at-once" / "lake"
+    generate_lake(out, 200, seed=1, end=END)
+    for _ in range(40):  # the swaps overlap in a few rounds: 2 of 3 runs of 40 crashed before
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda seed: generate_lake(out, 200, seed=seed, end=END), seeds))
+        assert any(orders(out).equals(run) for run in runs.values())
+        assert sorted(path.name for path in out.parent.iterdir()) == [".lake.lock", "lake"]
