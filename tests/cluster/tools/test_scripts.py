@@ -1,4 +1,5 @@
-"""The project's own scripts: bootstrap, install-chromium, and test (its --fast tier and exit codes)."""
+"""The project's own scripts: bootstrap, install-chromium, package (a failed build), and test (its
+--fast tier and exit codes)."""
 
 import os
 import shutil
@@ -18,6 +19,18 @@ def test_bootstrap_refuses_an_old_java(tmp_path):
     result = subprocess.run([ROOT / "scripts" / "bootstrap"], capture_output=True, text=True, env=env)
     assert result.returncode == 3
     assert "Spark 4 needs Java 17 or newer, found 11" in result.stderr
+
+
+def test_package_that_fails_leaves_the_previous_build_in_dist(tmp_path):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    previous = {"segcore-0.1.0-py3-none-any.whl": b"the previous wheel", "segcore-env.tar.gz": b"its env"}
+    for name, content in previous.items():
+        (dist / name).write_bytes(content)
+    env = {**os.environ, "PYTHON": "false"}  # no Python to make the build's venv with
+    result = subprocess.run([ROOT / "scripts" / "package", dist], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert {path.name: path.read_bytes() for path in dist.iterdir()} == previous
 
 
 def _fake_path(tmp_path, apt_get_exit: int, with_chromium: bool) -> Path:
