@@ -7,11 +7,12 @@ import argparse
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from segcore.cli.parser import build_parser
 from segcore.config import Config, load_config
-from segcore.errors import SegcoreError
+from segcore.errors import EnvironmentProblem, SegcoreError
 from segcore.runtime.logs import log, quiet_spark, setup_logging, step
 from segcore.runtime.stopping import exit_on_signals, raise_on_signals, stopped_by
 
@@ -246,16 +247,32 @@ def run_lift(config: Config, audience: str, start: dt.date, days: int, verbose: 
     print(lift_report(measure_lift(_spark("segcore-lift", verbose), config, audience, start, days)))
 
 
+@contextmanager
+def _lake_folder(out: str) -> Iterator[None]:
+    """A sample lake's ``--out`` that the file system refuses (not a folder, no permission, a full
+    disk) is an environment error that names it, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        raise EnvironmentProblem(
+            f"--out {out}: {reason}; give --out a folder that can be created and written, with room "
+            "for the lake"
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> None:
     """Run the subcommand ``args.command``."""
     if args.command == "generate":
         if args.extend_days is not None:
-            return run_extend(args.out, args.extend_days, args.seed, args.campaign, args.effect)
+            with _lake_folder(args.out):
+                return run_extend(args.out, args.extend_days, args.seed, args.campaign, args.effect)
         if args.campaign or args.effect:
             raise SegcoreError("--campaign and --effect apply with --extend-days only")
-        return run_generate(
-            args.out, args.customers, args.seed, args.end, args.shape, args.lapsing, args.lapse_from
-        )
+        with _lake_folder(args.out):
+            return run_generate(
+                args.out, args.customers, args.seed, args.end, args.shape, args.lapsing, args.lapse_from
+            )
     if args.command == "demo":
         from segcore.cli.demo import run_demo
 

@@ -92,3 +92,27 @@ def test_two_extensions_at_once_both_land_one_after_the_other(lake, tmp_path):
     assert after.num_rows == before + first.orders + second.orders
     assert len(np.unique(after.column("order_id").to_numpy())) == after.num_rows
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lake.lock", "lake"]
+
+
+def test_an_out_the_file_system_refuses_exits_3_naming_it(tmp_path, capsys):
+    """An --out under a file (as a read-only or a full disk would): exit 3, one line, no traceback."""
+    from segcore.cli.commands import main
+
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / "a-file" / "lake"
+    assert main(["generate", "--out", str(out), "--customers", "10"]) == 3
+    error = capsys.readouterr().err
+    assert f"segcore generate: error: --out {out}: Not a directory" in error
+    assert "give --out a folder that can be created and written" in error
+
+
+def test_an_extension_whose_lock_cannot_be_opened_exits_3_and_leaves_the_lake(lake, tmp_path, capsys):
+    from segcore.cli.commands import main
+
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    (tmp_path / ".lake.lock").mkdir()  # what the lock file's name is taken by
+    before = _orders(copy)
+    assert main(["generate", "--out", str(copy), "--extend-days", "3"]) == 3
+    assert f"--out {copy}: Is a directory: {tmp_path / '.lake.lock'}" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(_orders(copy), before)
