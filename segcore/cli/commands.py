@@ -17,10 +17,27 @@ from segcore.runtime.logs import log, quiet_spark, setup_logging, step
 from segcore.runtime.stopping import exit_on_signals, raise_on_signals, stopped_by
 
 
+@contextmanager
+def _refused_paths(what_to_do: str) -> Iterator[None]:
+    """A path the file system refuses (not a folder, no permission, a full disk) is an environment
+    error that names it and ``what_to_do``, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        path = f": {exc.filename}" if exc.filename else ""
+        raise EnvironmentProblem(f"{exc.strerror or exc}{path}; {what_to_do}") from None
+
+
+def _writable_out(out: str) -> str:
+    return f"give --out {out} a folder that can be created and written, with room for the lake"
+
+
 def run_extend(out: str, days: int, seed: int, campaign: str | None, effect: float) -> None:
     from segcore.sample.extend import extend_lake
 
-    extension = extend_lake(out, days, seed, campaign, effect)
+    readable = f", and --campaign {campaign} a treatment list it can read" if campaign else ""
+    with _refused_paths(_writable_out(out) + readable):
+        extension = extend_lake(out, days, seed, campaign, effect)
     treated = f"; {extension.treated:,} treated customers order at {1 + effect:g}x" if campaign else ""
     print(
         f"lake {extension.path}: {extension.start} to {extension.end} added, {extension.orders:,} orders, "
@@ -49,11 +66,13 @@ def run_generate(
     if lapse_from is not None and not (lapsing and lapse_from < end):
         raise SegcoreError(f"--lapse-from needs --lapsing and a date before --end {end}, got {lapse_from}")
     if shape != "sample":
-        shaped = SHAPES[shape](out, customers, seed, end)
+        with _refused_paths(_writable_out(out)):
+            shaped = SHAPES[shape](out, customers, seed, end)
         tables = ", ".join(f"{table} {rows:,} rows" for table, rows in shaped.rows.items())
         print(f"lake {shaped.path} ({shape}): {tables}")
         return
-    summary = generate_lake(out, customers, seed, end, lapsing, lapse_from=lapse_from)
+    with _refused_paths(_writable_out(out)):
+        summary = generate_lake(out, customers, seed, end, lapsing, lapse_from=lapse_from)
     print(
         f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "
         f"{summary.events:,} events"
@@ -247,32 +266,16 @@ def run_lift(config: Config, audience: str, start: dt.date, days: int, verbose: 
     print(lift_report(measure_lift(_spark("segcore-lift", verbose), config, audience, start, days)))
 
 
-@contextmanager
-def _lake_folder(out: str) -> Iterator[None]:
-    """A sample lake's ``--out`` that the file system refuses (not a folder, no permission, a full
-    disk) is an environment error that names it, not a traceback."""
-    try:
-        yield
-    except OSError as exc:
-        reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        raise EnvironmentProblem(
-            f"--out {out}: {reason}; give --out a folder that can be created and written, with room "
-            "for the lake"
-        ) from None
-
-
 def _run(args: argparse.Namespace) -> None:
     """Run the subcommand ``args.command``."""
     if args.command == "generate":
         if args.extend_days is not None:
-            with _lake_folder(args.out):
-                return run_extend(args.out, args.extend_days, args.seed, args.campaign, args.effect)
+            return run_extend(args.out, args.extend_days, args.seed, args.campaign, args.effect)
         if args.campaign or args.effect:
             raise SegcoreError("--campaign and --effect apply with --extend-days only")
-        with _lake_folder(args.out):
-            return run_generate(
-                args.out, args.customers, args.seed, args.end, args.shape, args.lapsing, args.lapse_from
-            )
+        return run_generate(
+            args.out, args.customers, args.seed, args.end, args.shape, args.lapsing, args.lapse_from
+        )
     if args.command == "demo":
         from segcore.cli.demo import run_demo
 
