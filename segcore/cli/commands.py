@@ -28,15 +28,19 @@ def _refused_paths(what_to_do: str) -> Iterator[None]:
         raise EnvironmentProblem(f"{exc.strerror or exc}{path}; {what_to_do}") from None
 
 
-def _writable_out(out: str) -> str:
-    return f"give --out {out} a folder that can be created and written, with room for the lake"
+def _writable(lake: str) -> str:
+    """What to do about a lake folder the file system refuses; ``lake`` names where the user gave it."""
+    return f"give {lake} a folder that can be created and written, with room for the lake"
 
 
-def run_extend(out: str, days: int, seed: int, campaign: str | None, effect: float) -> None:
+def run_extend(
+    out: str, days: int, seed: int, campaign: str | None, effect: float, given_as: str | None = None
+) -> None:
+    """Extend the lake at ``out``; ``given_as`` names where the user gave that folder (default ``--out``)."""
     from segcore.sample.extend import extend_lake
 
     readable = f", and --campaign {campaign} a treatment list it can read" if campaign else ""
-    with _refused_paths(_writable_out(out) + readable):
+    with _refused_paths(_writable(given_as or f"--out {out}") + readable):
         extension = extend_lake(out, days, seed, campaign, effect)
     treated = f"; {extension.treated:,} treated customers order at {1 + effect:g}x" if campaign else ""
     print(
@@ -53,7 +57,9 @@ def run_generate(
     shape: str = "sample",
     lapsing: float = 0.0,
     lapse_from: dt.date | None = None,
+    given_as: str | None = None,
 ) -> None:
+    """Write a lake at ``out``; ``given_as`` names where the user gave that folder (default ``--out``)."""
     from segcore.sample.lake import generate_lake
     from segcore.sample.shapes import SHAPES
 
@@ -65,13 +71,14 @@ def run_generate(
         raise SegcoreError(f"--lapsing applies to --shape sample only, not {shape}")
     if lapse_from is not None and not (lapsing and lapse_from < end):
         raise SegcoreError(f"--lapse-from needs --lapsing and a date before --end {end}, got {lapse_from}")
+    refused = _writable(given_as or f"--out {out}")
     if shape != "sample":
-        with _refused_paths(_writable_out(out)):
+        with _refused_paths(refused):
             shaped = SHAPES[shape](out, customers, seed, end)
         tables = ", ".join(f"{table} {rows:,} rows" for table, rows in shaped.rows.items())
         print(f"lake {shaped.path} ({shape}): {tables}")
         return
-    with _refused_paths(_writable_out(out)):
+    with _refused_paths(refused):
         summary = generate_lake(out, customers, seed, end, lapsing, lapse_from=lapse_from)
     print(
         f"lake {summary.path}: {summary.customers:,} customers, {summary.orders:,} orders, "

@@ -42,6 +42,13 @@ def month_before(day: dt.date) -> dt.date:
     return previous_end.replace(day=min(day.day, previous_end.day))
 
 
+def _lake_given_as(lake: str, given_workdir: str, workdir: str) -> str:
+    """Where the user gave the demo's lake folder: under --workdir, or the lake paths of --config."""
+    if os.path.commonpath([os.path.abspath(lake), workdir]) == workdir:
+        return f"--workdir {given_workdir}"
+    return f"the lake folder {lake} (its tables' paths in --config)"
+
+
 def run_demo(args: argparse.Namespace) -> None:
     """Two months of the sample lake (some loyal customers lapse in the second): features, train
     and score the first; features and score the second with the first's model; drift between them;
@@ -54,7 +61,8 @@ def run_demo(args: argparse.Namespace) -> None:
     config = load_config(args.config, [f"workdir={workdir}", DEMO_K_RANGE, DEMO_AUDIENCE, *args.overrides])
     earlier = config.model_copy(update={"as_of": month_before(config.as_of)})
     lake = config.path(os.path.dirname(config.lake.orders.path or "lake/orders") or "lake")
-    run_generate(lake, args.customers, args.seed, config.as_of, lapsing=DEMO_LAPSING)
+    given_as = _lake_given_as(lake, args.workdir, workdir)
+    run_generate(lake, args.customers, args.seed, config.as_of, lapsing=DEMO_LAPSING, given_as=given_as)
     run_features(earlier, args.verbose)
     first = run_train(earlier, args.verbose, force=True)
     run_score(earlier, first.model.version, args.verbose)
@@ -78,7 +86,8 @@ def run_demo(args: argparse.Namespace) -> None:
     print()
     run_audiences(config, ["winback"], args.verbose)
     print()
-    run_extend(lake, CAMPAIGN_DAYS, args.seed, audience_partition(config, "winback"), CAMPAIGN_EFFECT)
+    campaign = audience_partition(config, "winback")
+    run_extend(lake, CAMPAIGN_DAYS, args.seed, campaign, CAMPAIGN_EFFECT, given_as=given_as)
     run_lift(config, "winback", config.as_of, CAMPAIGN_DAYS, args.verbose)
     print()
     run_report(config, None, os.path.join(workdir, "segments_report.html"), args.verbose)

@@ -107,6 +107,19 @@ def test_an_out_the_file_system_refuses_exits_3_naming_it(tmp_path, capsys):
     assert "Traceback" not in error
 
 
+def test_a_demo_workdir_the_file_system_refuses_exits_3_naming_the_workdir(tmp_path, capsys):
+    """The demo writes its lake under --workdir: the error names that option, not generate's --out."""
+    from segcore.cli.commands import main
+
+    (tmp_path / "a-file").write_text("not a folder")
+    workdir = tmp_path / "a-file" / "demo"
+    assert main(["demo", "--workdir", str(workdir), "--customers", "10"]) == 3
+    error = capsys.readouterr().err
+    assert f"segcore demo: error: Not a directory: {workdir.parent}" in error
+    assert f"give --workdir {workdir} a folder that can be created and written" in error
+    assert "--out" not in error and "Traceback" not in error
+
+
 def test_an_extension_whose_lock_cannot_be_opened_exits_3_and_leaves_the_lake(lake, tmp_path, capsys):
     from segcore.cli.commands import main
 
