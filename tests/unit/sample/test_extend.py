@@ -94,30 +94,22 @@ def test_two_extensions_at_once_both_land_one_after_the_other(lake, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lake.lock", "lake"]
 
 
-def test_an_out_the_file_system_refuses_exits_3_naming_it(tmp_path, capsys):
-    """An --out under a file (as a read-only or a full disk would): exit 3, one line, no traceback."""
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("generate", "--out"), ("demo", "--workdir")],  # the demo writes its lake under --workdir
+)
+def test_a_folder_the_file_system_refuses_exits_3_naming_its_option(tmp_path, capsys, command, option):
+    """A folder under a file (as a read-only or a full disk would): exit 3, one line naming the
+    option the user gave it with, no traceback."""
     from segcore.cli.commands import main
 
     (tmp_path / "a-file").write_text("not a folder")
-    out = tmp_path / "a-file" / "lake"
-    assert main(["generate", "--out", str(out), "--customers", "10"]) == 3
+    folder = tmp_path / "a-file" / "lake"
+    assert main([command, option, str(folder), "--customers", "10"]) == 3
     error = capsys.readouterr().err
-    assert f"segcore generate: error: Not a directory: {out.parent}/.lake.tmp-" in error
-    assert f"give --out {out} a folder that can be created and written" in error
-    assert "Traceback" not in error
-
-
-def test_a_demo_workdir_the_file_system_refuses_exits_3_naming_the_workdir(tmp_path, capsys):
-    """The demo writes its lake under --workdir: the error names that option, not generate's --out."""
-    from segcore.cli.commands import main
-
-    (tmp_path / "a-file").write_text("not a folder")
-    workdir = tmp_path / "a-file" / "demo"
-    assert main(["demo", "--workdir", str(workdir), "--customers", "10"]) == 3
-    error = capsys.readouterr().err
-    assert f"segcore demo: error: Not a directory: {workdir.parent}" in error
-    assert f"give --workdir {workdir} a folder that can be created and written" in error
-    assert "--out" not in error and "Traceback" not in error
+    assert f"segcore {command}: error: Not a directory: {folder.parent}/" in error
+    assert f"give {option} {folder} a folder that can be created and written" in error
+    assert "Traceback" not in error and error.count("--") == 1
 
 
 def test_an_extension_whose_lock_cannot_be_opened_exits_3_and_leaves_the_lake(lake, tmp_path, capsys):
