@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from segcore.errors import SegcoreError
 from segcore.runtime.file_lock import exclusive_lock
 
 DAY = np.timedelta64(1, "D")
@@ -63,6 +64,12 @@ BATCH_CUSTOMERS = 20_000  # customers held in memory at once (rounded up to whol
 FIRST_CUSTOMER_ID = 100_001
 LAPSING_SEGMENT = "high_value_loyal"
 LAPSE_DAYS = 31
+# What the sample lake's writers (generate_lake, segcore.sample.shapes) put in a lake's folder: a
+# folder holding anything else is not theirs to replace.
+LAKE_ENTRIES = frozenset(
+    ("customers", "orders", "events", "planted_segments.parquet")
+    + ("transactions", "order_headers", "order_lines", "order_customers", "products")
+)
 
 
 @dataclass(frozen=True)
@@ -422,6 +429,7 @@ def generate_lake(
         raise ValueError("lapsing must be a share between 0 and 1")
     blocks_per_batch = max(1, -(-batch_customers // BLOCK_CUSTOMERS))
     out = Path(out)
+    check_replaceable(out)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     orders = events = 0
     try:
@@ -447,9 +455,25 @@ def one_writer_at_a_time(out: Path) -> Iterator[None]:
         yield
 
 
+def check_replaceable(out: Path) -> None:
+    """Refuse an ``out`` that a new lake may not replace: a file, or a folder holding anything but
+    a sample lake (:data:`LAKE_ENTRIES`), since the lake replaces the whole folder."""
+    if out.exists() and not out.is_dir():
+        raise SegcoreError(f"{out} is a file: give the sample lake a new folder, or a sample lake's folder")
+    entries = [entry.name for entry in out.iterdir()] if out.exists() else []
+    strangers = sorted(name for name in entries if name not in LAKE_ENTRIES)
+    if strangers:
+        more = f" and {len(strangers) - 3} more" if len(strangers) > 3 else ""
+        raise SegcoreError(
+            f"{out} holds {', '.join(strangers[:3])}{more}, which no sample lake has: a new lake replaces "
+            "the whole folder, so give a new or empty folder (or a sample lake's), or move those away"
+        )
+
+
 def swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake); the
-    caller holds :func:`one_writer_at_a_time` for ``out``."""
+    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake), unless
+    :func:`check_replaceable` refuses it; the caller holds :func:`one_writer_at_a_time` for ``out``."""
+    check_replaceable(out)
     if out.exists():
         retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(retired)

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from segcore.sample.lake import CATEGORIES, one_writer_at_a_time, swap_into_place
+from segcore.sample.lake import CATEGORIES, check_replaceable, one_writer_at_a_time, swap_into_place
 
 HISTORY_DAYS = 730
 WHOLESALE_SHARE = 0.03
@@ -122,6 +122,7 @@ def _plant(orders: pd.DataFrame, lines: pd.DataFrame, buyers: list[int], end: np
 
 def _write(out: Path, tables: dict[str, pd.DataFrame], sort_by: dict[str, str]) -> ShapeSummary:
     """Write each table as a few Parquet files, replacing any previous lake only once complete."""
+    check_replaceable(out)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         for name, frame in tables.items():

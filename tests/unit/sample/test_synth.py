@@ -82,3 +82,35 @@ def test_generates_into_one_folder_at_once_leave_one_whole_lake(tmp_path):
             list(pool.map(lambda seed: generate_lake(out, 200, seed=seed, end=END), seeds))
         assert any(orders(out).equals(run) for run in runs.values())
         assert sorted(path.name for path in out.parent.iterdir()) == [".lake.lock", "lake"]
+
+
+@pytest.mark.parametrize("shape", ["sample", "transactions"])
+@pytest.mark.parametrize("taken", ["a file", "a folder of other files"])
+def test_an_out_that_is_not_a_lake_is_refused_and_left_as_it_was(tmp_path, capsys, shape, taken):
+    """A new lake replaces its whole folder: an --out that is a file, or a folder holding anything
+    but a sample lake, exits 2 naming it, and nothing there is renamed, removed or written."""
+    from segcore.cli.commands import main
+
+    out = tmp_path / "out"
+    if taken == "a file":
+        out.write_text("important")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("important")
+        (out / "orders").mkdir()  # a lake's name beside a stranger does not make it a lake
+    before = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    assert main(["generate", "--out", str(out), "--customers", "10", "--shape", shape]) == 2
+    error = capsys.readouterr().err
+    expected = "is a file" if taken == "a file" else "holds notes.txt, which no sample lake has"
+    assert f"segcore generate: error: {out} {expected}" in error
+    assert sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")) == before
+    assert (out if taken == "a file" else out / "notes.txt").read_text() == "important"
+
+
+def test_a_lake_replaces_a_sample_lake_or_an_empty_folder(tmp_path):
+    empty, lake = tmp_path / "empty", tmp_path / "lake"
+    empty.mkdir()
+    generate_lake(lake, 10, seed=1, end=END)
+    for out in (empty, lake):
+        assert generate_lake(out, 20, seed=2, end=END).customers == 20
+        assert pq.read_table(out / "customers").num_rows == 20
