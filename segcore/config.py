@@ -453,7 +453,16 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set kmeans.k=6")
-    return key.strip().split("."), yaml.load(raw, Loader=_Loader) if raw.strip() else None
+    try:
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        quoted = raw.replace("\\", "\\\\").replace('"', '\\"')
+        raise ConfigError(
+            f"--set {item!r}: the value is not valid YAML ({problem}): to give it as text, quote it, "
+            f"e.g. --set '{key.strip()}=\"{quoted}\"'"
+        ) from None
+    return key.strip().split("."), value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -470,29 +479,52 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def _key(error: dict[str, Any]) -> str:
-    # Union members appear in the location (e.g. "constrained-int"): keep the config keys only.
-    return ".".join(str(part) for part in error["loc"] if isinstance(part, int) or str(part).isidentifier())
+def _key(error: dict[str, Any], data: Any) -> str:
+    """The config key of ``error``: its location's parts that are keys of ``data`` or could be
+    (union members, e.g. "constrained-int", also appear in the location)."""
+    parts, node = [], data
+    for part in error["loc"]:
+        if isinstance(node, dict) and part in node:
+            parts.append(str(part))
+            node = node[part]
+        elif isinstance(part, int) or str(part).isidentifier():
+            parts.append(str(part))
+            listed = isinstance(node, list) and isinstance(part, int) and part < len(node)
+            node = node[part] if listed else None
+    return ".".join(parts)
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
+def _hint(key: str, error: dict[str, Any]) -> str:
+    """What to do beyond pydantic's message, for the mistakes YAML and dates invite."""
+    if ":" in key:
+        return "; in YAML a mapping needs a space after each colon, e.g. kmeans.k={min: 3, max: 8}"
+    if error["type"].startswith("date") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(error.get("input"))):
+        return "; write dates as YYYY-MM-DD"
+    return ""
+
+
+def _describe(errors: list[dict[str, Any]], data: dict[str, Any]) -> str:
     """One line per offending key; of a union's errors, the one about the value rather than its type."""
     chosen: dict[str, dict[str, Any]] = {}
     for error in errors:
-        key, current = _key(error), chosen.get(_key(error))
+        key = _key(error, data)
+        current = chosen.get(key)
         if current is None or (
             current["type"].endswith(("_type", "_parsing"))
             and not error["type"].endswith(("_type", "_parsing"))
         ):
             chosen[key] = error
+    # A union's "not this type" beside errors inside the value: the value took the other member.
+    inside = {key for key in chosen if any(other.startswith(f"{key}.") for other in chosen)}
     lines = []
     for key, error in chosen.items():
+        if key in inside and error["type"].endswith("_type"):
+            continue
         if error["type"] == "extra_forbidden":
-            lines.append(
-                f"config key '{key}' does not exist: remove it or check its spelling (see conf/default.yaml)"
-            )
+            problem = " does not exist: remove it or check its spelling (see conf/default.yaml)"
         else:
-            lines.append(f"config key '{key}': {error['msg']} (got {error.get('input')!r})")
+            problem = f": {error['msg']} (got {error.get('input')!r})"
+        lines.append(f"config key '{key}'{problem}{_hint(key, error)}")
     return "\n".join(lines)
 
 
@@ -502,7 +534,7 @@ def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Co
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors())) from None
+        raise ConfigError(_describe(exc.errors(), data)) from None
 
 
 def load_config(path: str | None, overrides: list[str] | None = None) -> Config:

@@ -43,6 +43,37 @@ def test_malformed_override_is_explained():
         build_config({}, ["kmeans.k"])
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("kmeans.k=[5", "--set 'kmeans.k=[5': the value is not valid YAML"),
+        (
+            "lake.orders.filter=`amount` > 0",  # Spark SQL's identifier quotes
+            "quote it, e.g. --set 'lake.orders.filter=\"`amount` > 0\"'",
+        ),
+        (
+            "kmeans.k={min:2,max:6}",
+            "config key 'kmeans.k.min:2' does not exist: remove it or check its spelling (see "
+            "conf/default.yaml); in YAML a mapping needs a space after each colon",
+        ),
+        (
+            "as_of=30/06/2026",
+            "config key 'as_of': Input should be a valid date or datetime, invalid character in year "
+            "(got '30/06/2026'); write dates as YYYY-MM-DD",
+        ),
+    ],
+)
+def test_a_set_value_yaml_or_the_config_cannot_read_exits_2_saying_how_to_write_it(override, message, capsys):
+    assert main(["features", "--set", override]) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "Traceback" not in error and "'kmeans.k': Input should be a valid integer" not in error
+
+
+def test_the_quoted_value_a_yaml_error_suggests_is_read_as_text():
+    assert build_config({}, ['lake.orders.filter="`amount` > 0"']).lake.orders.filter == "`amount` > 0"
+
+
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(str(tmp_path / "nope.yaml"))
