@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import select
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -320,10 +322,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_on_signals()  # the outcome is decided: a late signal ends the process, quietly
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``segcore runs | head -1``)."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(event & select.POLLERR for _, event in poller.poll(0))
+
+
 def _outcome(args: argparse.Namespace) -> int:
     """Run the command; its exit code, the error or the stop printed on stderr."""
     try:
         _run(args)
+        sys.stdout.flush()  # a reader gone is found here, not in the interpreter's exit
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        # As a pipe's writer ends when its reader goes (what was committed stays committed):
+        # quietly, with 128 + SIGPIPE, and nothing left to flush into the broken pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except SegcoreError as exc:
         print(f"segcore {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
