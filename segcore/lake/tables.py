@@ -62,11 +62,11 @@ class InputTable:
 
 
 def spark_reason(exc: BaseException) -> str:
-    """Spark's reason for a failure in one line, without SQL state, plan or stack."""
+    """Spark's reason for a failure in one line, without SQL state, plan, stack or final period."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     line = lines[0] if lines else type(exc).__name__
     line = re.sub(r"\s*SQLSTATE: \w+", "", line)
-    return re.sub(r";?\s*line \d+ pos \d+;?$", "", line).strip()
+    return re.sub(r";?\s*line \d+ pos \d+;?$", "", line).strip().rstrip(".")
 
 
 # Held while user SQL is analysed: threads of one process take turns, so that none takes another's

@@ -24,16 +24,22 @@ def setup_logging(verbose: bool = False) -> None:
     # Dask sets its loggers' levels from its config when distributed is imported.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", quiet.lower())
     logging.getLogger("distributed").setLevel(quiet)
-    # MLflow sets its own loggers' level from this variable when it is imported.
+    # MLflow sets its own loggers' level from this variable when it is imported (if it is already).
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", quiet)
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"])
     if not verbose:
         warnings.filterwarnings("ignore", module="mlflow")
         warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def quiet_spark(spark: Any, verbose: bool = False) -> None:
-    """Spark's own log level for the rest of the job."""
+    """Spark's own log level for the rest of the job. Without ``verbose``, PySpark does not log the
+    SQL errors it raises (the JVM's stack as JSON): segcore reports those it expects in one line."""
+    from pyspark.logger import PySparkLogger
+
     spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL)
 
 
 @contextmanager

@@ -3,10 +3,12 @@ it with its aliases, resolving and loading versions, and the segment pyfunc as a
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +18,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.logging_utils import disable_logging, enable_logging
 
 import segcore
 from segcore.config import ScoreConfig
@@ -125,6 +128,21 @@ def log_value_model(model: ValueModel) -> str:
     )
 
 
+@contextmanager
+def _registration_notes_at_mlflow_level() -> Iterator[None]:
+    """MLflow prints its registration notes ("Registered model ... already exists", "Created version
+    ...") past its loggers: off while its loggers are above INFO, as the CLI sets them (ERROR, or
+    WARNING with --verbose). MLflow's stream is process-wide: its other output pauses for the moment."""
+    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        yield
+        return
+    disable_logging()
+    try:
+        yield
+    finally:
+        enable_logging()
+
+
 def create_registered_model(tracking: Tracking) -> None:
     """Create the registered model unless it exists (two first trains may both try at once)."""
     try:
@@ -151,7 +169,8 @@ def register(
     create_registered_model(tracking)
     previous, version = alias_version(tracking, CHALLENGER), None
     try:
-        with signals_held():  # a signal that lands while the version is created deletes it, once created
+        # A signal that lands while the version is created deletes it, once created.
+        with signals_held(), _registration_notes_at_mlflow_level():
             version = str(mlflow.register_model(model_uri, name, tags=version_tags).version)
         pause(pause_at)
         set_alias(tracking, CHALLENGER, version)

@@ -3,6 +3,7 @@ the customers who entered or left since the previous export, and every refusal."
 
 import csv
 import json
+from logging.handlers import BufferingHandler
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,27 @@ def test_audiences_refuses_with_exit_2_naming_the_key(exports, extra, message, c
     config, _, _ = exports[START]
     assert main(_cli(config, *extra)) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_where_spark_cannot_use_is_reported_in_one_line_without_pyspark_logging_its_stack(exports, capsys):
+    """PySpark logs each SQL error it raises, with the JVM's stack as JSON, on a logger of its own:
+    without --verbose segcore's one line is all."""
+    from pyspark.logger import PySparkLogger
+
+    config, _, _ = exports[START]
+    loggers = [
+        PySparkLogger.getLogger(name) for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+    ]
+    logged = BufferingHandler(capacity=100)
+    for logger in loggers:
+        logger.addHandler(logged)
+    try:
+        assert main(_cli(config, "--set", "audiences.x.where=spend > 10")) == 2
+    finally:
+        for logger in loggers:
+            logger.removeHandler(logged)
+    assert logged.buffer == []
+    error = [line for line in capsys.readouterr().err.splitlines() if " INFO segcore: " not in line]
+    assert len(error) == 1, error
+    assert error[0].startswith("segcore audiences: error: audiences.x.where: cannot use 'spend > 10': ")
+    assert "]. The scoring's columns are [" in error[0]
