@@ -108,16 +108,16 @@ def run_features(config: Config, verbose: bool = False) -> None:
     print(f"features {result.path}: {result.customers:,} customers, {len(result.feature_columns)} features")
 
 
-def _check_tracking(config: Config) -> None:
+def _check_tracking(config: Config, creates: bool = False) -> None:
     """The tracking store answers (exit 3 otherwise), asked before a stage imports its modules:
     a wrong tracking URI then fails in about 2 s instead of 4."""
     from segcore.tracking.store import check_tracking
 
-    check_tracking(config)
+    check_tracking(config, creates)
 
 
 def run_train(config: Config, verbose: bool = False, force: bool = False):
-    _check_tracking(config)
+    _check_tracking(config, creates=True)
     from segcore.report.console import value_line
     from segcore.train.stage import train_segments, unchanged_version
 

@@ -236,7 +236,8 @@ def existing_version(tracking: Tracking, version: str) -> str:
         return str(tracking.client.get_model_version(tracking.model_name, version).version)
     except MlflowException:
         raise ModelError(
-            f"registered model '{tracking.model_name}' has no version {version} in {tracking.uri}"
+            f"registered model '{tracking.model_name}' has no version {version} in {tracking.uri}: "
+            "`segcore runs` lists the versions"
         ) from None
 
 

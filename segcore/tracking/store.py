@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from segcore.config import Config
-from segcore.errors import EnvironmentProblem
+from segcore.errors import ConfigError, EnvironmentProblem
 from segcore.runtime.file_lock import exclusive_lock
 
 # The start-of-stage probe: one attempt, answered within this many seconds, not MLflow's minutes of retries.
@@ -44,10 +44,17 @@ def _one_quick_attempt() -> Iterator[None]:
                     os.environ[key] = value
 
 
-def check_tracking(config: Config) -> None:
+def check_tracking(config: Config, creates: bool = False) -> None:
     """Make sure the tracking store answers before any expensive work, within about
-    ``PROBE_TIMEOUT_S``: an unreachable, misconfigured or refusing store is exit code 3."""
+    ``PROBE_TIMEOUT_S``: an unreachable, misconfigured or refusing store is exit code 3. A SQLite
+    store is created only by a stage that ``creates`` (train); to the others a missing file is a
+    wrong path (exit 2), not an empty store to make."""
     uri = config.tracking_uri()
+    if uri.startswith("sqlite:///") and not creates and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(
+            f"no MLflow tracking store at {uri}: run `segcore train` first, or point --set workdir "
+            "(or mlflow.tracking_uri) at the workdir a train used"
+        )
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).parent
         try:

@@ -69,8 +69,9 @@ def test_failing_spark_submit_job_exits_non_zero(tmp_path):
 def test_score_without_a_model_says_what_to_do(tmp_path):
     result = run(BIN / "segcore", "score", "--set", f"workdir={tmp_path}")
     assert result.returncode == 2
-    assert "has no alias 'champion'" in result.stderr
-    assert "segcore train" in result.stderr
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    assert f"no MLflow tracking store at {store}: run `segcore train` first" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
     assert "spark application" not in result.stderr  # found before Spark started
 
 

@@ -1,0 +1,29 @@
+"""The tracking store a command opens: only `train` creates a SQLite store; to the other commands
+a missing one is a wrong workdir or URI, named, not an empty store made on the way."""
+
+import pytest
+
+from segcore.cli.commands import main
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"],
+        ["score"],
+        ["report"],
+        ["promote"],
+        ["drift", "--from", "2026-05-31", "--to", "2026-06-30"],
+        ["audiences", "--set", "audiences.all.where=true"],
+        ["lift", "--audience", "all", "--start", "2026-06-30", "--days", "30"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_command_that_reads_runs_refuses_a_sqlite_store_that_does_not_exist(tmp_path, capsys, command):
+    store = tmp_path / "typo" / "mlflow.db"
+    settings = ["--set", f"workdir={tmp_path}", "--set", f"mlflow.tracking_uri=sqlite:///{store}"]
+    assert main([*command, *settings]) == 2
+    error = capsys.readouterr().err
+    assert f"no MLflow tracking store at sqlite:///{store}: run `segcore train` first" in error
+    assert "spark application" not in error  # refused before Spark starts
+    assert list(tmp_path.iterdir()) == []
