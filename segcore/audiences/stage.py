@@ -197,9 +197,11 @@ def latest_export(spark: SparkSession, config: Config, name: str, day: dt.date) 
     """The partition of the audience's latest export on or before ``day`` (exit 2 if none)."""
     dates = [d for d in _export_dates(spark, config, name) if d <= day]
     if not dates:
+        known = sorted(config.audiences)
+        configured = "" if name in known else f" (it is not configured; the config's audiences: {known})"
         raise LakeError(
             f"audience '{name}' has no export on or before {day} under "
-            f"{config.path(config.campaigns.audiences_output)}: run `segcore audiences "
+            f"{config.path(config.campaigns.audiences_output)}{configured}: run `segcore audiences "
             f"--name {name}` on a scoring before the campaign starts"
         )
     return audience_partition(config, name, dates[-1])

@@ -158,7 +158,7 @@ def run_report(config: Config, run_id: str | None, out: str | None, verbose: boo
         run_id = version_run_id(tracking, version)
     check_run(tracking, run_id)  # an unknown run is found before Spark starts
     path = build_report(_spark("segcore-report", verbose), config, tracking, run_id, out)
-    print(f"report {path}")
+    print(f"report {path.absolute()}")
 
 
 def run_score(config: Config, model_version: str | None = None, verbose: bool = False) -> None:
@@ -238,7 +238,7 @@ def run_drift(config: Config, start: dt.date, end: dt.date, verbose: bool = Fals
     from segcore.tracking.store import check_tracking
 
     check_dates(start, end)
-    check_tracking(config)
+    check_tracking(config, creates=True)
     result = compare_scorings(_spark("segcore-drift", verbose), config, start, end)
     print(drift_report(result))
     if result.alerts:
@@ -258,7 +258,7 @@ def run_audiences(config: Config, names: list[str] | None, verbose: bool = False
     from segcore.tracking.store import check_tracking
 
     chosen_audiences(config, names)  # a config mistake is reported before Spark starts
-    check_tracking(config)
+    check_tracking(config, creates=True)
     spark = _spark("segcore-audiences", verbose)
     exports, run_id = export_audiences(spark, config, names)
     print(f"audiences as of {config.as_of} (run {run_id}):")
@@ -268,7 +268,7 @@ def run_audiences(config: Config, names: list[str] | None, verbose: bool = False
 
 
 def run_lift(config: Config, audience: str, start: dt.date, days: int, verbose: bool = False) -> None:
-    _check_tracking(config)
+    _check_tracking(config, creates=True)
     from segcore.lift.stage import measure_lift
     from segcore.report.console import lift_report
 

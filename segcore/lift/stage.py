@@ -96,9 +96,9 @@ def _check_window_ended(orders: InputTable, start: dt.date, end: dt.date) -> Non
     latest = orders.frame.where(F.col("day") >= F.lit(start)).agg(F.max("day")).first()[0]
     if latest is None or latest < last_day:
         raise LakeError(
-            f"table 'orders' has orders up to {latest or 'before ' + str(start)} only, but the window "
-            f"{start} to {last_day} has not ended in the lake yet: load its "
-            "orders, or shorten --days"
+            f"table 'orders' has {f'orders up to {latest}' if latest else f'no orders from {start}'}, but "
+            f"the window {start} to {last_day} has not ended in the lake yet: load its orders, or "
+            "shorten --days"
         )
 
 

@@ -148,10 +148,14 @@ def audiences_table(exports: list[AudienceExport]) -> pd.DataFrame:
 def lift_report(result: LiftResult) -> str:
     """The lift table: per segment and metric, control and treatment means and the lift with its
     interval (absolute and relative) and p-value."""
+    from segcore.lift.statistics import ALL_SEGMENTS  # loaded with the result already
+
     table = result.table
     shown = pd.DataFrame(
         {
-            "segment": table["segment_id"] + " " + table["segment_name"],
+            "segment": table["segment_name"].where(
+                table["segment_id"] == ALL_SEGMENTS, table["segment_id"] + " " + table["segment_name"]
+            ),
             "metric": table["metric"],
             "n_treat": table["treatment_customers"],
             "n_ctrl": table["control_customers"],

@@ -47,8 +47,9 @@ def _one_quick_attempt() -> Iterator[None]:
 def check_tracking(config: Config, creates: bool = False) -> None:
     """Make sure the tracking store answers before any expensive work, within about
     ``PROBE_TIMEOUT_S``: an unreachable, misconfigured or refusing store is exit code 3. A SQLite
-    store is created only by a stage that ``creates`` (train); to the others a missing file is a
-    wrong path (exit 2), not an empty store to make."""
+    store is created only by a stage that ``creates`` records (train, drift, audiences, lift); to a
+    stage that reads trained versions or runs a missing file is a wrong path (exit 2), not an empty
+    store to make."""
     uri = config.tracking_uri()
     if uri.startswith("sqlite:///") and not creates and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ConfigError(

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 from commands import BIN, ROOT, run, submit
+from mlflow.tracking import MlflowClient
 
 
 def test_wrong_config_type_exits_non_zero_naming_the_key():
@@ -76,6 +77,7 @@ def test_score_without_a_model_says_what_to_do(tmp_path):
 
 
 def test_report_of_an_unknown_run_says_so(tmp_path):
+    MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()  # a store without that run
     result = run(BIN / "segcore", "report", "--run-id", "no-such-run", "--set", f"workdir={tmp_path}")
     assert result.returncode == 2
     assert "run no-such-run has no report inputs" in result.stderr

@@ -25,7 +25,7 @@ def test_the_demo_ends_with_an_audience_a_lift_table_and_kpis(demo):
     )
     assert "treated customers order at 1.2x" in out
     lift = out.split("lift of audience 'winback' over 30 days from 2026-06-30")[1]
-    assert re.search(r"all all customers\s+orders\s+\d+\s+\d+", lift)
+    assert re.search(r"^ *all customers\s+orders\s+\d+\s+\d+", lift, re.MULTILINE)
     assert "KPIs per segment over the 30 days before 2026-06-30" in out
 
 

@@ -137,3 +137,13 @@ def test_lift_exits_2_naming_what_is_missing(pipeline, campaign, which, changes,
         args[args.index(flag) + 1] = value
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_lift_of_an_audience_not_configured_lists_those_that_are(pipeline, campaign, capsys):
+    config = _config(pipeline, campaign["lakes"]["planted"], campaign["workdir"])
+    args = _args(config, "--set", "audiences.everyone.where=true")
+    args[args.index("everyone")] = "everyon"
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "audience 'everyon' has no export on or before 2026-06-30 under " in error
+    assert "(it is not configured; the config's audiences: ['everyone'])" in error
