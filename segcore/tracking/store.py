@@ -70,9 +70,14 @@ def check_tracking(config: Config, creates: bool = False) -> None:
             _open_store(uri)
         except Exception as exc:  # requests, SQLAlchemy and MLflow errors alike mean "not usable"
             reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            server = not uri.startswith("sqlite:")
+            remedy = (
+                "Start it, or set mlflow.tracking_uri (or MLFLOW_TRACKING_URI) to a reachable MLflow server"
+                if server
+                else "Set mlflow.tracking_uri (or MLFLOW_TRACKING_URI) to a usable store"
+            )
             raise EnvironmentProblem(
-                f"MLflow tracking server {uri} is not usable: {reason}. Start it, or set "
-                "mlflow.tracking_uri (or MLFLOW_TRACKING_URI) to a reachable MLflow server"
+                f"MLflow tracking {'server' if server else 'store'} {uri} is not usable: {reason}. {remedy}"
             ) from None
 
 

@@ -19,3 +19,13 @@ def test_a_command_that_reads_runs_refuses_a_sqlite_store_that_does_not_exist(tm
     assert f"no MLflow tracking store at sqlite:///{store}: run `segcore train` first" in error
     assert "spark application" not in error  # refused before Spark starts
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_file_mlflow_cannot_use_is_an_environment_problem_naming_it(tmp_path, capsys):
+    store = tmp_path / "mlflow.db"
+    store.write_text("not a database")
+    assert main(["runs", "--set", f"workdir={tmp_path}"]) == 3
+    error = capsys.readouterr().err
+    assert f"MLflow tracking store sqlite:///{store} is not usable: " in error
+    assert "Set mlflow.tracking_uri (or MLFLOW_TRACKING_URI) to a usable store" in error
+    assert "Start it" not in error and "Traceback" not in error
