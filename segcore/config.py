@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from segcore.errors import ConfigError
-from segcore.lake.schema import identity_mapping
+from segcore.lake.schema import SCHEMAS, identity_mapping
 
 # The user's MLFLOW_TRACKING_URI, read once: mlflow.set_tracking_uri() writes that variable in
 # this process, so reading it later would return whatever store the last run used.
@@ -69,6 +69,19 @@ class TableConfig(_Strict):
     query: Text | None = None
     filter: Text | None = None
     columns: dict[str, Text | None] = Field(default_factory=dict)
+    table: ClassVar[str]  # segcore's name of the table: ``columns`` maps its names (lake.schema)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_names(cls, columns: dict[str, str | None]) -> dict[str, str | None]:
+        known = SCHEMAS[cls.table]
+        unknown = sorted(set(columns) - set(known))
+        if unknown:
+            raise ValueError(
+                f"maps unknown name(s) {unknown}: the names segcore knows for table '{cls.table}' are "
+                f"{sorted(known)}"
+            )
+        return columns
 
     @model_validator(mode="after")
     def _path_or_query(self) -> TableConfig:
@@ -80,16 +93,19 @@ class TableConfig(_Strict):
 
 
 class CustomersTable(TableConfig):
+    table = "customers"
     path: Text | None = "lake/customers"
     columns: dict[str, Text | None] = Field(default_factory=lambda: identity_mapping("customers"))
 
 
 class OrdersTable(TableConfig):
+    table = "orders"
     path: Text | None = "lake/orders"
     columns: dict[str, Text | None] = Field(default_factory=lambda: identity_mapping("orders"))
 
 
 class EventsTable(TableConfig):
+    table = "events"
     path: Text | None = "lake/events"
     columns: dict[str, Text | None] = Field(default_factory=lambda: identity_mapping("events"))
 

@@ -213,12 +213,6 @@ def _checked(
     settings = getattr(config.lake, table)
     if settings is None:
         return None
-    unknown = set(settings.columns) - set(SCHEMAS[table])
-    if unknown:
-        raise LakeError(
-            f"lake.{table}.columns maps unknown name(s) {sorted(unknown)}: "
-            f"the names segcore knows for table '{table}' are {sorted(SCHEMAS[table])}"
-        )
     wanted = [n for n in dict.fromkeys([*columns, *optional]) if settings.columns.get(n, n) is not None]
     texts = [settings.columns.get(n, n) for n in wanted] + ([settings.filter] if settings.filter else [])
     frame = _source(spark, config, table, texts)

@@ -152,13 +152,6 @@ def test_missing_feature_partition_is_named(spark, lake, tmp_path):
         train_segments(spark, config)
 
 
-def test_mapping_an_unknown_column_name_is_refused(spark, lake, previous):
-    config = make_config(previous[0], lake, lake__orders__columns={"invoice_date": "InvoiceDate"})
-    with pytest.raises(LakeError, match=r"lake.orders.columns maps unknown name\(s\) \['invoice_date'\]"):
-        run_features(spark, config)
-    _assert_untouched(previous)
-
-
 def test_scoring_with_a_model_whose_features_are_missing_is_refused(spark, lake, tmp_path):
     from segcore.errors import ModelError
     from segcore.score.stage import score_segments

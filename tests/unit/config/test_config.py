@@ -70,6 +70,15 @@ def test_a_set_value_yaml_or_the_config_cannot_read_exits_2_saying_how_to_write_
     assert "Traceback" not in error and "'kmeans.k': Input should be a valid integer" not in error
 
 
+def test_mapping_a_name_segcore_does_not_have_is_refused_at_load(capsys):
+    """A typo in a mapped name is found before Spark starts, not after it has read the table."""
+    assert main(["features", "--set", "lake.orders.columns.invoice_date=InvoiceDate"]) == 2
+    error = capsys.readouterr().err
+    assert "config key 'lake.orders.columns': Value error, maps unknown name(s) ['invoice_date']: " in error
+    assert "the names segcore knows for table 'orders' are ['amount', 'category', " in error
+    assert "spark application" not in error
+
+
 def test_the_quoted_value_a_yaml_error_suggests_is_read_as_text():
     assert build_config({}, ['lake.orders.filter="`amount` > 0"']).lake.orders.filter == "`amount` > 0"
 
