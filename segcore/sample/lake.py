@@ -439,8 +439,7 @@ def generate_lake(
                 lake.write(batch)
                 orders += sum(block.orders.num_rows for block in batch)
                 events += sum(block.events.num_rows for block in batch)
-        with one_writer_at_a_time(out):
-            swap_into_place(staging, out)
+        replace_lake(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return LakeSummary(str(out), customers, orders, events)
@@ -470,10 +469,17 @@ def check_replaceable(out: Path) -> None:
         )
 
 
+def replace_lake(staging: Path, out: Path) -> None:
+    """Put the new lake ``staging`` in place of ``out``, in turn with the lake's other writers,
+    unless :func:`check_replaceable` refuses ``out`` by then."""
+    with one_writer_at_a_time(out):
+        check_replaceable(out)
+        swap_into_place(staging, out)
+
+
 def swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake), unless
-    :func:`check_replaceable` refuses it; the caller holds :func:`one_writer_at_a_time` for ``out``."""
-    check_replaceable(out)
+    """Replace ``out`` by the complete folder ``staging`` (readers never see half a lake); the
+    caller holds :func:`one_writer_at_a_time` for ``out``."""
     if out.exists():
         retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(retired)

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from segcore.sample.lake import CATEGORIES, check_replaceable, one_writer_at_a_time, swap_into_place
+from segcore.sample.lake import CATEGORIES, check_replaceable, replace_lake
 
 HISTORY_DAYS = 730
 WHOLESALE_SHARE = 0.03
@@ -131,8 +131,7 @@ def _write(out: Path, tables: dict[str, pd.DataFrame], sort_by: dict[str, str]) 
             for i, part in enumerate(np.array_split(np.arange(len(frame)), FILES_PER_TABLE)):
                 chunk = pa.Table.from_pandas(frame.iloc[part], preserve_index=False)
                 pq.write_table(chunk, staging / name / f"part-{i:05d}.parquet")
-        with one_writer_at_a_time(out):
-            swap_into_place(staging, out)
+        replace_lake(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ShapeSummary(str(out), {name: len(frame) for name, frame in tables.items()})

@@ -79,6 +79,15 @@ def test_generate_refuses_an_extension_it_cannot_make_with_exit_2(tmp_path, extr
     assert message in capsys.readouterr().err
 
 
+def test_an_extension_keeps_what_else_the_lake_folder_holds(lake, tmp_path):
+    """Unlike a new lake, an extension adds to the folder: a file of the user's there stays."""
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    (copy / "notes.txt").write_text("important")
+    extend_lake(copy, 3, seed=1)
+    assert (copy / "notes.txt").read_text() == "important"
+
+
 def test_two_extensions_at_once_both_land_one_after_the_other(lake, tmp_path):
     """A scheduler's overlapping runs: the second waits for the first and extends its result."""
     copy = tmp_path / "lake"
