@@ -249,14 +249,16 @@ def _write_job(
     log_stages("features", stages, _tables_by_rows(input_rows))
     outputs.write_text(target, INPUT_ROWS_FILE, json.dumps(input_rows))
     if job.backtest is not None:
-        _write_backtest(outputs, job.backtest)
+        _write_backtest(outputs, job.backtest, files=len(written.inputFiles()))
     return written, input_rows
 
 
-def _write_backtest(outputs: Outputs, backtest: BacktestInputs) -> None:
-    """The value backtest's inputs, their cutoff beside them."""
+def _write_backtest(outputs: Outputs, backtest: BacktestInputs, files: int) -> None:
+    """The value backtest's inputs, their cutoff beside them, in at most ``files`` files (the
+    feature table's: the inputs come from a cached aggregate, whose partitions, as many as the
+    shuffle's, adaptive execution does not merge)."""
     with step("features", f"write the value backtest's inputs (cutoff {backtest.cutoff})"):
-        outputs.write(backtest.inputs, backtest.target)
+        outputs.write(backtest.inputs.coalesce(max(1, files)), backtest.target)
         outputs.write_text(backtest.target, CUTOFF_FILE, cutoff_record(backtest.cutoff))
 
 

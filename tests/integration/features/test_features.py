@@ -1,6 +1,7 @@
 """Feature values against an independent pandas computation on the same rows."""
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from conftest import make_config
 
 from segcore.errors import LakeError
 from segcore.features.stage import run_features
+from segcore.storage.versions import local_partition
 
 AS_OF = dt.date(2026, 4, 30)  # inside the lake's history: later rows must be ignored
 SAMPLE = 40
@@ -302,3 +304,20 @@ def test_without_rfm_customers_are_still_those_who_signed_up_before_as_of(spark,
         "region_east",
         "region_west",
     ]
+
+
+def test_the_value_backtest_inputs_take_no_more_files_than_the_feature_table(spark, lake, tmp_path):
+    """With a cluster's many shuffle partitions the backtest's inputs, from a cached aggregate
+    that adaptive execution does not merge, were written as one file per partition."""
+    config = make_config(tmp_path, lake, value__backtest=True)
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "40")
+    try:
+        run_features(spark, config)
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+
+    def files(output: str) -> list[Path]:
+        return list(Path(local_partition(config.partition(output))).glob("*.parquet"))
+
+    assert 1 <= len(files(config.value.backtest_output)) <= len(files(config.features.output)) < 40
