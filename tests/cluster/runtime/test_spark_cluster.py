@@ -324,9 +324,11 @@ def test_every_process_of_the_cluster_listens_on_host_only(standalone):
 
 def test_the_readme_stop_lines_stop_every_process(standalone):
     processes = standalone.processes()
+    started = [int(pid_file.read_text()) for pid_file in (standalone.root / "run").glob("*.pid")]
     stop = run_readme_block("stop", standalone.root, {})  # it finds the processes by their pid files
     assert stop.returncode == 0, stop.stderr
-    gone, alive = psutil.wait_procs(processes, timeout=60)
+    assert not [pid for pid in started if psutil.pid_exists(pid)]  # the lines wait for them
+    gone, alive = psutil.wait_procs(processes, timeout=60)  # and their children
     assert alive == [], [process.cmdline()[:4] for process in alive]
 
 
