@@ -130,7 +130,7 @@ def run_train(config: Config, verbose: bool = False, force: bool = False):
         )
         return None
     result = train_segments(spark, config)
-    role = " (champion)" if result.model.is_champion else ""
+    role = " and champion (the model had none)" if result.model.is_champion else ""
     print(
         f"run {result.run_id}: k={result.k}, registered {result.model.name} "
         f"version {result.model.version} as challenger{role}"

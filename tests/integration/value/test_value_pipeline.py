@@ -149,8 +149,11 @@ def test_scoring_with_a_version_trained_without_the_value_model_exits_2_naming_i
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config_to_yaml(config))
     assert main(["train", "--config", str(config_file)]) == 0
-    trained = capsys.readouterr().err  # MLflow's registration notes are off without --verbose
-    assert "Registered model" not in trained and "Created version" not in trained
+    trained = capsys.readouterr()
+    assert "registered customer_segments version 1 as challenger and champion (the model had none)" in (
+        trained.out
+    )
+    assert "Registered model" not in trained.err and "Created version" not in trained.err  # MLflow's notes
     assert main(["score", "--config", str(config_file), "--set", "value.enabled=true"]) == 2
     err = capsys.readouterr().err
     assert "version 1 of 'customer_segments' was trained without a customer value model" in err
