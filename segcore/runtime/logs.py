@@ -26,7 +26,7 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("distributed").setLevel(quiet)
     # MLflow sets its own loggers' level from this variable when it is imported (if it is already).
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", quiet)
-    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"])
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
     if not verbose:
         warnings.filterwarnings("ignore", module="mlflow")
         warnings.filterwarnings("ignore", category=FutureWarning)

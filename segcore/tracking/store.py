@@ -44,6 +44,11 @@ def _one_quick_attempt() -> Iterator[None]:
                     os.environ[key] = value
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite store's URI (None for a server)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def check_tracking(config: Config, creates: bool = False) -> None:
     """Make sure the tracking store answers before any expensive work, within about
     ``PROBE_TIMEOUT_S``: an unreachable, misconfigured or refusing store is exit code 3. A SQLite
@@ -51,15 +56,15 @@ def check_tracking(config: Config, creates: bool = False) -> None:
     stage that reads trained versions or runs a missing file is a wrong path (exit 2), not an empty
     store to make."""
     uri = config.tracking_uri()
-    if uri.startswith("sqlite:///") and not creates and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(
-            f"no MLflow tracking store at {uri}: run `segcore train` first, or point --set workdir "
-            "(or mlflow.tracking_uri) at the workdir a train used"
-        )
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
+    database = _sqlite_file(uri)
+    if database is not None:
+        if not creates and not database.is_file():
+            raise ConfigError(
+                f"no MLflow tracking store at {uri}: run `segcore train` first, or point --set workdir "
+                "(or mlflow.tracking_uri) at the workdir a train used"
+            )
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EnvironmentProblem(
                 f"MLflow tracking store {uri}: cannot create its folder ({exc.strerror}): "
@@ -84,10 +89,11 @@ def check_tracking(config: Config, creates: bool = False) -> None:
 @contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """For a SQLite store, an exclusive lock on the file ``<db>.lock`` beside it (others: none)."""
-    if not uri.startswith("sqlite:///"):
+    database = _sqlite_file(uri)
+    if database is None:
         yield
         return
-    with exclusive_lock(uri.removeprefix("sqlite:///") + ".lock"):
+    with exclusive_lock(f"{database}.lock"):
         yield
 
 
@@ -122,8 +128,9 @@ def open_tracking(config: Config) -> Tracking:
     """The configured store, with its experiment created if need be. It is also the one place that
     points MLflow's process-wide API (runs, model logging, ``models:/`` URIs) at the store."""
     uri = config.tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    database = _sqlite_file(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     _open_store(uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
