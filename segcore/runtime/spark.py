@@ -8,6 +8,7 @@ set a master.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import sys
@@ -29,12 +30,21 @@ LOCAL_DEFAULTS = {
     "spark.driver.memory": "2g",
 }
 QUIET_LOG_CONFIG = Path(__file__).with_name("log4j2-quiet.properties")
+# The local JVM's garbage collector: the parallel one, built for throughput, rather than G1, whose
+# concurrent threads take CPU from the tasks on a machine of few cores (the feature job at 1M
+# customers on 2 cores: 76.2-80.6 s against 84.5-86.8 s with G1; README, Results).
+LOCAL_COLLECTOR = "-XX:+UseParallelGC"
+# Where the JVM or Spark's launcher read options of their own; one of them choosing a collector
+# wins, since a JVM given two refuses to start.
+_JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
+_COLLECTOR_OPTION = re.compile(r"-XX:[+-]Use\w*GC\b")
 # Always wanted, unless set elsewhere: feature dates are computed in UTC.
 SESSION_DEFAULTS = {"spark.sql.session.timeZone": "UTC"}
 # spark-submit options that are Spark settings under another name.
 _SUBMIT_OPTIONS = {
     "--master": "spark.master",
     "--driver-memory": "spark.driver.memory",
+    "--driver-java-options": "spark.driver.extraJavaOptions",
     "--executor-memory": "spark.executor.memory",
     "--executor-cores": "spark.executor.cores",
     "--total-executor-cores": "spark.cores.max",
@@ -86,14 +96,22 @@ def configured_settings() -> dict[str, str]:
 
 
 def session_settings(configured: dict[str, str], verbose: bool = False) -> dict[str, str]:
-    """What segcore adds: the local defaults where no master is set (with Spark's log at ERROR
-    unless ``verbose``), UTC where no time zone is."""
+    """What segcore adds: the local defaults where no master is set (the parallel collector unless
+    the environment chose one, Spark's log at ERROR unless ``verbose``), UTC where no time zone is."""
     added = dict(SESSION_DEFAULTS)
     if "spark.master" not in configured:
         added.update(LOCAL_DEFAULTS)
+        options = [] if _collector_chosen() else [LOCAL_COLLECTOR]
         if not verbose:
-            added["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={QUIET_LOG_CONFIG.as_uri()}"
+            options.append(f"-Dlog4j2.configurationFile={QUIET_LOG_CONFIG.as_uri()}")
+        if options:
+            added["spark.driver.extraJavaOptions"] = " ".join(options)
     return {key: value for key, value in added.items() if key not in configured}
+
+
+def _collector_chosen() -> bool:
+    """Whether JVM options in the environment choose a garbage collector."""
+    return any(_COLLECTOR_OPTION.search(os.environ.get(name, "")) for name in _JVM_OPTION_VARIABLES)
 
 
 def get_spark(app_name: str = "segcore", verbose: bool = False) -> SparkSession:
