@@ -1,5 +1,6 @@
-"""The one Spark assignment of rows to segments, and the one seeded row sample that reaches the
-driver (for quality metrics, stability and plots)."""
+"""The Spark assignment of rows to segments outside score (whose pass assigns, scores and
+summarises at once: :mod:`segcore.score.scoring_pass`), and the one seeded row sample that reaches
+the driver (for quality metrics, stability and plots)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pyspark.sql import functions as F
 
 from segcore.kmeans.engines.spark import assign_spark
 from segcore.model.preparation import Preparation
-from segcore.model.segment_model import OUTPUT_COLUMNS, SegmentModel
 
 
 def with_segment_ids(
@@ -29,21 +29,6 @@ def with_segment_ids(
     labelled = assign_spark(derived, preparation.features, centres, preparation.transform_array)
     ids = F.element_at(F.array(*[F.lit(int(i)) for i in segment_ids]), F.col("label") + 1)
     return labelled.select(*frame.columns, ids.alias(column), "distance")
-
-
-def with_segments(frame: DataFrame, model: SegmentModel, column: str = "_segment") -> DataFrame:
-    """``frame`` with ``column``: a struct of :data:`OUTPUT_COLUMNS` (segment id, name and
-    distance), as the registered pyfunc's ``predict`` gives them, computed by this segcore from the
-    model's state, so executors never import a version's logged copy of segcore."""
-    assigned = with_segment_ids(frame, model.preparation, model.centres, model.segment_ids, "_segment_id")
-    pairs = [F.lit(v) for pair in zip(model.segment_ids, model.segment_names, strict=True) for v in pair]
-    segment = {
-        "segment_id": F.col("_segment_id"),
-        "segment_name": F.create_map(*pairs)[F.col("_segment_id")],
-        "distance": F.col("distance"),
-    }
-    fields = [segment[name].cast(kind).alias(name) for name, kind in OUTPUT_COLUMNS.items()]
-    return assigned.select(*frame.columns, F.struct(*fields).alias(column))
 
 
 def sample_rows(frame: DataFrame, rows: int, size: int, seed: int) -> pd.DataFrame:

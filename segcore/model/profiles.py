@@ -4,10 +4,10 @@ log of skewed features, clipped at the model's quantiles, so skew does not wash 
 population's percentiles for naming.
 
 A profile is one Spark pass: each chunk of a partition's rows is grouped by segment (assigned to
-its nearest centre in train, read from the scored rows in score) and summarised per segment and
-feature in one Arrow function: counts, sums, and a :class:`~segcore.model.summaries.Summary` for
-the medians and percentiles. The chunks' summaries merge per segment and feature in Spark, and
-only the merged ones reach the driver."""
+its nearest centre, by train's profile pass or by score's own pass, :mod:`segcore.score.scoring_pass`)
+and summarised per segment and feature in one Arrow function: counts, sums, and a
+:class:`~segcore.model.summaries.Summary` for the medians and percentiles. The chunks' summaries
+merge per segment and feature in Spark, and only the merged ones reach the driver."""
 
 from __future__ import annotations
 
@@ -87,42 +87,44 @@ def profile_with_population(
     """:func:`profile_table` of every row of ``frame`` assigned to its nearest of ``centres``
     (ids ``segment_ids``), and the :class:`Population` of all customers for the naming features
     among ``features``, in one Spark pass (module docstring)."""
-    columns = list(dict.fromkeys([*preparation.features, *features]))
-    rows = preparation.with_derived_spark(frame).select(*_doubles(columns))
-    segments = _NearestCentre(np.asarray(centres), list(segment_ids))
-    summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, segments))
+    summariser = Summariser.of(features, preparation, log_features)
+    rows = preparation.with_derived_spark(frame).select(*doubles(summariser.columns))
+    nearest_centre = _NearestCentre(summariser, np.asarray(centres), list(segment_ids))
+    summaries = _merged(rows.mapInArrow(nearest_centre, SUMMARY_SCHEMA))
     return profile_table(_grouped(summaries, features), features), _population(summaries, features)
 
 
-def profile_of_segments(
-    frame: DataFrame,
-    segment_id: Column,
-    features: list[str],
-    preparation: Preparation,
-    log_features: list[str],
-) -> pd.DataFrame:
-    """:func:`profile_table` of the rows of ``frame`` (with every model input and ``features``)
-    by their ``segment_id``, in one Spark pass."""
-    columns = list(dict.fromkeys([*preparation.features, *features]))
-    rows = frame.select(*_doubles(columns), segment_id.alias(_SegmentColumn.name))
-    summaries = _summaries(rows, _Summariser(features, columns, preparation, log_features, _SegmentColumn()))
-    return profile_table(_grouped(summaries, features), features)
+def profile_of_chunks(chunks: DataFrame, features: list[str]) -> pd.DataFrame:
+    """:func:`profile_table` from the rows of :data:`SUMMARY_SCHEMA` that a :class:`Summariser`
+    gave for every chunk of a pass."""
+    return profile_table(_grouped(_merged(chunks), features), features)
 
 
-def _doubles(columns: list[str]) -> list[Column]:
+def doubles(columns: list[str]) -> list[Column]:
     """``columns`` as doubles (nulls as NaN in Arrow), whatever their numeric type."""
     return [F.col(c).cast("double").alias(c) for c in columns]
 
 
-def _summaries(rows: DataFrame, summarise: _Summariser) -> dict[tuple[int, str], _Merged]:
-    """Every segment's and feature's merged summary of ``rows``."""
-    merged = (
-        rows.mapInArrow(summarise, SUMMARY_SCHEMA)
-        .groupBy("label", "feature")
-        .applyInArrow(_merge_chunks, SUMMARY_SCHEMA)
-        .toPandas()
-    )
+def _merged(chunks: DataFrame) -> dict[tuple[int, str], _Merged]:
+    """Every segment's and feature's summary, merged from the ``chunks`` rows of
+    :data:`SUMMARY_SCHEMA`."""
+    merged = chunks.groupBy("label", "feature").applyInArrow(_merge_chunks, SUMMARY_SCHEMA).toPandas()
     return {(int(row.label), row.feature): _Merged.of(row) for row in merged.itertuples(index=False)}
+
+
+def chunks_of(batches: Iterator[pa.RecordBatch], rows: int = CHUNK_ROWS) -> Iterator[tuple[pa.Table, int]]:
+    """A partition's Arrow batches as tables of about ``rows`` rows, each with a chunk id unique in
+    the pass (the partition's index, then the chunk's), by which merges add the chunks in order."""
+    chunk, count, index = [], 0, 0
+    partition = TaskContext.get().partitionId()
+    for batch in batches:
+        chunk.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(chunk), (partition << 32) + index
+            chunk, count, index = [], 0, index + 1
+    if count:
+        yield pa.Table.from_batches(chunk), (partition << 32) + index
 
 
 @dataclass(frozen=True)
@@ -168,56 +170,33 @@ def _grouped(summaries: dict[tuple[int, str], _Merged], features: list[str]) -> 
 
 
 @dataclass(frozen=True)
-class _NearestCentre:
-    """Rows belong to the segment of their nearest centre in the prepared space."""
-
-    centres: np.ndarray
-    segment_ids: list[int]
-
-    def of(self, table: pa.Table, prepared: np.ndarray) -> np.ndarray:
-        labels, _ = nearest(prepared, self.centres)
-        return np.asarray(self.segment_ids, dtype=np.int64)[labels]
-
-
-@dataclass(frozen=True)
-class _SegmentColumn:
-    """Rows hold their segment id in a column."""
-
-    name = "_profile_segment_id"
-
-    def of(self, table: pa.Table, prepared: np.ndarray) -> np.ndarray:
-        return table.column(self.name).to_numpy().astype(np.int64)
-
-
-@dataclass(frozen=True)
-class _Summariser:
-    """The Arrow function of a profile: one summary row per segment and feature for each chunk of
-    a partition's rows."""
+class Summariser:
+    """Summarises a chunk of rows whose segments are known: one summary row per segment and
+    feature."""
 
     features: list[str]
     columns: list[str]  # the model's features, then the other profiled ones
     preparation: Preparation
     log_features: list[str]
-    segments: _NearestCentre | _SegmentColumn
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        chunk, rows, index = [], 0, 0
-        partition = TaskContext.get().partitionId()
-        for batch in batches:
-            chunk.append(batch)
-            rows += batch.num_rows
-            if rows >= CHUNK_ROWS:
-                yield self._summaries(pa.Table.from_batches(chunk), (partition << 32) + index)
-                chunk, rows, index = [], 0, index + 1
-        if rows:
-            yield self._summaries(pa.Table.from_batches(chunk), (partition << 32) + index)
+    @classmethod
+    def of(cls, features: list[str], preparation: Preparation, log_features: list[str]) -> Summariser:
+        columns = list(dict.fromkeys([*preparation.features, *features]))
+        return cls(features, columns, preparation, log_features)
 
-    def _summaries(self, table: pa.Table, chunk: int) -> pa.RecordBatch:
+    def arrays(self, table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The chunk's :attr:`columns` as arrays, and its rows as the model sees them."""
         columns = {c: table.column(c).to_numpy() for c in self.columns}
         model = self.preparation.transform_array(
             np.column_stack([columns[f] for f in self.preparation.features])
         )
-        ids = self.segments.of(table, model)
+        return columns, model
+
+    def summarise(
+        self, columns: dict[str, np.ndarray], model: np.ndarray, ids: np.ndarray, chunk: int
+    ) -> pa.RecordBatch:
+        """The summary rows of a chunk: its ``columns``, its rows as the model sees them
+        (``model``) and their segment ``ids``."""
         order = np.argsort(ids, kind="stable")  # each segment's rows side by side
         segment_ids, starts = np.unique(ids[order], return_index=True)
         bounds = [*starts.tolist(), len(ids)]
@@ -234,6 +213,23 @@ class _Summariser:
         if feature in self.preparation.features:
             return model[order, self.preparation.features.index(feature)]
         return signed_log(values) if feature in self.log_features else values
+
+
+@dataclass(frozen=True)
+class _NearestCentre:
+    """The Arrow function of train's profile: each chunk's rows belong to the segment of their
+    nearest centre in the prepared space."""
+
+    summariser: Summariser
+    centres: np.ndarray
+    segment_ids: list[int]
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for table, chunk in chunks_of(batches):
+            columns, model = self.summariser.arrays(table)
+            labels, _ = nearest(model, self.centres)
+            ids = np.asarray(self.segment_ids, dtype=np.int64)[labels]
+            yield self.summariser.summarise(columns, model, ids, chunk)
 
 
 def _summary_row(label: int, feature: str, chunk: int, values: np.ndarray, prepared: np.ndarray) -> dict:

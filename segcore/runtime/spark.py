@@ -32,7 +32,7 @@ LOCAL_DEFAULTS = {
 QUIET_LOG_CONFIG = Path(__file__).with_name("log4j2-quiet.properties")
 # The local JVM's garbage collector: the parallel one, built for throughput, rather than G1, whose
 # concurrent threads take CPU from the tasks on a machine of few cores (the feature job at 1M
-# customers on 2 cores: 76.2-80.6 s against 84.5-86.8 s with G1; README, Results).
+# customers on 2 cores: 76.2-82.0 s in 7 runs against 83.1-86.8 s in 5 with G1; README, Results).
 LOCAL_COLLECTOR = "-XX:+UseParallelGC"
 # Where the JVM or Spark's launcher read options of their own; one of them choosing a collector
 # wins, since a JVM given two refuses to start.

@@ -39,8 +39,12 @@ KPI_TABLE_COLUMNS = (
 )
 
 
+# The feature columns the KPIs are summed from.
+KPI_INPUTS = (*KPI_COLUMNS, "tenure_days")
+
+
 def has_kpi_inputs(features: DataFrame) -> bool:
-    return all(column in features.columns for column in (*KPI_COLUMNS, "tenure_days"))
+    return all(column in features.columns for column in KPI_INPUTS)
 
 
 def _ratio(top: pd.Series, bottom: pd.Series) -> pd.Series:

@@ -1,7 +1,7 @@
 """The score stage (Spark): assign every customer of the feature table to a segment of a
-registered model (its state, read through its pyfunc, applied by segcore's Spark assignment),
-add the churn risk and value scores of the value model trained beside it, and profile the
-segments."""
+registered model (its state, read through its pyfunc), add the churn risk and value scores of the
+value model trained beside it, and profile the segments, in one pass over the features
+(:mod:`segcore.score.scoring_pass`)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from pyspark.sql import functions as F
 
 from segcore.config import Config
 from segcore.errors import ModelError
-from segcore.model.assign import with_segments
 from segcore.model.preparation import bad_value_counts
-from segcore.model.profiles import feature_columns, profile_of_segments
+from segcore.model.profiles import Summariser, feature_columns, profile_of_chunks
 from segcore.model.segment_model import SegmentModel
 from segcore.runtime.logs import log, step
-from segcore.score.kpis import has_kpi_inputs, kpi_aggregates, kpis_of_sums
+from segcore.score.kpis import KPI_INPUTS, has_kpi_inputs, kpi_aggregates, kpis_of_sums
+from segcore.score.scoring_pass import SEGMENT, VALUE, customer_rows, scoring_pass, summary_rows
 from segcore.storage.partitions import commit_partitions, read_partition
 from segcore.tracking.registry import (
     existing_version,
@@ -35,7 +35,6 @@ from segcore.value.inputs import INPUT_COLUMNS
 from segcore.value.model import ValueModel
 from segcore.value.profiles import VALUE_PROFILE_COLUMNS, value_aggregates
 from segcore.value.scores import SCORE_COLUMNS
-from segcore.value.scoring import value_scores
 from segcore.value.stage import VALUE_VERSION_TAG, value_tracking
 
 
@@ -76,18 +75,18 @@ def score_segments(spark: SparkSession, config: Config, model_version: str | Non
     if not with_kpis:
         log.warning("score: the feature table predates the KPI columns: rebuild it for KPIs per segment")
     tables = [target, profiles, *([kpi_table] if with_kpis else [])]
-    labelled = _labelled(frame, model, version, value)
-    with commit_partitions(spark, tables) as outputs, _cached(labelled):  # one commit for all
+    inputs = Observation("segcore_score_inputs")
+    checked = frame.observe(inputs, *bad_value_counts(model.preparation.features))
+    summariser = Summariser.of(feature_columns(frame), model.preparation, config.train.log_features)
+    carried = KPI_INPUTS if with_kpis else ()
+    scored = scoring_pass(checked, model, value and value.model, summariser, carried)
+    with commit_partitions(spark, tables) as outputs, _cached(scored):  # one commit for all
         with step("score", "assign and write segments") as figures:
-            inputs = Observation("segcore_score_inputs")
-            checked = labelled.observe(inputs, *bad_value_counts(model.preparation.features))
-            written = outputs.write(checked.select(*_segment_columns(value)), target)
+            written = outputs.write(customer_rows(scored).select(*_segment_columns(version, value)), target)
             _refuse_bad_values(inputs.get, config.partition(config.features.output))
             figures["customers"] = customers = written.count()
         with step("score", "profiles, value and KPIs per segment"):
-            profile, kpis = _profiles(
-                config, model, feature_columns(frame), labelled, version, value, with_kpis
-            )
+            profile, kpis = _profiles(config, model, summariser.features, scored, version, value, with_kpis)
             outputs.write(spark.createDataFrame(profile).coalesce(1), profiles)
             if kpis is not None:
                 outputs.write(spark.createDataFrame(kpis).coalesce(1), kpi_table)
@@ -108,8 +107,8 @@ def _refuse_bad_values(counts: dict[str, int], table: str) -> None:
 
 @contextmanager
 def _cached(frame: DataFrame) -> Iterator[None]:
-    """``frame`` kept (memory, else disk) while the block reads it twice: once written, once
-    aggregated, so the model is applied once."""
+    """``frame`` kept (memory, else disk) while the block reads it three times: its customers
+    written and aggregated, its summaries merged; so the pass runs once."""
     frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         yield
@@ -151,23 +150,12 @@ def _read_features(
     return model.preparation.with_derived_spark(frame)
 
 
-def _labelled(frame: DataFrame, model: SegmentModel, version: str, value: _Value | None) -> DataFrame:
-    """Every column of ``frame``, ``_segment`` (the model's output columns) and ``model_version``;
-    with ``value``, ``_value`` (its scores) and value_model_version."""
-    labelled = with_segments(frame, model).withColumn("model_version", F.lit(version))
-    if value is None:
-        return labelled
-    return labelled.withColumns(
-        {"_value": value_scores(value.model), "value_model_version": F.lit(value.version)}
-    )
-
-
-def _segment_columns(value: _Value | None) -> list[Column]:
-    """The segments table's columns of :func:`_labelled`'s frame."""
-    columns = [F.col("customer_id"), F.col("_segment.*"), F.col("model_version")]
+def _segment_columns(version: str, value: _Value | None) -> list[Column]:
+    """The segments table's columns of the scoring pass's customer rows."""
+    columns = [F.col("customer_id"), F.col(f"{SEGMENT}.*"), F.lit(version).alias("model_version")]
     if value is not None:
-        columns += [F.col(f"_value.{name}").alias(name) for name in SCORE_COLUMNS]
-        columns.append(F.col("value_model_version"))
+        columns += [F.col(f"{VALUE}.{name}").alias(name) for name in SCORE_COLUMNS]
+        columns.append(F.lit(value.version).alias("value_model_version"))
     return columns
 
 
@@ -175,27 +163,27 @@ def _profiles(
     config: Config,
     model: SegmentModel,
     features: list[str],
-    labelled: DataFrame,
+    scored: DataFrame,
     version: str,
     value: _Value | None,
     with_kpis: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The profiles (with the value figures) and KPIs per segment of this scoring: the feature
-    profile in one pass over every customer, the value figures and KPI sums in one aggregation."""
-    segment_id = F.col("_segment.segment_id")
-    profile = profile_of_segments(
-        labelled, segment_id, features, model.preparation, config.train.log_features
-    )
+    profile from the pass's summaries, the value figures and KPI sums in one aggregation of its
+    customer rows."""
+    profile = profile_of_chunks(summary_rows(scored), features)
     names = dict(zip(model.segment_ids, model.segment_names, strict=True))
     profile.insert(1, "segment_name", profile["segment_id"].map(names))
     profile.insert(2, "model_version", version)
-    values = value_aggregates(config.value, "_value") if value is not None else {}
+    values = value_aggregates(config.value, VALUE) if value is not None else {}
     aggregates = [column.alias(name) for name, column in values.items()]
     aggregates += kpi_aggregates() if with_kpis else []
     if not aggregates:
         return profile, None
-    sums = labelled.groupBy(segment_id.alias("segment_id")).agg(
-        F.count(F.lit(1)).alias("customers"), *aggregates
+    sums = (
+        customer_rows(scored)
+        .groupBy(F.col(f"{SEGMENT}.segment_id").alias("segment_id"))
+        .agg(F.count(F.lit(1)).alias("customers"), *aggregates)
     )
     by_segment = sums.toPandas()
     if value is not None:

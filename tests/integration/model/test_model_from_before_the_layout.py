@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
-from pyspark.sql import functions as F
 
 from segcore.config import build_config
-from segcore.model.assign import with_segments
-from segcore.model.profiles import profile_of_segments
+from segcore.model.profiles import Summariser, profile_of_chunks
+from segcore.score.scoring_pass import customer_rows, scoring_pass, summary_rows
 from segcore.tracking.registry import load_version
 from segcore.tracking.store import open_tracking
 
@@ -99,10 +98,11 @@ def test_the_old_version_scores_spark_rows_as_score_does(old_version, spark):
     """Score applies the version's state with this segcore's Spark assignment: its executors never
     import the version's logged (flat-layout) copy, and later Python work on them still runs."""
     model = load_version(old_version, "1")
-    labelled = with_segments(spark.createDataFrame(ROWS), model)
-    scored = labelled.select("_segment.*").toPandas()
-    assert scored.segment_id.tolist() == [7, 4, 7]
-    assert scored.segment_name.tolist() == ["far", "near", "far"]
-    np.testing.assert_allclose(scored.distance, model.assign(ROWS).distance, rtol=1e-12)
-    profile = profile_of_segments(labelled, F.col("_segment.segment_id"), ["a", "b"], model.preparation, [])
+    rows = spark.createDataFrame(ROWS.assign(customer_id=range(len(ROWS))))
+    scored = scoring_pass(rows, model, None, Summariser.of(["a", "b"], model.preparation, []))
+    segments = customer_rows(scored).orderBy("customer_id").select("_segment.*").toPandas()
+    assert segments.segment_id.tolist() == [7, 4, 7]
+    assert segments.segment_name.tolist() == ["far", "near", "far"]
+    np.testing.assert_allclose(segments.distance, model.assign(ROWS).distance, rtol=1e-12)
+    profile = profile_of_chunks(summary_rows(scored), ["a", "b"])
     assert profile.set_index("segment_id").customers.to_dict() == {4: 1, 7: 2}
