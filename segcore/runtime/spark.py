@@ -22,6 +22,7 @@ from pyspark.find_spark_home import _find_spark_home
 from pyspark.sql import SparkSession
 
 from segcore.errors import EnvironmentProblem
+from segcore.runtime import class_archive
 
 LOCAL_DEFAULTS = {
     "spark.master": "local[*]",
@@ -35,9 +36,10 @@ QUIET_LOG_CONFIG = Path(__file__).with_name("log4j2-quiet.properties")
 # customers on 2 cores: 76.2-82.0 s in 7 runs against 83.1-86.8 s in 5 with G1; README, Results).
 LOCAL_COLLECTOR = "-XX:+UseParallelGC"
 # Where the JVM or Spark's launcher read options of their own; one of them choosing a collector
-# wins, since a JVM given two refuses to start.
+# or a class archive wins, since a JVM given two collectors refuses to start.
 _JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
 _COLLECTOR_OPTION = re.compile(r"-XX:[+-]Use\w*GC\b")
+_ARCHIVE_OPTION = re.compile(r"-XX:(SharedArchiveFile|ArchiveClassesAtExit)=|-Xshare:")
 # Always wanted, unless set elsewhere: feature dates are computed in UTC.
 SESSION_DEFAULTS = {"spark.sql.session.timeZone": "UTC"}
 # spark-submit options that are Spark settings under another name.
@@ -96,12 +98,14 @@ def configured_settings() -> dict[str, str]:
 
 
 def session_settings(configured: dict[str, str], verbose: bool = False) -> dict[str, str]:
-    """What segcore adds: the local defaults where no master is set (the parallel collector unless
-    the environment chose one, Spark's log at ERROR unless ``verbose``), UTC where no time zone is."""
+    """What segcore adds: the local defaults where no master is set (the parallel collector and
+    the class archive where built, unless the environment chose them; Spark's log at ERROR unless
+    ``verbose``), UTC where no time zone is."""
     added = dict(SESSION_DEFAULTS)
     if "spark.master" not in configured:
         added.update(LOCAL_DEFAULTS)
-        options = [] if _collector_chosen() else [LOCAL_COLLECTOR]
+        options = [] if _chosen(_COLLECTOR_OPTION) else [LOCAL_COLLECTOR]
+        options += [] if _chosen(_ARCHIVE_OPTION) else class_archive.archive_options()
         if not verbose:
             options.append(f"-Dlog4j2.configurationFile={QUIET_LOG_CONFIG.as_uri()}")
         if options:
@@ -109,9 +113,9 @@ def session_settings(configured: dict[str, str], verbose: bool = False) -> dict[
     return {key: value for key, value in added.items() if key not in configured}
 
 
-def _collector_chosen() -> bool:
-    """Whether JVM options in the environment choose a garbage collector."""
-    return any(_COLLECTOR_OPTION.search(os.environ.get(name, "")) for name in _JVM_OPTION_VARIABLES)
+def _chosen(option: re.Pattern[str]) -> bool:
+    """Whether JVM options in the environment set ``option``."""
+    return any(option.search(os.environ.get(name, "")) for name in _JVM_OPTION_VARIABLES)
 
 
 def get_spark(app_name: str = "segcore", verbose: bool = False) -> SparkSession:
