@@ -1,7 +1,7 @@
 """A class-data-sharing archive of the classes Spark's JVM loads for segcore, built once per
 environment (``scripts/bootstrap`` runs ``python -m segcore.runtime.class_archive``), so that every
-local session's JVM maps them instead of loading and verifying some 14,000 classes from Spark's
-jars: 3 to 6 s less per command here (README, Results). A speed setting only: a JVM that cannot
+local session's JVM maps them instead of loading and verifying some 12,000 classes from Spark's
+jars: 3 to 5 s less per command here (README, Results). A speed setting only: a JVM that cannot
 use the archive (another Java or Spark since it was built) runs without it, silently.
 
 Built by a workload in a JVM of its own that writes the classes it loaded as it exits
@@ -24,10 +24,11 @@ _WORKLOAD_CUSTOMERS = 300
 
 def archive_options() -> list[str]:
     """The JVM options that map :data:`ARCHIVE`, where it was built (its own logging off: a JVM
-    that cannot use it would say so on stdout)."""
+    that cannot use it would say so on stdout), quoted for Spark's launcher, which splits them at
+    spaces outside quotes."""
     if not ARCHIVE.is_file():
         return []
-    return [f"-XX:SharedArchiveFile={ARCHIVE}", "-Xlog:cds=off,cds+dynamic=off"]
+    return [f'"-XX:SharedArchiveFile={ARCHIVE}"', "-Xlog:cds=off,cds+dynamic=off"]
 
 
 def build(archive: Path) -> None:

@@ -50,7 +50,10 @@ def test_the_local_jvm_maps_a_built_class_archive(_class_archive_build, tmp_path
         if key not in ("PYSPARK_SUBMIT_ARGS", "SPARK_SUBMIT_OPTS")
     }
     env["JAVA_TOOL_OPTIONS"] = f"-Xlog:class+load=info:file={loaded}"
-    _python(MAPS, env, str(_class_archive_build.archive))
+    archive = tmp_path / "a folder" / "spark-classes.jsa"  # a space: the option is quoted
+    archive.parent.mkdir()
+    archive.symlink_to(_class_archive_build.archive)
+    _python(MAPS, env, str(archive))
     assert re.search(r"org\.apache\.spark\.SparkContext source: shared objects file", loaded.read_text())
 
 

@@ -23,7 +23,7 @@ def archive(monkeypatch, tmp_path):
     built = tmp_path / "spark-classes.jsa"
     built.write_bytes(b"an archive")
     monkeypatch.setattr(class_archive, "ARCHIVE", built)
-    return f"-XX:SharedArchiveFile={built} -Xlog:cds=off,cds+dynamic=off"
+    return f'"-XX:SharedArchiveFile={built}" -Xlog:cds=off,cds+dynamic=off'
 
 
 def test_local_sessions_get_the_parallel_collector_and_the_quiet_log():
