@@ -3,7 +3,7 @@ session so that every later Spark JVM of the session (the shared session's, and 
 `segcore`, spark-submit and Spark writer subprocesses) maps them instead of loading and verifying
 ~14,000 classes from Spark's jars. A speed setting only: the JVM computes the same, and ignores an
 archive it cannot use. The environment's archive where `scripts/bootstrap` built it; otherwise
-built by the same code (`segcore.runtime.class_archive`) at the session's start: under xdist the
+built by the same code (`segcore.tools.build_class_archive`) at the session's start: under xdist the
 first worker builds it and every worker maps it."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class ArchiveBuild:
         except FileExistsError:
             return cls(archive, log, None)
         with log.open("w") as output:
-            command = [sys.executable, "-m", "segcore.runtime.class_archive", str(archive)]
+            command = [sys.executable, "-m", "segcore.tools.build_class_archive", str(archive)]
             # its own session: stop() stops the JVM with it
             process = subprocess.Popen(
                 command, stdout=output, stderr=subprocess.STDOUT, cwd=TESTS, start_new_session=True

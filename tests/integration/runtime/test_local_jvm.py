@@ -1,7 +1,7 @@
 """The local session's JVM as segcore starts it, in a fresh interpreter: the parallel garbage
 collector by default, and a collector chosen in JAVA_TOOL_OPTIONS is used instead of refusing to
 start (a JVM given two collectors exits at once); Spark's classes come from the class archive
-where one was built (this test session's, built by `segcore.runtime.class_archive`)."""
+where one was built (this test session's, built by `segcore.tools.build_class_archive`)."""
 
 import os
 import re
