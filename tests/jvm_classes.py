@@ -1,7 +1,7 @@
 """A class-data-sharing archive of the classes a Spark JVM loads for segcore, built once per test
 session so that every later Spark JVM of the session (the shared session's, and those of the
 `segcore`, spark-submit and Spark writer subprocesses) maps them instead of loading and verifying
-~14,000 classes from Spark's jars. A speed setting only: the JVM computes the same, and ignores an
+~12,000 classes from Spark's jars. A speed setting only: the JVM computes the same, and ignores an
 archive it cannot use. The environment's archive where `scripts/bootstrap` built it; otherwise
 built by the same code (`segcore.tools.build_class_archive`) at the session's start: under xdist the
 first worker builds it and every worker maps it."""
@@ -34,7 +34,7 @@ class ArchiveBuild:
 
     archive: Path
     log: Path
-    process: subprocess.Popen | None  # None: another worker's build
+    process: subprocess.Popen | None  # None: another worker's build, or the environment's archive
     settled: bool = False
 
     @classmethod
