@@ -72,7 +72,7 @@ class ArchiveBuild:
                 warnings.warn(f"no class archive for the Spark JVMs: {failure}", stacklevel=1)
             return
         self.settled = True
-        mapped = f"-XX:SharedArchiveFile={self.archive} -Xlog:cds=off,cds+dynamic=off"
+        mapped = " ".join(class_archive.mapping_options(self.archive))
         os.environ[OPTS] = f"{os.environ.get(OPTS, '')} {mapped}".strip()
 
     def wait(self, timeout: float) -> bool:

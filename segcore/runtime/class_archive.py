@@ -14,9 +14,12 @@ ARCHIVE = Path(sys.prefix, "share", "segcore", "spark-classes.jsa")
 
 
 def archive_options() -> list[str]:
-    """The JVM options that map :data:`ARCHIVE`, where it was built (its own logging off: a JVM
-    that cannot use it would say so on stdout), quoted for Spark's launcher, which splits them at
-    spaces outside quotes."""
-    if not ARCHIVE.is_file():
-        return []
-    return [f'"-XX:SharedArchiveFile={ARCHIVE}"', "-Xlog:cds=off,cds+dynamic=off"]
+    """The JVM options that map :data:`ARCHIVE`, where it was built."""
+    return mapping_options(ARCHIVE) if ARCHIVE.is_file() else []
+
+
+def mapping_options(archive: Path) -> list[str]:
+    """The JVM options that map ``archive`` (its own logging off: a JVM that cannot use it would
+    say so on stdout), quoted for Spark's launcher, which splits its option strings at spaces
+    outside quotes."""
+    return [f'"-XX:SharedArchiveFile={archive}"', "-Xlog:cds=off,cds+dynamic=off"]

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
@@ -27,6 +26,7 @@ from segcore.model.segment_model import OUTPUT_COLUMNS, SegmentModel
 from segcore.value.inputs import INPUT_COLUMNS
 from segcore.value.model import ValueModel
 from segcore.value.scores import SCORE_COLUMNS
+from segcore.value.scoring import scores_of
 
 SEGMENT, VALUE, SUMMARY = "_segment", "_value", "_summary"  # the pass's struct columns
 
@@ -65,9 +65,7 @@ def summary_rows(scored: DataFrame) -> DataFrame:
 
 
 def _struct(columns: dict[str, str]) -> T.StructType:
-    return T.StructType(
-        [T.StructField(name, T._parse_datatype_string(kind)) for name, kind in columns.items()]
-    )
+    return T.StructType.fromDDL(", ".join(f"{name} {kind}" for name, kind in columns.items()))
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,8 @@ class _ScoringPass:
             ),
         }
         if self.value is not None:
-            inputs = pd.DataFrame({c: table.column(c).to_numpy() for c in INPUT_COLUMNS})
-            scores = pa.Table.from_pandas(self.value.score(inputs)[list(SCORE_COLUMNS)], preserve_index=False)
+            inputs = [table.column(c).to_numpy() for c in INPUT_COLUMNS]
+            scores = pa.Table.from_pandas(scores_of(self.value, inputs), preserve_index=False)
             arrays[VALUE] = pa.StructArray.from_arrays(
                 [column.combine_chunks() for column in scores.columns], list(SCORE_COLUMNS)
             )

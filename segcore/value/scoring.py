@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -28,6 +29,14 @@ def value_scores(model: ValueModel, columns: Sequence[str] = tuple(SCORE_COLUMNS
 
     @F.pandas_udf(", ".join(f"{name} {SCORE_COLUMNS[name]}" for name in columns))
     def scores(x: pd.Series, t_x: pd.Series, T: pd.Series, m: pd.Series) -> pd.DataFrame:
-        return model.score(pd.DataFrame(dict(zip(INPUT_COLUMNS, (x, t_x, T, m), strict=True))))[list(columns)]
+        return scores_of(model, (x, t_x, T, m), columns)
 
     return scores(*[F.col(c).cast("double") for c in INPUT_COLUMNS])
+
+
+def scores_of(
+    model: ValueModel, inputs: Sequence[pd.Series | np.ndarray], columns: Sequence[str] = tuple(SCORE_COLUMNS)
+) -> pd.DataFrame:
+    """The score ``columns`` of the customers whose :data:`INPUT_COLUMNS` are ``inputs`` (in that
+    order)."""
+    return model.score(pd.DataFrame(dict(zip(INPUT_COLUMNS, inputs, strict=True))))[list(columns)]
